@@ -1,0 +1,83 @@
+/* Operators on f32 activations. Layouts: images NCHW contiguous; token sequences [B, L, C] row-major.
+ * Weights are tdm_tensor views in their stored dtype (F32, F16 or BF16) and are widened while packed,
+ * never copied whole to f32. Every operator has a scalar reference (ops_ref.c) next to its fast
+ * variant; tdm_exec.reference = 1 selects the references (tests compare the two).
+ * Work is split into fixed-size blocks over the thread pool so results do not depend on the
+ * thread count. Operators return TDM_ERR_NOMEM when scratch memory cannot be had. */
+#ifndef TDM_TENSOR_OPS_H
+#define TDM_TENSOR_OPS_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/threadpool.h"
+#include "tensor/tensor.h"
+
+typedef struct tdm_exec {
+    tdm_pool *pool; /* NULL: single-threaded */
+    int reference;  /* 1: use the scalar reference kernels */
+} tdm_exec;
+
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major f32; op(X) = X or X^T (trans flags).
+ * lda/ldb/ldc are row strides of A, B, C as stored. */
+tdm_code tdm_gemm(const tdm_exec *ex, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* y[M,N] = x[M,K] W^T + b; W [N,K] (torch Linear layout) any float dtype; bias [N] or NULL. */
+tdm_code tdm_linear(const tdm_exec *ex, const float *x, int64_t M, int64_t K, const tdm_tensor *W,
+                    const tdm_tensor *bias, float *y);
+
+/* 2-D convolution, NCHW. W [Cout, Cin, kh, kw]; bias [Cout] or NULL; symmetric zero padding.
+ * y [N, Cout, Ho, Wo], Ho = (H + 2 pad - kh) / stride + 1. */
+tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W,
+                    const tdm_tensor *weight, const tdm_tensor *bias, int stride, int pad, float *y);
+
+/* Group norm over (C/groups) x HW per sample; gamma, beta [C]; then SiLU when silu != 0. y may be x. */
+tdm_code tdm_group_norm(const tdm_exec *ex, const float *x, int64_t N, int64_t C, int64_t HW, int groups,
+                        float eps, const tdm_tensor *gamma, const tdm_tensor *beta, int silu, float *y);
+
+/* Layer norm over the last dim C of x [M, C]; gamma, beta [C] (beta may be NULL). y may be x. */
+tdm_code tdm_layer_norm(const tdm_exec *ex, const float *x, int64_t M, int64_t C, float eps,
+                        const tdm_tensor *gamma, const tdm_tensor *beta, float *y);
+
+/* In-place activations over n values.
+ * silu(x) = x sigmoid(x); gelu(x) = x Phi(x) (erf); gelu_tanh(x) = 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)));
+ * quick_gelu(x) = x sigmoid(1.702 x) (CLIP). */
+void tdm_silu(float *x, int64_t n);
+void tdm_gelu(float *x, int64_t n);
+void tdm_gelu_tanh(float *x, int64_t n);
+void tdm_quick_gelu(float *x, int64_t n);
+
+/* GEGLU (diffusers GEGLU): in [M, 2F] = [a | g] -> out [M, F] = a * gelu(g). */
+void tdm_geglu(const float *in, int64_t M, int64_t F, float *out);
+
+/* Row softmax in place, x [rows, cols], max-subtracted. */
+void tdm_softmax_rows(float *x, int64_t rows, int64_t cols);
+
+/* Nearest-neighbour 2x upsampling: x [N, C, H, W] -> y [N, C, 2H, 2W]. */
+void tdm_upsample_nearest2x(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, float *y);
+
+/* Multi-head attention, softmax(scale q k^T + mask) v, per batch b and head h.
+ * q: [B, Lq, *] with row stride ldq, head h at columns h*D..h*D+D-1 (same for k, v with ldk, ldv over Lk);
+ * out: [B, Lq, H*D] contiguous. causal: key j > query i is masked (CLIP text).
+ * mask_add: [B, Lk] additive key mask or NULL. The score matrix is processed in bounded query tiles
+ * (never Lq x Lk at once). */
+tdm_code tdm_attention(const tdm_exec *ex, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                       const float *v, int64_t ldv, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D,
+                       float scale, int causal, const float *mask_add, float *out);
+
+/* Reference kernels (scalar, single-threaded), same contracts. */
+tdm_code tdm_gemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+tdm_code tdm_linear_ref(const float *x, int64_t M, int64_t K, const tdm_tensor *W, const tdm_tensor *bias, float *y);
+tdm_code tdm_conv2d_ref(const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W, const tdm_tensor *weight,
+                        const tdm_tensor *bias, int stride, int pad, float *y);
+tdm_code tdm_group_norm_ref(const float *x, int64_t N, int64_t C, int64_t HW, int groups, float eps,
+                            const tdm_tensor *gamma, const tdm_tensor *beta, int silu, float *y);
+tdm_code tdm_layer_norm_ref(const float *x, int64_t M, int64_t C, float eps, const tdm_tensor *gamma,
+                            const tdm_tensor *beta, float *y);
+tdm_code tdm_attention_ref(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                           int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D, float scale, int causal,
+                           const float *mask_add, float *out);
+
+#endif
