@@ -37,6 +37,18 @@ typedef struct tdm_status {
 
 const char *tdm_code_name(tdm_code code);
 
+/* ---- Fixture check (tandem check) ------------------------------------------------------------ */
+
+/* Receives one report line (no trailing newline). */
+typedef void (*tdm_check_line_fn)(void *user, const char *line);
+
+/* Runs the fixture folder `dir` (case.json + io.safetensors + model folders, the format of the
+ * reference fixtures) and reports per output tensor max-abs and relative-L2 error against the
+ * expected values with PASS/FAIL. n_threads <= 0: all CPUs. *n_fail counts failed comparisons.
+ * A fixture kind the engine does not handle returns TDM_ERR_UNSUPPORTED. */
+tdm_code tdm_check_fixture(const char *dir, int n_threads, tdm_check_line_fn line_fn, void *user, int *n_pass,
+                           int *n_fail, tdm_status *st);
+
 #ifdef __cplusplus
 }
 #endif

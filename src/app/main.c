@@ -1,0 +1,55 @@
+/* tandem command-line program. Uses only the public API (tandem.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tandem.h"
+
+static void print_line(void *user, const char *line) {
+    (void)user;
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+static int cmd_check(int argc, char **argv) {
+    const char *dir = NULL;
+    int threads = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--fixture") == 0 && i + 1 < argc) dir = argv[++i];
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--help") == 0) {
+            printf("usage: tandem check --fixture DIR [--threads N]\n"
+                   "Runs a reference fixture folder and prints, per output tensor, max-abs and relative-L2\n"
+                   "error with PASS/FAIL against its tolerance. Exit 0 when all pass.\n");
+            return 0;
+        } else {
+            fprintf(stderr, "tandem check: unknown option '%s' (see tandem check --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "tandem check: --fixture DIR is required\n");
+        return 2;
+    }
+    tdm_status st = {0};
+    int n_pass = 0, n_fail = 0;
+    tdm_code rc = tdm_check_fixture(dir, threads, print_line, NULL, &n_pass, &n_fail, &st);
+    if (rc) {
+        fprintf(stderr, "tandem check: %s\n", st.msg);
+        return rc == TDM_ERR_UNSUPPORTED ? 3 : 1;
+    }
+    printf("%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        printf("usage: tandem COMMAND [options]\n\ncommands:\n"
+               "  check     run a reference fixture folder and compare outputs\n"
+               "Run 'tandem COMMAND --help' for the options of a command.\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "check") == 0) return cmd_check(argc - 2, argv + 2);
+    fprintf(stderr, "tandem: unknown command '%s' (see tandem --help)\n", argv[1]);
+    return 2;
+}
