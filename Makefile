@@ -13,14 +13,16 @@ BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
 CFLAGS_BASE = -std=c11 -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Wshadow -Wno-unused-parameter \
               -Iinclude -Isrc -MMD -MP -pthread
 OPT    = -O2 -g
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ifeq ($(SAN),1)
-  OPT  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  OPT  = -O1 -g $(SANFLAGS)
+  LDFLAGS += $(SANFLAGS)
 endif
 ifeq ($(WERROR),1)
   CFLAGS_BASE += -Werror
 endif
 CFLAGS  += $(CFLAGS_BASE) $(OPT)
-LDFLAGS += $(if $(filter 1,$(SAN)),-fsanitize=address,undefined,) -pthread
+LDFLAGS += -pthread
 LDLIBS  += -lopenblas -lcjson -lpng -ljpeg -lm
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/app/*'))
