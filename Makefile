@@ -27,7 +27,7 @@ LDLIBS  += -lopenblas -lcjson -lpng -ljpeg -lm
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/app/*'))
 APP_SRC  := $(sort $(wildcard src/app/*.c))
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_SRC := $(filter-out tests/test_util.c,$(sort $(wildcard tests/test_*.c)))
 TEST_UTIL_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

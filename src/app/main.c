@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/args.h"
+#include "app/commands.h"
 #include "tandem.h"
 
 static void print_line(void *user, const char *line) {
@@ -16,7 +18,9 @@ static int cmd_check(int argc, char **argv) {
     int threads = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--fixture") == 0 && i + 1 < argc) dir = argv[++i];
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            if (!tdm_arg_int("check", "--threads", argv[++i], 0, 1024, &threads)) return 2;
+        }
         else if (strcmp(argv[i], "--help") == 0) {
             printf("usage: tandem check --fixture DIR [--threads N]\n"
                    "Runs a reference fixture folder and prints, per output tensor, max-abs and relative-L2\n"
@@ -45,11 +49,21 @@ static int cmd_check(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         printf("usage: tandem COMMAND [options]\n\ncommands:\n"
+               "  generate  text to image (Stable Diffusion 1.x / 2.x, LCM)\n"
+               "  img2img   image to image\n"
                "  check     run a reference fixture folder and compare outputs\n"
+               "\n  --version  print the version\n"
                "Run 'tandem COMMAND --help' for the options of a command.\n");
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("tandem %s\n", tdm_version());
+        return 0;
+    }
     if (strcmp(argv[1], "check") == 0) return cmd_check(argc - 2, argv + 2);
+    if (strcmp(argv[1], "generate") == 0 || strcmp(argv[1], "txt2img") == 0)
+        return tdm_cmd_generate(argv[1], 0, argc - 2, argv + 2);
+    if (strcmp(argv[1], "img2img") == 0) return tdm_cmd_generate("img2img", 1, argc - 2, argv + 2);
     fprintf(stderr, "tandem: unknown command '%s' (see tandem --help)\n", argv[1]);
     return 2;
 }

@@ -37,11 +37,32 @@ tdm_code tdm_read_file(const char *path, size_t max_bytes, char **out, size_t *o
     return TDM_OK;
 }
 
+/* Python's json module writes Infinity and -Infinity, which strict JSON (and cJSON) lacks.
+ * Outside string literals they are rewritten in place to the same-length "1e999   ", which strtod
+ * reads as inf. NaN is left alone and fails to parse (there is no honest value to put there). */
+static void python_json_literals(char *s, size_t len) {
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\' && i + 1 < len) i++;
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') in_str = 1;
+        else if (c == 'I' && len - i >= 8 && memcmp(s + i, "Infinity", 8) == 0) {
+            memcpy(s + i, "1e999   ", 8);
+            i += 7;
+        }
+    }
+}
+
 tdm_code tdm_json_load(const char *path, cJSON **out, tdm_status *st) {
     char *text;
     size_t len;
     *out = NULL;
     TDM_TRY(tdm_read_file(path, (size_t)64 << 20, &text, &len, st));
+    python_json_literals(text, len);
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j) {

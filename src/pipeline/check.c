@@ -135,8 +135,7 @@ static const struct {
 } handlers[] = {
     {"unet2d_condition", tdm_check_unet},
     {"autoencoder_kl", tdm_check_vae},
-    {"clip-text-tiny", tdm_check_clip_text},
-    {"clip-text-tiny-gelu-proj", tdm_check_clip_text},
+    {"clip-text", tdm_check_clip_text}, /* prefix: clip-text-tiny, clip-text-tiny-gelu-proj, ... */
     {"tokenizer-clip", tdm_check_tokenizer_clip},
     {"scheduler", tdm_check_scheduler},
 };
@@ -156,7 +155,9 @@ tdm_code tdm_check_fixture(const char *dir, int n_threads, tdm_check_line_fn lin
     rc = tdm_json_str(c.case_json, "kind", path, 0, NULL, kind, sizeof kind, st);
     tdm_check_handler fn = NULL;
     for (size_t i = 0; !rc && i < sizeof handlers / sizeof handlers[0]; i++)
-        if (strcmp(kind, handlers[i].kind) == 0) fn = handlers[i].fn;
+        if (strcmp(kind, handlers[i].kind) == 0 ||
+            (strcmp(handlers[i].kind, "clip-text") == 0 && strncmp(kind, "clip-text", 9) == 0))
+            fn = handlers[i].fn;
     if (!rc && !fn) rc = tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: fixture kind '%s' is not supported", dir, kind);
     tdm_check_path(&c, "io.safetensors", path, sizeof path);
     if (!rc && access(path, F_OK) == 0) rc = tdm_st_open(&c.io, path, st);

@@ -80,4 +80,14 @@ tdm_code tdm_attention_ref(const float *q, int64_t ldq, const float *k, int64_t 
                            int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D, float scale, int causal,
                            const float *mask_add, float *out);
 
+/* ---- Additions (ops helper): pooled element-wise operators --------------------------------------- */
+
+typedef enum tdm_act { TDM_ACT_SILU = 0, TDM_ACT_GELU, TDM_ACT_GELU_TANH, TDM_ACT_QUICK_GELU } tdm_act;
+
+/* In-place activation over n values, split over ex->pool (ex may be NULL); the same values as
+ * tdm_silu / tdm_gelu / tdm_gelu_tanh / tdm_quick_gelu. */
+void tdm_activation(const tdm_exec *ex, tdm_act act, float *x, int64_t n);
+/* tdm_geglu split over ex->pool by rows (same values). */
+void tdm_geglu_ex(const tdm_exec *ex, const float *in, int64_t M, int64_t F, float *out);
+
 #endif

@@ -1,0 +1,403 @@
+/* UNet2DConditionModel forward (diffusers v0.27.2): embeddings, resnet / transformer blocks, down-mid-up
+ * path. Activations are f32 NCHW in the caller's arena; temporaries of each block are released with
+ * tdm_arena_get_mark / tdm_arena_reset. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "models/unet_internal.h"
+
+/* ---- embeddings ------------------------------------------------------------------------------- */
+
+void tdm_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, int freq_shift, float *out) {
+    /* diffusers get_timestep_embedding, float32 throughout as torch computes it:
+     * exponent_i = (f32)(-ln 10000) * i / (half - shift); freq = exp(exponent); arg = t * freq */
+    const int half = dim / 2;
+    const float neg_log = (float)(-log(10000.0));
+    for (int b = 0; b < n; b++) {
+        float *o = out + (size_t)b * dim;
+        for (int i = 0; i < half; i++) {
+            float e = (neg_log * (float)i) / (float)(half - freq_shift);
+            float arg = t[b] * expf(e);
+            float s = sinf(arg), c = cosf(arg);
+            o[flip_sin_to_cos ? half + i : i] = s;
+            o[flip_sin_to_cos ? i : half + i] = c;
+        }
+        if (dim % 2) o[dim - 1] = 0.0f;
+    }
+}
+
+void tdm_guidance_scale_embedding(const float *w, int B, int dim, float *out) {
+    /* diffusers LatentConsistencyModelPipeline.get_guidance_scale_embedding, float32:
+     * step = log(10000) / (half - 1); freq_i = exp(i * -step); arg = (w * 1000) freq_i; [sin | cos] */
+    const int half = dim / 2;
+    const float step = half > 1 ? logf(10000.0f) / (float)(half - 1) : 0.0f;
+    for (int b = 0; b < B; b++) {
+        float *o = out + (size_t)b * dim;
+        float ws = w[b] * 1000.0f;
+        for (int i = 0; i < half; i++) {
+            float arg = ws * expf((float)i * -step);
+            o[i] = sinf(arg);
+            o[half + i] = cosf(arg);
+        }
+        if (dim % 2) o[dim - 1] = 0.0f;
+    }
+}
+
+/* ---- forward context -------------------------------------------------------------------------- */
+
+typedef struct fwd {
+    const tdm_unet *u;
+    const tdm_exec *ex;
+    tdm_arena *a;
+    tdm_status *st;
+    int64_t B;
+    const float *temb_act; /* silu(emb) [B, T]: what every resnet's time_emb_proj sees */
+    const float *ctx;      /* [B, Lc, Dctx] */
+    int64_t Lc;
+} fwd;
+
+static float *falloc(fwd *f, int64_t n) { return tdm_arena_alloc(f->a, (size_t)(n > 0 ? n : 1) * sizeof(float)); }
+
+#define NEED(p)                                                                                    \
+    do {                                                                                           \
+        if (!(p)) return tdm_fail(f->st, TDM_ERR_NOMEM, "unet: out of memory for activations");    \
+    } while (0)
+#define OP(call, what)                                                                             \
+    do {                                                                                           \
+        tdm_code op_rc_ = (call);                                                                  \
+        if (op_rc_)                                                                                \
+            return tdm_fail(f->st, op_rc_, "unet: %s failed (%s)", what, tdm_code_name(op_rc_));   \
+    } while (0)
+
+static void debug_out(const tdm_unet_inputs *in, const char *name, const float *x, int64_t n) {
+    if (in->debug_fn) in->debug_fn(in->debug_user, name, x, n);
+}
+
+/* diffusers ResnetBlock2D: h = conv1(silu(gn1(x))) + time_emb_proj(silu(emb)); h = conv2(silu(gn2(h)));
+ * y = shortcut(x) + h. x [B, cin, H, W] -> y [B, cout, H, W] (y must not alias x). */
+static tdm_code resnet(fwd *f, const unet_resnet *r, const float *x, int64_t H, int64_t W, float *y) {
+    const tdm_unet_config *c = &f->u->cfg;
+    const int64_t B = f->B, HW = H * W;
+    tdm_arena_mark m = tdm_arena_get_mark(f->a);
+    float *h = falloc(f, B * r->cin * HW);  /* [B, cin, H, W] */
+    float *h1 = falloc(f, B * r->cout * HW); /* [B, cout, H, W] */
+    float *t = falloc(f, B * r->cout);      /* [B, cout] */
+    NEED(h && h1 && t);
+    OP(tdm_group_norm(f->ex, x, B, r->cin, HW, c->norm_num_groups, c->norm_eps, &r->norm1_w, &r->norm1_b, 1, h),
+       "resnet norm1");
+    OP(tdm_conv2d(f->ex, h, B, r->cin, H, W, &r->conv1_w, &r->conv1_b, 1, 1, h1), "resnet conv1");
+    OP(tdm_linear(f->ex, f->temb_act, B, c->time_embed_dim, &r->temb_w, &r->temb_b, t), "resnet time_emb_proj");
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t ch = 0; ch < r->cout; ch++) {
+            float *p = h1 + (b * r->cout + ch) * HW, tv = t[b * r->cout + ch];
+            for (int64_t i = 0; i < HW; i++) p[i] += tv;
+        }
+    OP(tdm_group_norm(f->ex, h1, B, r->cout, HW, c->norm_num_groups, c->norm_eps, &r->norm2_w, &r->norm2_b, 1, h1),
+       "resnet norm2");
+    OP(tdm_conv2d(f->ex, h1, B, r->cout, H, W, &r->conv2_w, &r->conv2_b, 1, 1, y), "resnet conv2");
+    const int64_t n = B * r->cout * HW;
+    if (r->has_shortcut) {
+        tdm_tensor w4 = tdm_tensor_view(r->short_w.dtype, r->short_w.data, 4, (int64_t[]){r->cout, r->cin, 1, 1});
+        OP(tdm_conv2d(f->ex, x, B, r->cin, H, W, &w4, &r->short_b, 1, 0, h1), "resnet conv_shortcut");
+        for (int64_t i = 0; i < n; i++) y[i] = h1[i] + y[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] + y[i];
+    }
+    tdm_arena_reset(f->a, m);
+    return TDM_OK;
+}
+
+/* [B, C, HW] <-> [B, HW, C] */
+static void to_tokens(const float *x, int64_t B, int64_t C, int64_t HW, float *y) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t ch = 0; ch < C; ch++) {
+            const float *xp = x + (b * C + ch) * HW;
+            float *yp = y + b * HW * C + ch;
+            for (int64_t p = 0; p < HW; p++) yp[p * C] = xp[p];
+        }
+}
+
+static void add_inplace(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* diffusers Attention (AttnProcessor): out = to_out(softmax(q k^T / sqrt(D)) v), heads split on columns.
+ * xq [B*Lq, C] normalised queries source; kv [B*Lk, Dkv] (xq itself for self-attention). */
+static tdm_code attention(fwd *f, int heads, int64_t C, const float *xq, int64_t Lq, const float *kv, int64_t Lk,
+                          int64_t Dkv, const tdm_tensor *wq, const tdm_tensor *wk, const tdm_tensor *wv,
+                          const tdm_tensor *wo, const tdm_tensor *bo, float *q, float *k, float *v, float *att,
+                          float *out) {
+    const int64_t B = f->B, D = C / heads;
+    OP(tdm_linear(f->ex, xq, B * Lq, C, wq, NULL, q), "attention to_q");
+    OP(tdm_linear(f->ex, kv, B * Lk, Dkv, wk, NULL, k), "attention to_k");
+    OP(tdm_linear(f->ex, kv, B * Lk, Dkv, wv, NULL, v), "attention to_v");
+    OP(tdm_attention(f->ex, q, C, k, C, v, C, B, heads, Lq, Lk, D, (float)(1.0 / sqrt((double)D)), 0, NULL, att),
+       "attention");
+    OP(tdm_linear(f->ex, att, B * Lq, C, wo, bo, out), "attention to_out");
+    return TDM_OK;
+}
+
+/* diffusers Transformer2DModel + BasicTransformerBlock:
+ *   h = proj_in(gn(x)) as tokens; per layer: h += attn1(ln1 h); h += attn2(ln2 h, ctx); h += ff(ln3 h)
+ *   y = proj_out(h) + x. proj_in/out are 1x1 convs or Linears: the same per-token matrix product.
+ * x [B, C, H, W] -> y (may alias x). */
+static tdm_code transformer(fwd *f, const unet_transformer *t, const float *x, int64_t H, int64_t W, float *y) {
+    const tdm_unet_config *c = &f->u->cfg;
+    const int64_t B = f->B, C = t->C, HW = H * W, M = B * HW, Lk = f->Lc > HW ? f->Lc : HW;
+    const int64_t Dctx = c->cross_attention_dim;
+    tdm_arena_mark m = tdm_arena_get_mark(f->a);
+    float *g = falloc(f, M * C);          /* gn(x) [B, C, HW], later the layer-norm output [M, C] */
+    float *tok = falloc(f, M * C);        /* tokens [M, C] */
+    float *hs = falloc(f, M * C);         /* hidden states [M, C] */
+    float *q = falloc(f, M * C);          /* [M, C] */
+    float *k = falloc(f, B * Lk * C);     /* [B, Lk, C] */
+    float *v = falloc(f, B * Lk * C);     /* [B, Lk, C] */
+    float *att = falloc(f, M * C);        /* [M, C] */
+    float *ff = falloc(f, M * 8 * C);     /* GEGLU projection [M, 8C] */
+    float *gg = falloc(f, M * 4 * C);     /* GEGLU output [M, 4C] */
+    NEED(g && tok && hs && q && k && v && att && ff && gg);
+
+    OP(tdm_group_norm(f->ex, x, B, C, HW, c->norm_num_groups, 1e-6f, &t->norm_w, &t->norm_b, 0, g),
+       "transformer norm");
+    to_tokens(g, B, C, HW, tok);
+    OP(tdm_linear(f->ex, tok, M, C, &t->proj_in_w, &t->proj_in_b, hs), "transformer proj_in");
+    for (int l = 0; l < t->n_layers; l++) {
+        const unet_tblock *b = &t->blocks[l];
+        OP(tdm_layer_norm(f->ex, hs, M, C, 1e-5f, &b->norm1_w, &b->norm1_b, g), "transformer norm1");
+        TDM_TRY(attention(f, t->heads, C, g, HW, g, HW, C, &b->q1, &b->k1, &b->v1, &b->o1_w, &b->o1_b, q, k, v, att,
+                          tok));
+        add_inplace(hs, tok, M * C);
+        OP(tdm_layer_norm(f->ex, hs, M, C, 1e-5f, &b->norm2_w, &b->norm2_b, g), "transformer norm2");
+        TDM_TRY(attention(f, t->heads, C, g, HW, f->ctx, f->Lc, Dctx, &b->q2, &b->k2, &b->v2, &b->o2_w, &b->o2_b, q,
+                          k, v, att, tok));
+        add_inplace(hs, tok, M * C);
+        OP(tdm_layer_norm(f->ex, hs, M, C, 1e-5f, &b->norm3_w, &b->norm3_b, g), "transformer norm3");
+        OP(tdm_linear(f->ex, g, M, C, &b->ff1_w, &b->ff1_b, ff), "transformer ff.net.0.proj");
+        tdm_geglu(ff, M, 4 * C, gg);
+        OP(tdm_linear(f->ex, gg, M, 4 * C, &b->ff2_w, &b->ff2_b, tok), "transformer ff.net.2");
+        add_inplace(hs, tok, M * C);
+    }
+    OP(tdm_linear(f->ex, hs, M, C, &t->proj_out_w, &t->proj_out_b, tok), "transformer proj_out");
+    for (int64_t bb = 0; bb < B; bb++)
+        for (int64_t ch = 0; ch < C; ch++) {
+            const float *tp = tok + bb * HW * C + ch;
+            const float *xp = x + (bb * C + ch) * HW;
+            float *yp = y + (bb * C + ch) * HW;
+            for (int64_t p = 0; p < HW; p++) yp[p] = tp[p * C] + xp[p];
+        }
+    tdm_arena_reset(f->a, m);
+    return TDM_OK;
+}
+
+/* time_embedding(timestep_proj(t) [+ cond_proj(timestep_cond)]) [+ add_embedding(text_embeds | time_proj(ids))]
+ * -> emb [B, T] */
+static tdm_code embeddings(fwd *f, const tdm_unet_inputs *in, float *emb) {
+    const tdm_unet *u = f->u;
+    const tdm_unet_config *c = &u->cfg;
+    const int64_t B = f->B, C0 = c->block_out_channels[0], T = c->time_embed_dim;
+    tdm_arena_mark m = tdm_arena_get_mark(f->a);
+    float *tp = falloc(f, B * C0); /* [B, C0] */
+    float *h = falloc(f, B * T);   /* [B, T] */
+    NEED(tp && h);
+    tdm_timestep_embedding(in->timesteps, (int)B, (int)C0, c->flip_sin_to_cos, c->freq_shift, tp);
+    if (c->time_cond_proj_dim) {
+        float *cp = falloc(f, B * C0); /* [B, C0] */
+        NEED(cp);
+        OP(tdm_linear(f->ex, in->timestep_cond, B, c->time_cond_proj_dim, &u->t_cond_w, NULL, cp),
+           "time_embedding.cond_proj");
+        add_inplace(tp, cp, B * C0);
+    }
+    OP(tdm_linear(f->ex, tp, B, C0, &u->t_lin1_w, &u->t_lin1_b, h), "time_embedding.linear_1");
+    tdm_silu(h, B * T);
+    OP(tdm_linear(f->ex, h, B, T, &u->t_lin2_w, &u->t_lin2_b, emb), "time_embedding.linear_2");
+    debug_out(in, "time_embedding", emb, B * T);
+    if (c->addition_text_time) {
+        const int64_t P = c->projection_class_embeddings_input_dim, nid = in->n_time_ids,
+                      ad = c->addition_time_embed_dim, Dt = in->text_embeds_dim;
+        float *ids = falloc(f, B * nid * ad); /* [B*nid, ad] = [B, nid*ad] */
+        float *cat = falloc(f, B * P);        /* [B, P] = [text_embeds | time embeds] */
+        float *aug = falloc(f, B * T);        /* [B, T] */
+        NEED(ids && cat && aug);
+        tdm_timestep_embedding(in->time_ids, (int)(B * nid), (int)ad, c->flip_sin_to_cos, c->freq_shift, ids);
+        for (int64_t b = 0; b < B; b++) {
+            memcpy(cat + b * P, in->text_embeds + b * Dt, (size_t)Dt * sizeof(float));
+            memcpy(cat + b * P + Dt, ids + b * nid * ad, (size_t)(nid * ad) * sizeof(float));
+        }
+        OP(tdm_linear(f->ex, cat, B, P, &u->a_lin1_w, &u->a_lin1_b, h), "add_embedding.linear_1");
+        tdm_silu(h, B * T);
+        OP(tdm_linear(f->ex, h, B, T, &u->a_lin2_w, &u->a_lin2_b, aug), "add_embedding.linear_2");
+        debug_out(in, "add_embedding", aug, B * T);
+        add_inplace(emb, aug, B * T);
+    }
+    tdm_arena_reset(f->a, m);
+    return TDM_OK;
+}
+
+static tdm_code check_inputs(const tdm_unet *u, const tdm_unet_inputs *in, tdm_status *st) {
+    const tdm_unet_config *c = &u->cfg;
+    const int f = 1 << (c->n_levels - 1);
+    if (!in->sample || !in->timesteps || !in->context)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: sample, timesteps and context are required");
+    if (in->B < 1 || in->B > 4096) return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: batch size %d is out of range", in->B);
+    if (in->H < 1 || in->W < 1 || in->H > 16384 || in->W > 16384)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: latent size %dx%d is out of range", in->H, in->W);
+    if (in->H % f || in->W % f)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                        "unet: latent size %dx%d must be a multiple of %d (2^(levels-1)); image size a multiple of %d",
+                        in->H, in->W, f, 8 * f);
+    if (in->context_len < 1 || in->context_len > 65536)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: context length %d is out of range", in->context_len);
+    if (c->time_cond_proj_dim && !in->timestep_cond)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                        "unet: the model has time_cond_proj_dim %d (LCM): timestep_cond [B, %d] is required",
+                        c->time_cond_proj_dim, c->time_cond_proj_dim);
+    if (c->addition_text_time) {
+        if (!in->text_embeds || !in->time_ids)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                            "unet: addition_embed_type text_time (SDXL) requires text_embeds and time_ids");
+        if (in->text_embeds_dim < 1 || in->n_time_ids < 1 ||
+            (int64_t)in->text_embeds_dim + (int64_t)in->n_time_ids * c->addition_time_embed_dim !=
+                c->projection_class_embeddings_input_dim)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                            "unet: text_embeds dim %d + %d time_ids x %d does not match "
+                            "projection_class_embeddings_input_dim %d",
+                            in->text_embeds_dim, in->n_time_ids, c->addition_time_embed_dim,
+                            c->projection_class_embeddings_input_dim);
+    }
+    if (in->down_residuals && in->n_down_residuals != tdm_unet_n_skips(u))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: %d down residuals given, the model has %d skip connections",
+                        in->n_down_residuals, tdm_unet_n_skips(u));
+    return TDM_OK;
+}
+
+typedef struct skip {
+    float *x; /* [B, C, H, W] */
+    int64_t C, H, W;
+} skip;
+
+static tdm_code forward(fwd *f, const tdm_unet_inputs *in, float *out) {
+    const tdm_unet *u = f->u;
+    const tdm_unet_config *c = &u->cfg;
+    const int L = c->n_levels, lpb = c->layers_per_block;
+    const int64_t B = f->B, T = c->time_embed_dim, C0 = c->block_out_channels[0];
+    int64_t H = in->H, W = in->W;
+    char name[64];
+
+    float *emb = falloc(f, B * T); /* [B, T] */
+    NEED(emb);
+    TDM_TRY(embeddings(f, in, emb));
+    tdm_silu(emb, B * T); /* every resnet applies silu before time_emb_proj */
+    f->temb_act = emb;
+
+    skip skips[1 + TDM_UNET_MAX_LEVELS * (TDM_UNET_MAX_LAYERS + 1)];
+    int ns = 0;
+    float *h = falloc(f, B * C0 * H * W); /* conv_in output [B, C0, H, W] */
+    NEED(h);
+    OP(tdm_conv2d(f->ex, in->sample, B, c->in_channels, H, W, &u->conv_in_w, &u->conv_in_b, 1, 1, h), "conv_in");
+    debug_out(in, "conv_in", h, B * C0 * H * W);
+    skips[ns++] = (skip){h, C0, H, W};
+    int64_t C = C0;
+
+    for (int i = 0; i < L; i++) {
+        const unet_level *l = &u->down[i];
+        for (int j = 0; j < lpb; j++) {
+            const unet_resnet *r = &l->resnets[j];
+            float *y = falloc(f, B * r->cout * H * W); /* [B, cout, H, W] */
+            NEED(y);
+            TDM_TRY(resnet(f, r, h, H, W, y));
+            if (l->attns) TDM_TRY(transformer(f, &l->attns[j], y, H, W, y));
+            h = y;
+            C = r->cout;
+            skips[ns++] = (skip){h, C, H, W};
+        }
+        if (l->has_sample) {
+            float *y = falloc(f, B * C * (H / 2) * (W / 2)); /* [B, C, H/2, W/2] */
+            NEED(y);
+            OP(tdm_conv2d(f->ex, h, B, C, H, W, &l->sample_w, &l->sample_b, 2, 1, y), "downsample");
+            H /= 2;
+            W /= 2;
+            h = y;
+            skips[ns++] = (skip){h, C, H, W};
+        }
+        snprintf(name, sizeof name, "down_blocks.%d", i);
+        debug_out(in, name, h, B * C * H * W);
+    }
+
+    /* mid and up path work in three buffers sized for the largest tensor: ping-pong p0/p1 and cat */
+    int64_t mx = C * H * W;
+    {
+        int64_t hh = H, ww = W, prev = C;
+        for (int i = 0; i < L; i++) {
+            const unet_level *l = &u->up[i];
+            for (int j = 0; j < l->n_layers; j++) {
+                int64_t n = (int64_t)l->resnets[j].cin * hh * ww;
+                if (n > mx) mx = n;
+                prev = l->resnets[j].cout;
+            }
+            if (prev * hh * ww > mx) mx = prev * hh * ww;
+            if (l->has_sample) {
+                hh *= 2;
+                ww *= 2;
+                if (prev * hh * ww > mx) mx = prev * hh * ww;
+            }
+        }
+    }
+    float *p0 = falloc(f, B * mx), *p1 = falloc(f, B * mx), *cat = falloc(f, B * mx);
+    NEED(p0 && p1 && cat);
+
+    TDM_TRY(resnet(f, &u->mid_res[0], h, H, W, p0));
+    TDM_TRY(transformer(f, &u->mid_attn, p0, H, W, p0));
+    TDM_TRY(resnet(f, &u->mid_res[1], p0, H, W, p1));
+    h = p1;
+    /* ControlNet: residuals join the skips only (the mid block saw the plain down path output) */
+    if (in->down_residuals)
+        for (int s = 0; s < ns; s++)
+            if (in->down_residuals[s])
+                add_inplace(skips[s].x, in->down_residuals[s], B * skips[s].C * skips[s].H * skips[s].W);
+    if (in->mid_residual) add_inplace(h, in->mid_residual, B * C * H * W);
+    debug_out(in, "mid_block", h, B * C * H * W);
+
+    for (int i = 0; i < L; i++) {
+        const unet_level *l = &u->up[i];
+        for (int j = 0; j < l->n_layers; j++) {
+            const unet_resnet *r = &l->resnets[j];
+            const skip *s = &skips[--ns];
+            if (s->H != H || s->W != W || C + s->C != r->cin)
+                return tdm_fail(f->st, TDM_ERR_INTERNAL, "unet: up block %d layer %d: skip shape mismatch", i, j);
+            for (int64_t b = 0; b < B; b++) { /* cat(h, skip) on channels */
+                memcpy(cat + b * r->cin * H * W, h + b * C * H * W, (size_t)(C * H * W) * sizeof(float));
+                memcpy(cat + (b * r->cin + C) * H * W, s->x + b * s->C * H * W, (size_t)(s->C * H * W) * sizeof(float));
+            }
+            float *y = h == p0 ? p1 : p0;
+            TDM_TRY(resnet(f, r, cat, H, W, y));
+            if (l->attns) TDM_TRY(transformer(f, &l->attns[j], y, H, W, y));
+            h = y;
+            C = r->cout;
+        }
+        if (l->has_sample) {
+            tdm_upsample_nearest2x(h, B, C, H, W, cat);
+            H *= 2;
+            W *= 2;
+            float *y = h == p0 ? p1 : p0;
+            OP(tdm_conv2d(f->ex, cat, B, C, H, W, &l->sample_w, &l->sample_b, 1, 1, y), "upsample conv");
+            h = y;
+        }
+        snprintf(name, sizeof name, "up_blocks.%d", i);
+        debug_out(in, name, h, B * C * H * W);
+    }
+    OP(tdm_group_norm(f->ex, h, B, C, H * W, c->norm_num_groups, c->norm_eps, &u->norm_out_w, &u->norm_out_b, 1, cat),
+       "conv_norm_out");
+    OP(tdm_conv2d(f->ex, cat, B, C, H, W, &u->conv_out_w, &u->conv_out_b, 1, 1, out), "conv_out");
+    return TDM_OK;
+}
+
+tdm_code tdm_unet_forward(const tdm_unet *u, const tdm_exec *ex, tdm_arena *arena, const tdm_unet_inputs *in,
+                          float *out, tdm_status *st) {
+    TDM_TRY(check_inputs(u, in, st));
+    fwd f = {u, ex, arena, st, in->B, NULL, in->context, in->context_len};
+    tdm_arena_mark m = tdm_arena_get_mark(arena);
+    tdm_code rc = forward(&f, in, out);
+    tdm_arena_reset(arena, m);
+    return rc;
+}

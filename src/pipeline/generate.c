@@ -1,0 +1,371 @@
+/* Generation pipeline (see generate.h for the flow and the noise streams). */
+#include "pipeline/generate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/rng.h"
+#include "io/image.h"
+
+/* Public sampler names and their A1111 labels (infotext "Sampler:" field). */
+static const struct {
+    const char *name, *label;
+} k_samplers[] = {
+    {"ddim", "DDIM"},         {"euler", "Euler"},     {"euler_a", "Euler a"}, {"dpmpp_2m", "DPM++ 2M"},
+    {"dpmpp_2m_karras", "DPM++ 2M Karras"}, {"unipc", "UniPC"}, {"ddpm", "DDPM"},   {"lcm", "LCM"},
+};
+#define N_SAMPLERS ((int)(sizeof k_samplers / sizeof k_samplers[0]))
+
+const char *const *tdm_sampler_names(int *n) {
+    static const char *const names[] = {"ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras",
+                                        "unipc", "ddpm", "lcm", NULL};
+    if (n) *n = N_SAMPLERS;
+    return names;
+}
+
+const char *tdm_gen_sampler_label(const char *sampler) {
+    for (int i = 0; i < N_SAMPLERS; i++)
+        if (strcmp(sampler, k_samplers[i].name) == 0) return k_samplers[i].label;
+    return sampler;
+}
+
+/* The sampler the model's scheduler_config.json names, when tandem has it; else euler_a. */
+static const char *sampler_from_class(const tdm_scheduler_config *c) {
+    const char *cls = c->class_name;
+    if (strcmp(cls, "DDIMScheduler") == 0) return "ddim";
+    if (strcmp(cls, "EulerDiscreteScheduler") == 0) return "euler";
+    if (strcmp(cls, "EulerAncestralDiscreteScheduler") == 0) return "euler_a";
+    if (strcmp(cls, "DPMSolverMultistepScheduler") == 0) return c->use_karras_sigmas ? "dpmpp_2m_karras" : "dpmpp_2m";
+    if (strcmp(cls, "UniPCMultistepScheduler") == 0) return "unipc";
+    if (strcmp(cls, "DDPMScheduler") == 0) return "ddpm";
+    if (strcmp(cls, "LCMScheduler") == 0) return "lcm";
+    return "euler_a"; /* PNDM (the SD 1.x default) and anything else tandem does not implement */
+}
+
+void tdm_gen_model_defaults(const tdm_sd_model *m, tdm_gen_defaults *d) {
+    memset(d, 0, sizeof *d);
+    const tdm_unet_config *uc = m->unet ? tdm_unet_get_config(m->unet) : NULL;
+    int vs = m->vae_scale > 0 ? m->vae_scale : 8;
+    d->lcm = uc && uc->time_cond_proj_dim > 0;
+    d->size_multiple = vs * (uc ? 1 << (uc->n_levels - 1) : 8);
+    int side = uc && uc->sample_size > 0 ? uc->sample_size * vs : 512;
+    if (side % d->size_multiple) side -= side % d->size_multiple;
+    if (side < d->size_multiple) side = d->size_multiple;
+    d->width = d->height = side;
+    d->steps = d->lcm ? 4 : 20;
+    d->guidance = d->lcm ? 8.5f : 7.5f;
+    d->sampler = d->lcm ? "lcm" : sampler_from_class(&m->scheduler);
+}
+
+tdm_code tdm_gen_resolve(const tdm_sd_model *m, const tdm_generate_params *p, tdm_gen_plan *plan, tdm_status *st) {
+    memset(plan, 0, sizeof *plan);
+    if (!p) return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: params is NULL");
+    if (!p->prompt) return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: prompt is NULL (use \"\" for none)");
+    tdm_gen_defaults d;
+    tdm_gen_model_defaults(m, &d);
+    plan->prompt = p->prompt;
+    plan->negative = p->negative_prompt ? p->negative_prompt : "";
+    plan->lcm = d.lcm;
+
+    plan->steps = p->steps == 0 ? d.steps : p->steps;
+    if (plan->steps < 1 || plan->steps > 1000)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "steps %d is out of range [1, 1000]", p->steps);
+    plan->guidance = p->guidance_scale < 0 ? d.guidance : p->guidance_scale;
+    if (!isfinite(plan->guidance) || plan->guidance > 100.0f)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "guidance scale %g is out of range [0, 100]", p->guidance_scale);
+
+    plan->sampler = p->sampler && *p->sampler ? p->sampler : d.sampler;
+    int known = 0;
+    for (int i = 0; i < N_SAMPLERS; i++)
+        if (strcmp(plan->sampler, k_samplers[i].name) == 0) {
+            plan->sampler = k_samplers[i].name; /* static storage */
+            known = 1;
+        }
+    if (!known)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                        "unknown sampler '%s' (ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm)",
+                        plan->sampler);
+    TDM_TRY(tdm_sampler_kind_parse(plan->sampler, &plan->kind, &plan->karras, st));
+
+    plan->eta = p->eta;
+    if (!isfinite(plan->eta) || plan->eta < 0.0f || plan->eta > 1.0f)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "eta %g is out of range [0, 1]", p->eta);
+    plan->seed = p->seed;
+
+    plan->img2img = p->init_image != NULL;
+    const tdm_image *init = p->init_image;
+    if (init && (!init->pixels || init->channels != 3 || init->width <= 0 || init->height <= 0))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "init image must be RGB8 with pixels (got %dx%d, %d channels)",
+                        init->width, init->height, init->channels);
+    int mult = d.size_multiple;
+    int dw = d.width, dh = d.height;
+    if (init) { /* diffusers: the init image size rounded down (here to the model's size multiple) */
+        dw = init->width - init->width % mult;
+        dh = init->height - init->height % mult;
+        if (dw < mult) dw = mult;
+        if (dh < mult) dh = mult;
+    }
+    plan->width = p->width ? p->width : dw;
+    plan->height = p->height ? p->height : dh;
+    if (plan->width <= 0 || plan->height <= 0 || plan->width > 4096 || plan->height > 4096)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "image size %dx%d is out of range (1..4096 a side)", plan->width,
+                        plan->height);
+    if (plan->width % mult || plan->height % mult)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "image size %dx%d: width and height must be multiples of %d for this model",
+                        plan->width, plan->height, mult);
+
+    plan->strength = 1.0f;
+    if (plan->img2img) {
+        plan->strength = p->strength;
+        if (!isfinite(plan->strength) || plan->strength <= 0.0f || plan->strength > 1.0f)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "strength %g is out of range (0, 1]", p->strength);
+    }
+    plan->clip_skip = p->clip_skip <= 0 ? 1 : p->clip_skip;
+    if (plan->clip_skip > 48) return tdm_fail(st, TDM_ERR_INVALID_ARG, "clip skip %d is out of range", p->clip_skip);
+    plan->emphasis = p->emphasis != 0;
+    plan->use_cfg = !plan->lcm && plan->guidance > 1.0f;
+    return TDM_OK;
+}
+
+/* ---- run -------------------------------------------------------------------------------------- */
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static tdm_code report(const tdm_generate_params *p, tdm_stage stage, int step, int total, tdm_status *st) {
+    if (p->progress && p->progress(p->progress_user, stage, step, total))
+        return tdm_fail(st, TDM_ERR_CANCELLED, "generation cancelled by the progress callback (%s %d/%d)",
+                        tdm_stage_name(stage), step, total);
+    return TDM_OK;
+}
+
+/* img2img: init image -> [1, 3, H, W] in [-1, 1] (diffusers VaeImageProcessor: u8 / 255, then 2x - 1,
+ * float32), resized with Lanczos (Pillow semantics) when its size differs from the target. */
+static tdm_code init_image_tensor(const tdm_image *init, int W, int H, float *x, tdm_status *st) {
+    tdm_image resized = {0};
+    const tdm_image *src = init;
+    if (init->width != W || init->height != H) {
+        TDM_TRY(tdm_image_resize(init, W, H, TDM_RESAMPLE_LANCZOS, &resized, st));
+        src = &resized;
+    }
+    const size_t hw = (size_t)W * H;
+    for (size_t i = 0; i < hw; i++)
+        for (int c = 0; c < 3; c++) {
+            float v = (float)src->pixels[i * 3 + c] / 255.0f;
+            x[c * hw + i] = 2.0f * v - 1.0f;
+        }
+    tdm_image_free(&resized);
+    return TDM_OK;
+}
+
+typedef struct gen_ctx {
+    const tdm_sd_model *m;
+    const tdm_exec *ex;
+    const tdm_generate_params *p;
+    tdm_gen_plan plan;
+    tdm_arena arena;
+    tdm_sampler *sampler;
+    tdm_generate_stats stats;
+    int h, w;   /* latent size */
+    int64_t n;  /* latent values: C * h * w */
+    int Cl;     /* latent channels */
+} gen_ctx;
+
+/* Initial latents x[n]: txt2img noise, or the encoded init image noised to the first kept step. */
+static tdm_code prepare_latents(gen_ctx *g, float *x, tdm_status *st) {
+    const tdm_gen_plan *pl = &g->plan;
+    if (!pl->img2img) {
+        tdm_randn(x, (size_t)g->n, pl->seed, TDM_STREAM_INIT_LATENT, 0);
+        float sigma = tdm_sampler_init_noise_sigma(g->sampler);
+        for (int64_t i = 0; i < g->n; i++) x[i] *= sigma;
+        return TDM_OK;
+    }
+    TDM_TRY(report(g->p, TDM_STAGE_ENCODE_IMAGE, 0, 1, st));
+    double t0 = now_seconds();
+    const tdm_vae *vae = g->m->vae;
+    tdm_arena_mark mk = tdm_arena_get_mark(&g->arena);
+    const int W = pl->width, H = pl->height;
+    float *img = tdm_arena_alloc(&g->arena, sizeof(float) * 3 * (size_t)W * H); /* [1, 3, H, W] */
+    float *mean = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);      /* [1, Cl, h, w] */
+    float *logvar = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);    /* [1, Cl, h, w] */
+    float *noise = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);     /* [1, Cl, h, w] */
+    if (!img || !mean || !logvar || !noise) return tdm_fail(st, TDM_ERR_NOMEM, "img2img: out of memory");
+    TDM_TRY(init_image_tensor(g->p->init_image, W, H, img, st));
+    TDM_TRY(tdm_vae_encode(vae, g->ex, &g->arena, img, 1, H, W, mean, logvar, NULL, st));
+    /* z = mean + std * eps (DiagonalGaussianDistribution.sample), latents = scaling_factor * z. */
+    tdm_randn(noise, (size_t)g->n, pl->seed, TDM_STREAM_VAE_POSTERIOR, 0);
+    const float sf = (float)vae->cfg.scaling_factor;
+    for (int64_t i = 0; i < g->n; i++) {
+        float stdv = expf(0.5f * logvar[i]);
+        mean[i] = sf * (mean[i] + stdv * noise[i]);
+    }
+    tdm_randn(noise, (size_t)g->n, pl->seed, TDM_STREAM_IMG2IMG_NOISE, 0);
+    tdm_sampler_add_noise(g->sampler, mean, noise, x, g->n);
+    tdm_arena_reset(&g->arena, mk);
+    g->stats.seconds_encode += now_seconds() - t0;
+    return report(g->p, TDM_STAGE_ENCODE_IMAGE, 1, 1, st);
+}
+
+/* The sampler loop; x[n] holds the result on return (LCM: the last denoised prediction). */
+static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_status *st) {
+    const tdm_gen_plan *pl = &g->plan;
+    const tdm_unet_config *uc = tdm_unet_get_config(g->m->unet);
+    const int B = pl->use_cfg ? 2 : 1;
+    const int64_t n = g->n;
+    const int N = tdm_sampler_n_steps(g->sampler);
+    tdm_arena *a = &g->arena;
+    float *xin = tdm_arena_alloc(a, sizeof(float) * (size_t)(B * n));  /* [B, Cl, h, w] */
+    float *pred = tdm_arena_alloc(a, sizeof(float) * (size_t)(B * n)); /* [B, Cl, h, w] */
+    float tsteps[2];
+    const float *context = tc->cond; /* [B, len, C] */
+    if (!xin || !pred) return tdm_fail(st, TDM_ERR_NOMEM, "denoise: out of memory");
+    if (B == 2) { /* [uncond; cond], the diffusers order */
+        float *ctx2 = tdm_arena_alloc(a, sizeof(float) * 2 * (size_t)tc->len * tc->C);
+        if (!ctx2) return tdm_fail(st, TDM_ERR_NOMEM, "denoise: out of memory");
+        memcpy(ctx2, tc->uncond, sizeof(float) * (size_t)tc->len * tc->C);
+        memcpy(ctx2 + (size_t)tc->len * tc->C, tc->cond, sizeof(float) * (size_t)tc->len * tc->C);
+        context = ctx2;
+    }
+    float *wcond = NULL; /* LCM: [B, time_cond_proj_dim] guidance embedding of w = g - 1 */
+    if (uc->time_cond_proj_dim > 0) {
+        wcond = tdm_arena_alloc(a, sizeof(float) * (size_t)B * uc->time_cond_proj_dim);
+        if (!wcond) return tdm_fail(st, TDM_ERR_NOMEM, "denoise: out of memory");
+        float w[2] = {pl->guidance - 1.0f, pl->guidance - 1.0f};
+        tdm_guidance_scale_embedding(w, B, uc->time_cond_proj_dim, wcond);
+    }
+    tdm_unet_inputs in;
+    memset(&in, 0, sizeof in);
+    in.B = B;
+    in.H = g->h;
+    in.W = g->w;
+    in.sample = xin;
+    in.timesteps = tsteps;
+    in.context = context;
+    in.context_len = tc->len;
+    in.timestep_cond = wcond;
+
+    tdm_seeded_noise sn = {pl->seed, TDM_STREAM_SAMPLER_BASE};
+    tdm_noise_source noise = tdm_noise_source_seeded(&sn);
+    TDM_TRY(report(g->p, TDM_STAGE_DENOISE, 0, N, st));
+    double t0 = now_seconds();
+    for (int i = 0; i < N; i++) {
+        tdm_sampler_scale_model_input(g->sampler, i, x, xin, n);
+        if (B == 2) memcpy(xin + n, xin, sizeof(float) * (size_t)n);
+        tsteps[0] = tsteps[1] = tdm_sampler_timestep(g->sampler, i);
+        TDM_TRY(tdm_unet_forward(g->m->unet, g->ex, a, &in, pred, st));
+        g->stats.unet_calls++;
+        g->stats.unet_batch = B;
+        if (B == 2) { /* eps = eps_u + g (eps_c - eps_u) */
+            const float gs = pl->guidance;
+            for (int64_t k = 0; k < n; k++) pred[k] = pred[k] + gs * (pred[n + k] - pred[k]);
+        }
+        TDM_TRY(tdm_sampler_step(g->sampler, i, pred, x, n, &noise, st));
+        g->stats.steps_run = i + 1;
+        g->stats.seconds_denoise = now_seconds() - t0;
+        TDM_TRY(report(g->p, TDM_STAGE_DENOISE, i + 1, N, st));
+    }
+    if (tdm_sampler_get_kind(g->sampler) == TDM_SAMPLER_LCM) {
+        const float *den = tdm_sampler_denoised(g->sampler);
+        if (!den) return tdm_fail(st, TDM_ERR_INTERNAL, "LCM sampler returned no denoised sample");
+        memcpy(x, den, sizeof(float) * (size_t)n);
+    }
+    return TDM_OK;
+}
+
+static tdm_code decode(gen_ctx *g, const float *x, tdm_image *out, tdm_status *st) {
+    TDM_TRY(report(g->p, TDM_STAGE_DECODE, 0, 1, st));
+    double t0 = now_seconds();
+    const tdm_vae *vae = g->m->vae;
+    const int W = g->plan.width, H = g->plan.height;
+    float *z = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);         /* [1, Cl, h, w] */
+    float *img = tdm_arena_alloc(&g->arena, sizeof(float) * 3 * (size_t)W * H); /* [1, 3, H, W] */
+    if (!z || !img) return tdm_fail(st, TDM_ERR_NOMEM, "decode: out of memory");
+    /* diffusers: latents / scaling_factor (+ shift_factor for VAEs that have one). */
+    const float sf = (float)vae->cfg.scaling_factor;
+    const float shift = vae->cfg.has_shift_factor ? (float)vae->cfg.shift_factor : 0.0f;
+    for (int64_t i = 0; i < g->n; i++) z[i] = x[i] / sf + shift;
+    TDM_TRY(tdm_vae_decode(vae, g->ex, &g->arena, z, 1, g->h, g->w, img, st));
+    TDM_TRY(tdm_image_alloc(out, W, H, st));
+    tdm_vae_to_rgb8(img, 1, H, W, out->pixels);
+    g->stats.seconds_decode = now_seconds() - t0;
+    tdm_code rc = report(g->p, TDM_STAGE_DECODE, 1, 1, st);
+    if (rc) tdm_image_free(out);
+    return rc;
+}
+
+tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_generate_params *p, tdm_image *out,
+                     tdm_generate_stats *stats, tdm_status *st) {
+    memset(out, 0, sizeof *out);
+    if (stats) memset(stats, 0, sizeof *stats);
+    const unsigned need = TDM_SD_TOKENIZER | TDM_SD_TEXT_ENCODER | TDM_SD_UNET | TDM_SD_VAE | TDM_SD_SCHEDULER;
+    if ((m->loaded & need) != need || !m->tokenizer || !m->text_encoder || !m->unet || !m->vae)
+        return tdm_fail(st, TDM_ERR_MISSING, "generate: the model lacks a component (tokenizer, text encoder, UNet, "
+                                             "VAE or scheduler)");
+    gen_ctx g;
+    memset(&g, 0, sizeof g);
+    g.m = m;
+    g.ex = ex;
+    g.p = p;
+    TDM_TRY(tdm_gen_resolve(m, p, &g.plan, st));
+    const tdm_unet_config *uc = tdm_unet_get_config(m->unet);
+    const tdm_vae_config *vc = &m->vae->cfg;
+    if (uc->in_channels != vc->latent_channels || uc->out_channels != vc->latent_channels)
+        return tdm_fail(st, TDM_ERR_UNSUPPORTED,
+                        "UNet in/out channels %d/%d do not match the VAE latent channels %d (inpainting and "
+                        "other conditioned UNets are not supported)",
+                        uc->in_channels, uc->out_channels, vc->latent_channels);
+    if (uc->addition_text_time)
+        return tdm_fail(st, TDM_ERR_UNSUPPORTED, "SDXL UNets (text_time embedding) are not supported yet");
+    const int s = tdm_vae_latent_scale(vc);
+    g.Cl = vc->latent_channels;
+    g.h = g.plan.height / s;
+    g.w = g.plan.width / s;
+    g.n = (int64_t)g.Cl * g.h * g.w;
+
+    tdm_scheduler_config cfg = m->scheduler;
+    /* The sampler name decides Karras sigmas (only dpmpp_2m_karras), whatever the model's config says. */
+    cfg.use_karras_sigmas = g.plan.karras;
+    cfg.eta = g.plan.eta;
+    tdm_arena_init(&g.arena, (size_t)32 << 20);
+    tdm_code rc = tdm_sampler_create(&g.sampler, g.plan.kind, &cfg, g.plan.steps, g.plan.strength, st);
+    if (rc) goto done;
+    if (tdm_sampler_n_steps(g.sampler) < 1) {
+        rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "strength %g with %d steps leaves no step to run", g.plan.strength,
+                      g.plan.steps);
+        goto done;
+    }
+
+    /* 1. text */
+    rc = report(p, TDM_STAGE_ENCODE_TEXT, 0, 1, st);
+    if (rc) goto done;
+    double t0 = now_seconds();
+    tdm_text_cond tc;
+    rc = tdm_gen_encode_text(m, ex, &g.arena, &g.plan, g.plan.use_cfg, &tc, st);
+    if (rc) goto done;
+    g.stats.prompt_chunks = tc.n_windows;
+    g.stats.seconds_encode = now_seconds() - t0;
+    rc = report(p, TDM_STAGE_ENCODE_TEXT, 1, 1, st);
+    if (rc) goto done;
+
+    /* 2. latents */
+    float *x = tdm_arena_alloc(&g.arena, sizeof(float) * (size_t)g.n); /* [1, Cl, h, w] */
+    if (!x) {
+        rc = tdm_fail(st, TDM_ERR_NOMEM, "latents: out of memory");
+        goto done;
+    }
+    rc = prepare_latents(&g, x, st);
+    /* 3. loop, 4. decode */
+    if (!rc) rc = denoise(&g, &tc, x, st);
+    if (!rc) rc = decode(&g, x, out, st);
+done:
+    g.stats.arena_peak = g.arena.peak;
+    if (stats) *stats = g.stats;
+    tdm_sampler_free(g.sampler);
+    tdm_arena_free(&g.arena);
+    return rc;
+}

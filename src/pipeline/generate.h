@@ -1,0 +1,94 @@
+/* Text-to-image and image-to-image generation for SD 1.x / 2.x (and LCM) models: the pipeline behind
+ * tdm_generate (public API in tandem.h, implementation of the API objects in api.c).
+ *
+ * Flow (diffusers StableDiffusionPipeline / StableDiffusionImg2ImgPipeline / LatentConsistencyModelPipeline,
+ * prompt handling as A1111):
+ *   1. text: prompt and negative prompt -> 77-token windows (75 content tokens each, A1111 emphasis
+ *      weights when enabled; comma backtracking as A1111) -> text encoder (clip skip) -> per-window
+ *      emphasis rescale -> windows concatenated along the sequence axis; the prompt with fewer windows
+ *      is padded with the encoding of the empty prompt's window (A1111 pad_cond_uncond).
+ *   2. latents: txt2img: noise(stream 0) * init_noise_sigma. img2img: init image resized (Lanczos) to
+ *      the target size, [-1, 1], VAE encode, z = mean + exp(logvar / 2) * noise(stream 2^32 + 1)
+ *      (a sample of the posterior, as diffusers' retrieve_latents(sample_mode="sample")),
+ *      x0 = z * scaling_factor, x = add_noise(x0, noise(stream 2^32), first kept timestep).
+ *   3. loop: x_in = scale_model_input(x); classifier-free guidance runs the unconditional and the
+ *      conditional pass as ONE UNet call with batch 2 (context [uncond; cond]):
+ *      eps = eps_u + g (eps_c - eps_u); guidance <= 1 runs the conditional pass only.
+ *      LCM (UNet time_cond_proj_dim > 0): no CFG batch; w = g - 1 goes through the guidance embedding
+ *      (timestep_cond); the negative prompt is not used; the result is the last step's denoised output.
+ *      Stochastic samplers draw noise k from stream 1 + k.
+ *   4. VAE decode of x / scaling_factor (+ shift_factor when the VAE has one) -> RGB8.
+ * Noise streams are tdm_randn(seed, stream, offset 0...) (Philox): the image does not depend on the
+ * thread count. */
+#ifndef TDM_PIPELINE_GENERATE_H
+#define TDM_PIPELINE_GENERATE_H
+
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "pipeline/sd_model.h"
+#include "sampling/sampler.h"
+#include "tandem.h"
+#include "tensor/ops.h"
+
+/* Noise streams of tdm_randn (documented in docs/CLI.md). */
+#define TDM_STREAM_INIT_LATENT 0ull               /* txt2img initial latent noise */
+#define TDM_STREAM_SAMPLER_BASE 1ull              /* sampler draw k: stream 1 + k */
+#define TDM_STREAM_IMG2IMG_NOISE (1ull << 32)     /* img2img: noise added to the encoded image */
+#define TDM_STREAM_VAE_POSTERIOR ((1ull << 32) + 1) /* img2img: VAE posterior sample */
+
+/* Generation parameters with every default resolved. */
+typedef struct tdm_gen_plan {
+    const char *prompt, *negative; /* never NULL */
+    int steps;
+    float guidance;
+    tdm_sampler_kind kind;
+    int karras;
+    const char *sampler; /* public name ("euler_a", "dpmpp_2m_karras", ...) */
+    float eta;
+    uint64_t seed;
+    int width, height;
+    float strength; /* 1 for txt2img */
+    int img2img;
+    int clip_skip;  /* A1111 convention (1 = last layer) */
+    int emphasis;
+    int lcm;        /* LCM model: guidance embedding instead of CFG */
+    int use_cfg;    /* batched unconditional pass */
+} tdm_gen_plan;
+
+/* Model defaults (shared with tdm_model_get_info). */
+typedef struct tdm_gen_defaults {
+    int width, height, steps;
+    float guidance;
+    const char *sampler;
+    int lcm;
+    int size_multiple; /* image sides must be multiples of this (VAE scale x UNet 2^(levels-1)) */
+} tdm_gen_defaults;
+
+void tdm_gen_model_defaults(const tdm_sd_model *m, tdm_gen_defaults *d);
+
+/* Resolves defaults and validates p against the model (init image size used for img2img defaults). */
+tdm_code tdm_gen_resolve(const tdm_sd_model *m, const tdm_generate_params *p, tdm_gen_plan *plan, tdm_status *st);
+
+/* A1111 display name of a public sampler name ("Euler a", "DPM++ 2M Karras", ...). */
+const char *tdm_gen_sampler_label(const char *sampler);
+
+/* Runs the pipeline. ex: the engine's executor. */
+tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_generate_params *p, tdm_image *out,
+                     tdm_generate_stats *stats, tdm_status *st);
+
+/* ---- text conditioning (generate_text.c) ---- */
+
+typedef struct tdm_text_cond {
+    int n_windows; /* windows per prompt after padding (>= 1) */
+    int len;       /* n_windows * 77 tokens */
+    int C;         /* hidden width */
+    float *cond;   /* [len, C] */
+    float *uncond; /* [len, C], NULL when not needed */
+} tdm_text_cond;
+
+/* Encodes the prompt (and the negative prompt when need_uncond) into arena memory. */
+tdm_code tdm_gen_encode_text(const tdm_sd_model *m, const tdm_exec *ex, tdm_arena *arena, const tdm_gen_plan *plan,
+                             int need_uncond, tdm_text_cond *out, tdm_status *st);
+
+#endif

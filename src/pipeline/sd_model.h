@@ -1,0 +1,84 @@
+/* A Stable Diffusion 1.x / 2.x model as users have it on disk, loaded for generation:
+ * tokenizer, text encoder, UNet, VAE and scheduler configuration, from
+ *  - a diffusers pipeline folder (model_index.json; fp16 variants and sharded weights), or a Hugging
+ *    Face cache repo folder (models--org--name), or
+ *  - a single-file checkpoint (.safetensors with LDM names), mapped once and shared by the components.
+ * See docs/FORMATS.md for what is accepted, inferred and refused. */
+#ifndef TDM_PIPELINE_SD_MODEL_H
+#define TDM_PIPELINE_SD_MODEL_H
+
+#include "base/error.h"
+#include "io/model_dir.h"
+#include "io/safetensors.h"
+#include "models/clip_text.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "sampling/schedule.h"
+
+/* The tokenizer stays opaque here (its header is included by the .c files that use it). */
+typedef struct tdm_clip_tokenizer tdm_clip_tokenizer;
+
+/* Components (bit mask for tdm_sd_load_opts.components). */
+enum {
+    TDM_SD_TOKENIZER = 1u << 0,
+    TDM_SD_TEXT_ENCODER = 1u << 1,
+    TDM_SD_UNET = 1u << 2,
+    TDM_SD_VAE = 1u << 3,
+    TDM_SD_SCHEDULER = 1u << 4, /* scheduler_config.json, or the family default */
+    TDM_SD_ALL = 0x1fu
+};
+
+typedef struct tdm_sd_load_opts {
+    const char *path;          /* pipeline folder, hub cache repo folder, or .safetensors single file */
+    const char *tokenizer_dir; /* optional: folder with vocab.json + merges.txt (or a tokenizer/ subfolder) */
+    const char *prediction;    /* optional override: "epsilon" ("eps"), "v_prediction" ("v"), "sample";
+                                  NULL / "" / "auto": from scheduler_config.json (diffusers) or the family
+                                  default (single files; SD2 uses a weight-statistics guess) */
+    unsigned components;       /* TDM_SD_* mask; 0 = TDM_SD_ALL */
+    int prefer_fp16;           /* diffusers: use *.fp16.safetensors variants when present */
+} tdm_sd_load_opts;
+
+void tdm_sd_load_opts_init(tdm_sd_load_opts *o);
+
+typedef struct tdm_sd_model {
+    tdm_model_family family; /* tdm_family_name(): "sd1", "sd2" */
+    tdm_model_layout layout;
+    unsigned loaded;         /* TDM_SD_* components present below */
+
+    tdm_clip_tokenizer *tokenizer;  /* TDM_SD_TOKENIZER */
+    tdm_clip_text *text_encoder;    /* TDM_SD_TEXT_ENCODER */
+    tdm_unet *unet;                 /* TDM_SD_UNET */
+    tdm_vae *vae;                   /* TDM_SD_VAE */
+    tdm_scheduler_config scheduler; /* TDM_SD_SCHEDULER (prediction override applied) */
+
+    /* Text conditioning as the family was trained (what the pipeline feeds the UNet). */
+    int pad_id;         /* SD1: 49407 (<|endoftext|>), SD2: 0 ("!"); a diffusers tokenizer's own pad token */
+    int max_length;     /* 77 tokens per window */
+    int clip_skip;      /* hidden_states[-clip_skip] (1 = last layer; SD2's 23-layer encoder already ends at
+                           OpenCLIP's penultimate layer) */
+    int clip_final_ln;  /* 1: final_layer_norm applied to the selected state */
+    int cross_attention_dim; /* UNet context width (768 / 1024); 0 when unknown */
+    int latent_channels;     /* 4 */
+    int vae_scale;           /* image / latent size (8); 0 when the VAE was not loaded */
+    double vae_scaling_factor; /* 0.18215 */
+
+    /* Where everything came from (for --verbose and error reports). */
+    char source[2048];
+    char prediction_source[160]; /* "scheduler_config.json", "--prediction", "SD2 weight statistics ..." */
+    tdm_tokenizer_files tokenizer_files;
+
+    /* single-file layout: the mapped file every component's weights view (not used otherwise) */
+    tdm_safetensors single;
+    tdm_single_file_info single_info;
+} tdm_sd_model;
+
+/* Loads the requested components. Every error names the file and the tensor or field at fault.
+ * SDXL (folders and single files) is TDM_ERR_UNSUPPORTED for now. */
+tdm_code tdm_sd_model_load(tdm_sd_model **out, const tdm_sd_load_opts *opts, tdm_status *st);
+void tdm_sd_model_free(tdm_sd_model *m);
+
+/* "epsilon"/"eps", "v_prediction"/"v", "sample" -> enum; TDM_ERR_INVALID_ARG naming the value. */
+tdm_code tdm_sd_parse_prediction(const char *s, tdm_prediction_type *out, tdm_status *st);
+const char *tdm_prediction_name(tdm_prediction_type p);
+
+#endif

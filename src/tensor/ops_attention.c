@@ -1,0 +1,73 @@
+/* Tiled multi-head attention: units of (batch b, head h, tile of ATT_QT query rows) over the pool.
+ * Per unit: S[nq, nk] = scale q_tile k^T (+ mask, causal), row softmax, out_tile = S v; S lives in a
+ * per-thread [ATT_QT, Lk] buffer, so memory is bounded by ATT_QT x Lk per thread, never Lq x Lk.
+ * Units are fixed by the shapes, so the result does not depend on the thread count. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "tensor/ops_internal.h"
+#include "tensor/ops_vec.h"
+
+enum { ATT_QT = 64 }; /* query rows per unit */
+
+typedef struct {
+    const float *q, *k, *v, *mask; /* q [B, Lq, ldq], k [B, Lk, ldk], v [B, Lk, ldv], mask [B, Lk] */
+    int64_t ldq, ldk, ldv, B, H, Lq, Lk, D, n_qt;
+    int64_t ldS; /* row stride of S: Lk rounded up to 16, plus 16 (avoids power-of-two strides) */
+    float scale;
+    int causal;
+    float *out; /* [B, Lq, H*D] */
+    tdm_scratch s; /* per thread [ATT_QT, ldS] scores */
+} att_job;
+
+static void att_task(void *ctx, int ith, int nth) {
+    const att_job *J = ctx;
+    long u0, u1;
+    tdm_split_range((long)(J->B * J->H * J->n_qt), ith, nth, &u0, &u1);
+    float *S = J->s.buf[ith];
+    for (long u = u0; u < u1; u++) {
+        int64_t t = u % J->n_qt, h = (u / J->n_qt) % J->H, b = u / (J->n_qt * J->H);
+        int64_t i0 = t * ATT_QT, nq = J->Lq - i0 < ATT_QT ? J->Lq - i0 : ATT_QT;
+        int64_t nk = J->causal && i0 + nq < J->Lk ? i0 + nq : J->Lk; /* causal: keys j <= i only */
+        const float *qt = J->q + (b * J->Lq + i0) * J->ldq + h * J->D;
+        const float *kb = J->k + b * J->Lk * J->ldk + h * J->D;
+        const float *vb = J->v + b * J->Lk * J->ldv + h * J->D;
+        int64_t ld = J->ldS;
+        tdm_sgemm_single(0, 1, nq, nk, J->D, J->scale, qt, J->ldq, kb, J->ldk, 0.0f, S, ld); /* S [nq, nk] */
+        if (J->mask) {
+            const float *mb = J->mask + b * J->Lk;
+            for (int64_t i = 0; i < nq; i++)
+                for (int64_t j = 0; j < nk; j++) S[i * ld + j] += mb[j];
+        }
+        if (J->causal)
+            for (int64_t i = 0; i < nq; i++)
+                for (int64_t j = i0 + i + 1; j < nk; j++) S[i * ld + j] = -INFINITY;
+        tdm_vec_softmax_rows(S, nq, nk, ld);
+        float *ot = J->out + (b * J->Lq + i0) * J->H * J->D + h * J->D;
+        tdm_sgemm_single(0, 0, nq, J->D, nk, 1.0f, S, ld, vb, J->ldv, 0.0f, ot, J->H * J->D);
+    }
+}
+
+tdm_code tdm_attention(const tdm_exec *ex, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                       const float *v, int64_t ldv, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D,
+                       float scale, int causal, const float *mask_add, float *out) {
+    if (tdm_exec_ref(ex)) return tdm_attention_ref(q, ldq, k, ldk, v, ldv, B, H, Lq, Lk, D, scale, causal, mask_add, out);
+    if (B < 0 || H < 1 || Lq < 0 || Lk < 1 || D < 1 || ldq < H * D || ldk < H * D || ldv < H * D)
+        return TDM_ERR_INVALID_ARG;
+    if (!tdm_gemm_args_ok(0, 1, ATT_QT, Lk, D, ldq, ldk, Lk) || !tdm_gemm_args_ok(0, 0, ATT_QT, D, Lk, Lk, ldv, H * D))
+        return TDM_ERR_INVALID_ARG;
+    if (B == 0 || Lq == 0) return TDM_OK;
+    att_job J = {.q = q, .k = k, .v = v, .mask = mask_add, .ldq = ldq, .ldk = ldk, .ldv = ldv, .B = B, .H = H,
+                 .Lq = Lq, .Lk = Lk, .D = D, .n_qt = (Lq + ATT_QT - 1) / ATT_QT, .scale = scale, .causal = causal,
+                 .out = out};
+    J.ldS = (Lk + 15) / 16 * 16 + 16;
+    int64_t units = B * H * J.n_qt;
+    int nth = units > 1 ? tdm_exec_threads(ex) : 1;
+    if (tdm_scratch_alloc(&J.s, nth, ATT_QT * J.ldS) != TDM_OK) return TDM_ERR_NOMEM;
+    if (nth == 1)
+        att_task(&J, 0, 1);
+    else
+        tdm_pool_run(ex->pool, att_task, &J);
+    tdm_scratch_free(&J.s);
+    return TDM_OK;
+}

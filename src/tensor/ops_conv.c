@@ -1,0 +1,165 @@
+/* 2-D convolution (NCHW) as GEMM: per sample, y[Cout, HoWo] = W[Cout, K] col[K, HoWo], K = Cin kh kw.
+ * 1x1 / stride 1 / no padding: col is the input itself. Otherwise im2col over bounded tiles of output
+ * pixels (col buffer <= CONV_COL_BYTES whatever the image size). Each tile: pass 1 fills col (rows of
+ * K split over the pool), pass 2 runs units of (CONV_CO output channels x CONV_PX pixels), each a
+ * single-threaded sgemm with its slice of W widened to f32 in per-thread scratch. All block sizes
+ * depend on shapes only, so results are identical for any thread count. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/ops_internal.h"
+
+#define CONV_COL_BYTES ((int64_t)8 << 20) /* im2col tile budget */
+enum { CONV_CO = 64, CONV_PX = 128 };      /* unit: output channels x output pixels */
+
+typedef struct {
+    /* geometry */
+    int64_t Cin, H, W, Cout, kh, kw, Ho, Wo, K;
+    int stride, pad;
+    const tdm_tensor *weight; /* [Cout, K] */
+    const float *bias;        /* [Cout] widened, or NULL */
+    tdm_scratch wscr;         /* per thread [CONV_CO, K] (non-F32 weights) */
+    /* current tile */
+    const float *xn; /* [Cin, H, W] input of this sample */
+    float *yn;       /* [Cout, Ho*Wo] output of this sample */
+    const float *col; /* [K, ldcol] columns of this tile (im2col buffer or the input for 1x1) */
+    float *colbuf;    /* [K, P] im2col buffer */
+    int64_t ldcol, p0, P, n_px;
+} conv_job;
+
+/* dst[0..P) = im2col row k = (ci, ky, kx) for output pixels [p0, p0+P). */
+static void im2col_row(const conv_job *J, int64_t k, float *dst) {
+    int64_t kx = k % J->kw, ky = (k / J->kw) % J->kh, ci = k / (J->kw * J->kh);
+    const float *xc = J->xn + ci * J->H * J->W;
+    int64_t s = J->stride, off = kx - J->pad;
+    /* output columns o with 0 <= o*s + off <= W-1 read the input; others are padding */
+    int64_t o_lo = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t o_hi = J->W - 1 - off >= 0 ? (J->W - 1 - off) / s : -1; /* inclusive */
+    int64_t p = J->p0, end = J->p0 + J->P;
+    while (p < end) {
+        int64_t oy = p / J->Wo, ox = p % J->Wo;
+        int64_t run = J->Wo - ox < end - p ? J->Wo - ox : end - p;
+        int64_t iy = oy * s - J->pad + ky;
+        if (iy < 0 || iy >= J->H) {
+            memset(dst, 0, (size_t)run * sizeof(float));
+        } else {
+            const float *xr = xc + iy * J->W; /* input row; column of output o is o*s + off */
+            int64_t e = ox + run;
+            int64_t a = o_lo > ox ? o_lo : ox, b = o_hi + 1 < e ? o_hi + 1 : e; /* valid outputs [a, b) */
+            if (a > e) a = e;
+            if (b < a) b = a;
+            for (int64_t o = ox; o < a; o++) dst[o - ox] = 0.0f;
+            if (s == 1 && b > a)
+                memcpy(dst + (a - ox), xr + (a + off), (size_t)(b - a) * sizeof(float));
+            else if (s != 1)
+                for (int64_t o = a; o < b; o++) dst[o - ox] = xr[o * s + off];
+            for (int64_t o = b; o < e; o++) dst[o - ox] = 0.0f;
+        }
+        dst += run;
+        p += run;
+    }
+}
+
+static void im2col_task(void *ctx, int ith, int nth) {
+    const conv_job *J = ctx;
+    long k0, k1;
+    tdm_split_range((long)J->K, ith, nth, &k0, &k1); /* plain copies: any split gives the same col */
+    for (long k = k0; k < k1; k++) im2col_row(J, k, J->colbuf + k * J->P);
+}
+
+static void gemm_task(void *ctx, int ith, int nth) {
+    const conv_job *J = ctx;
+    int64_t n_co = (J->Cout + CONV_CO - 1) / CONV_CO;
+    long u0, u1;
+    tdm_split_range((long)(n_co * J->n_px), ith, nth, &u0, &u1);
+    int64_t widened = -1; /* co-block in this thread's scratch */
+    for (long u = u0; u < u1; u++) {
+        int64_t cb = u / J->n_px, pb = u % J->n_px; /* co-block major: consecutive units share W tile */
+        int64_t co0 = cb * CONV_CO, nco = J->Cout - co0 < CONV_CO ? J->Cout - co0 : CONV_CO;
+        int64_t q0 = pb * CONV_PX, npx = J->P - q0 < CONV_PX ? J->P - q0 : CONV_PX;
+        const float *w; /* [nco, K] */
+        if (J->weight->dtype == TDM_F32) {
+            w = (const float *)J->weight->data + co0 * J->K;
+        } else {
+            float *buf = J->wscr.buf[ith];
+            if (widened != cb) tdm_ops_widen(J->weight, co0 * J->K, nco * J->K, buf);
+            widened = cb;
+            w = buf;
+        }
+        int64_t HoWo = J->Ho * J->Wo;
+        float *yb = J->yn + co0 * HoWo + J->p0 + q0; /* [nco, npx] with row stride HoWo */
+        tdm_sgemm_single(0, 0, nco, npx, J->K, 1.0f, w, J->K, J->col + q0, J->ldcol, 0.0f, yb, HoWo);
+        if (J->bias)
+            for (int64_t c = 0; c < nco; c++)
+                for (int64_t i = 0; i < npx; i++) yb[c * HoWo + i] += J->bias[co0 + c];
+    }
+}
+
+static void run_pool(const tdm_exec *ex, int parallel, tdm_task_fn fn, void *ctx) {
+    if (parallel && tdm_exec_threads(ex) > 1)
+        tdm_pool_run(ex->pool, fn, ctx);
+    else
+        fn(ctx, 0, 1);
+}
+
+tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W,
+                    const tdm_tensor *weight, const tdm_tensor *bias, int stride, int pad, float *y) {
+    if (tdm_exec_ref(ex)) return tdm_conv2d_ref(x, N, Cin, H, W, weight, bias, stride, pad, y);
+    if (!weight || weight->ndim != 4 || weight->shape[1] != Cin || stride < 1 || pad < 0 || N < 0)
+        return TDM_ERR_INVALID_ARG;
+    conv_job J;
+    memset(&J, 0, sizeof J);
+    J.Cin = Cin, J.H = H, J.W = W, J.Cout = weight->shape[0], J.kh = weight->shape[2], J.kw = weight->shape[3];
+    J.stride = stride, J.pad = pad, J.weight = weight;
+    if (J.kh < 1 || J.kw < 1 || H + 2 * pad < J.kh || W + 2 * pad < J.kw) return TDM_ERR_INVALID_ARG;
+    J.K = Cin * J.kh * J.kw;
+    if (!tdm_ops_weight_ok(weight, J.Cout * J.K) || !tdm_ops_opt_weight_ok(bias, J.Cout)) return TDM_ERR_INVALID_ARG;
+    J.Ho = (H + 2 * pad - J.kh) / stride + 1, J.Wo = (W + 2 * pad - J.kw) / stride + 1;
+    int64_t HoWo = J.Ho * J.Wo;
+    if (!tdm_gemm_args_ok(0, 0, J.Cout, HoWo, J.K, J.K, HoWo, HoWo)) return TDM_ERR_INVALID_ARG;
+    if (N == 0 || J.Cout == 0 || HoWo == 0) return TDM_OK;
+
+    int direct = J.kh == 1 && J.kw == 1 && stride == 1 && pad == 0; /* 1x1: col = input */
+    int64_t P = HoWo;
+    if (!direct) { /* pixels per im2col tile, a function of the shapes only */
+        int64_t fit = CONV_COL_BYTES / (J.K * (int64_t)sizeof(float));
+        P = fit >= CONV_PX ? fit / CONV_PX * CONV_PX : (fit >= 16 ? fit / 16 * 16 : 16);
+        if (P > HoWo) P = HoWo;
+    }
+    int nth = tdm_exec_threads(ex);
+    float *bf = NULL; /* [Cout] widened bias */
+    tdm_code rc = TDM_ERR_NOMEM;
+    if (bias) {
+        if (!(bf = malloc((size_t)J.Cout * sizeof(float)))) goto done;
+        tdm_ops_widen(bias, 0, J.Cout, bf);
+        J.bias = bf;
+    }
+    if (weight->dtype != TDM_F32 && tdm_scratch_alloc(&J.wscr, nth, CONV_CO * J.K) != TDM_OK) goto done;
+    if (!direct && !(J.colbuf = malloc((size_t)(J.K * P) * sizeof(float)))) goto done;
+
+    for (int64_t n = 0; n < N; n++) {
+        J.xn = x + n * Cin * H * W;
+        J.yn = y + n * J.Cout * HoWo;
+        for (int64_t p0 = 0; p0 < HoWo; p0 += P) {
+            J.p0 = p0;
+            J.P = HoWo - p0 < P ? HoWo - p0 : P;
+            J.n_px = (J.P + CONV_PX - 1) / CONV_PX;
+            if (direct) {
+                J.col = J.xn + p0;
+                J.ldcol = HoWo;
+            } else {
+                run_pool(ex, J.K * J.P >= 16384, im2col_task, &J);
+                J.col = J.colbuf;
+                J.ldcol = J.P;
+            }
+            int64_t units = (J.Cout + CONV_CO - 1) / CONV_CO * J.n_px;
+            run_pool(ex, units > 1, gemm_task, &J);
+        }
+    }
+    rc = TDM_OK;
+done:
+    free(J.colbuf);
+    tdm_scratch_free(&J.wscr);
+    free(bf);
+    return rc;
+}

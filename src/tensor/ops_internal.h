@@ -1,0 +1,40 @@
+/* Helpers shared by the operator files (ops*.c); not part of the public operator API.
+ * Weight access (validation, widening F16/BF16 slices to f32), the single-threaded GEMM backend
+ * and per-thread scratch. */
+#ifndef TDM_TENSOR_OPS_INTERNAL_H
+#define TDM_TENSOR_OPS_INTERNAL_H
+
+#include <stdint.h>
+
+#include "tensor/ops.h"
+
+/* 1 when t is a contiguous F32/F16/BF16 tensor with numel elements (t NULL: 0). */
+int tdm_ops_weight_ok(const tdm_tensor *t, int64_t numel);
+/* Same, and NULL is accepted (optional bias/beta). */
+int tdm_ops_opt_weight_ok(const tdm_tensor *t, int64_t numel);
+/* dst[0..n) = t's flat elements [off, off+n) widened to f32 (t contiguous F32/F16/BF16). */
+void tdm_ops_widen(const tdm_tensor *t, int64_t off, int64_t n, float *dst);
+/* Flat element i as f32; t NULL gives dflt. */
+float tdm_ops_weight_at(const tdm_tensor *t, int64_t i, float dflt);
+
+/* Single-threaded SGEMM backend (row-major, same contract as tdm_gemm, dimensions already
+ * validated). The one place that calls BLAS; sets the BLAS library to 1 thread on first use.
+ * Callers split work over the pool themselves. */
+void tdm_sgemm_single(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* 1 when the dimensions fit the backend (BLAS int) and the leading dimensions are valid. */
+int tdm_gemm_args_ok(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
+                     int64_t ldc);
+
+/* Per-thread scratch: nth buffers of `floats` floats each (64-byte aligned). */
+typedef struct tdm_scratch {
+    float **buf; /* [nth][floats] */
+    int nth;
+} tdm_scratch;
+tdm_code tdm_scratch_alloc(tdm_scratch *s, int nth, int64_t floats);
+void tdm_scratch_free(tdm_scratch *s);
+
+static inline int tdm_exec_threads(const tdm_exec *ex) { return ex && ex->pool ? tdm_pool_size(ex->pool) : 1; }
+static inline int tdm_exec_ref(const tdm_exec *ex) { return ex && ex->reference; }
+
+#endif

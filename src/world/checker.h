@@ -1,0 +1,77 @@
+/* Shapes world checker: measures whether an RGB8 image matches a parsed caption.
+ *
+ * Analysis (docs/WORLD.md has the details and the thresholds):
+ *  1. background = per-channel median of the border pixels, named by the nearest palette colour;
+ *  2. core pixels: nearest palette colour (among those > 80 from the background, and the background
+ *     itself) is an object colour within 72, and the pixel is flat (each 4-neighbour within 48);
+ *  3. 8-connected components of core pixels of one colour, grown into neighbouring pixels that are at
+ *     least half-way from the background to the component's mean colour (alpha >= 0.5 on the line
+ *     background -> mean colour, off the line by <= max(40, 0.35 |mean - background|));
+ *  4. components under 0.6% of the image or thinner than 2.5 px (area / longest side) are dropped;
+ *  5. per object: colour = palette colour nearest the mean; shape = nearest of the prototypes
+ *     (bounding-box fill, share of pixels in the upper half): circle (0.785, 0.5), square (1, 0.5),
+ *     triangle (0.5, 0.25) in L1; size = large when the half-extent max(w, h) / 2 / min(W, H) > 0.155;
+ *     position = the thirds cell of the bounding-box centre; relations from the centre difference
+ *     along its dominant axis.
+ * Scoring: the caption's objects are matched to detected objects (injective, the assignment that
+ * satisfies the most attributes); score = 0 if a caption object has no detected object, otherwise
+ * satisfied / stated over: each object's stated colour, shape, size and position, the relation, the
+ * stated background, and the object count (detected == stated). */
+#ifndef TDM_WORLD_CHECKER_H
+#define TDM_WORLD_CHECKER_H
+
+#include "world/caption.h"
+
+#define TDM_WORLD_MAX_DETECTIONS 16
+
+typedef struct tdm_world_detection {
+    int colour, shape, size, position;
+    float cx, cy;    /* bounding-box centre, relative */
+    float extent;    /* half of the longer bounding-box side, in units of min(W, H) */
+    float fill;      /* area / bounding-box area */
+    float top_share; /* share of the area in the upper half of the bounding box */
+    float corner_fill; /* filled share of the box's corners (|dx| / rx + |dy| / ry > 1.5) */
+    int area;        /* pixels */
+    uint8_t mean_rgb[3];
+} tdm_world_detection;
+
+typedef struct tdm_world_analysis {
+    int background;        /* nearest palette colour of the border median */
+    uint8_t background_rgb[3];
+    int n_detections;      /* objects found (at most TDM_WORLD_MAX_DETECTIONS kept, largest first) */
+    tdm_world_detection det[TDM_WORLD_MAX_DETECTIONS];
+} tdm_world_analysis;
+
+/* Segments and measures an RGB8 image [height, width, 3] (any size >= 8x8). */
+tdm_code tdm_world_analyze(const uint8_t *rgb, int width, int height, tdm_world_analysis *out, tdm_status *st);
+
+#define TDM_WORLD_MAX_ATTRS 16
+
+typedef struct tdm_world_attr_result {
+    char name[24];     /* "object1.present", "object1.colour", ..., "relation", "background", "count" */
+    char expected[24]; /* the caption's value */
+    char found[24];    /* the image's value ("none" when the object is absent) */
+    int ok;
+} tdm_world_attr_result;
+
+typedef struct tdm_world_check_result {
+    float score;     /* in [0, 1] */
+    int n_satisfied; /* attributes satisfied among n_stated (presence not counted) */
+    int n_stated;
+    int all_present;
+    int match[2]; /* detection index of each caption object, -1 absent */
+    int n_attrs;
+    tdm_world_attr_result attr[TDM_WORLD_MAX_ATTRS];
+    tdm_world_analysis analysis;
+} tdm_world_check_result;
+
+tdm_code tdm_world_check(const tdm_world_query *q, const uint8_t *rgb, int width, int height,
+                         tdm_world_check_result *res, tdm_status *st);
+
+/* Scores a query against an existing analysis (no image work). */
+void tdm_world_score(const tdm_world_query *q, const tdm_world_analysis *an, tdm_world_check_result *res);
+
+/* The relation "a REL b" that detection centres satisfy (dominant axis of b - a). */
+int tdm_world_relation_of(const tdm_world_detection *a, const tdm_world_detection *b);
+
+#endif
