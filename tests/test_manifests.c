@@ -378,6 +378,25 @@ static void test_sd15_single(const char *cd) {
     }
     unsetenv("HF_HUB_CACHE");
 
+    /* early SD1 files: cond_stage_model.transformer.embeddings.* (no "text_model." level) */
+    {
+        cJSON *old = cJSON_CreateObject();
+        const cJSON *e;
+        const char *pre = "cond_stage_model.transformer.text_model.";
+        cJSON_ArrayForEach(e, man) {
+            char nm[512];
+            if (!strncmp(e->string, pre, strlen(pre)))
+                snprintf(nm, sizeof nm, "cond_stage_model.transformer.%s", e->string + strlen(pre));
+            else
+                snprintf(nm, sizeof nm, "%s", e->string);
+            cJSON_AddItemToObject(old, nm, cJSON_Duplicate(e, 1));
+        }
+        snprintf(p, sizeof p, "%s/v1-old-names.safetensors", tdm_test_tmpdir());
+        CHECK(write_sparse(p, old, "", "F16", NULL) == 0);
+        expect_ok(__LINE__, p, cd, TDM_FAMILY_SD1, 0, NULL);
+        cJSON_Delete(old);
+    }
+
     const char *t = "model.diffusion_model.output_blocks.5.1.transformer_blocks.0.attn1.to_q.weight";
     snprintf(p, sizeof p, "%s/v1-5-missing.safetensors", tdm_test_tmpdir());
     ed = (edit){.remove = t};

@@ -468,36 +468,115 @@ static void ids_push(id_buf *b, int32_t id) {
     b->v[b->n++] = id;
 }
 
-/* BPE of one pre-token given as UTF-8 bytes: start from the byte tokens (the last one with '</w>'),
- * repeatedly merge every non-overlapping occurrence, left to right, of the adjacent pair with the lowest
- * rank until no pair is a merge (CLIPTokenizer.bpe). sym is scratch of m entries. */
-static void bpe_word(const tdm_clip_tokenizer *t, const unsigned char *bytes, int m, int32_t *sym, id_buf *out) {
-    for (int k = 0; k < m; k++) sym[k] = k == m - 1 ? t->byte_end_id[bytes[k]] : t->byte_id[bytes[k]];
-    int len = m;
-    while (len > 1) {
-        int32_t best = INT32_MAX, best_res = -1, a = -1, b = -1;
-        for (int k = 0; k + 1 < len; k++) {
-            int32_t res, r = merge_find(t, sym[k], sym[k + 1], &res);
-            if (r >= 0 && r < best) {
-                best = r;
-                best_res = res;
-                a = sym[k];
-                b = sym[k + 1];
-            }
-        }
-        if (best_res < 0) break;
-        int w = 0;
-        for (int k = 0; k < len;) {
-            if (k + 1 < len && sym[k] == a && sym[k + 1] == b) {
-                sym[w++] = best_res;
-                k += 2;
-            } else {
-                sym[w++] = sym[k++];
-            }
-        }
-        len = w;
+/* Scratch of bpe_word for a word of up to `cap` bytes. */
+typedef struct bpe_scratch {
+    int32_t *id;   /* [cap] symbol id at each start position */
+    int32_t *next; /* [cap] next live position, -1 at the end */
+    int32_t *prev; /* [cap] previous live position, -1 at the start */
+    uint8_t *dead; /* [cap] 1 once merged into its left neighbour */
+    struct bpe_pair {
+        int32_t rank, pos, left, right, merged;
+    } *heap, *pending; /* [3 * cap] candidate merges; pending: ranks below the batch being applied */
+    size_t cap;
+} bpe_scratch;
+
+static void scratch_free(bpe_scratch *s) {
+    free(s->id);
+    free(s->next);
+    free(s->prev);
+    free(s->dead);
+    free(s->heap);
+    free(s->pending);
+    memset(s, 0, sizeof *s);
+}
+
+static int scratch_reserve(bpe_scratch *s, size_t m) {
+    if (m <= s->cap) return 1;
+    scratch_free(s);
+    s->id = malloc(m * sizeof *s->id);
+    s->next = malloc(m * sizeof *s->next);
+    s->prev = malloc(m * sizeof *s->prev);
+    s->dead = malloc(m);
+    s->heap = malloc(3 * m * sizeof *s->heap);
+    s->pending = malloc(3 * m * sizeof *s->pending);
+    if (!s->id || !s->next || !s->prev || !s->dead || !s->heap || !s->pending) {
+        scratch_free(s);
+        return 0;
     }
-    for (int k = 0; k < len; k++) ids_push(out, sym[k]);
+    s->cap = m;
+    return 1;
+}
+
+static int pair_less(const struct bpe_pair *a, const struct bpe_pair *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+static void heap_push(struct bpe_pair *h, int *n, struct bpe_pair e) {
+    int i = (*n)++;
+    while (i > 0 && pair_less(&e, &h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = e;
+}
+
+static struct bpe_pair heap_pop(struct bpe_pair *h, int *n) {
+    struct bpe_pair top = h[0], last = h[--(*n)];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && pair_less(&h[c + 1], &h[c])) c++;
+        if (!pair_less(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0) h[i] = last;
+    return top;
+}
+
+/* BPE of one pre-token given as UTF-8 bytes (CLIPTokenizer.bpe): start from the byte tokens (the last
+ * one with '</w>'); repeatedly take the adjacent pair with the lowest merge rank and merge all of its
+ * non-overlapping occurrences left to right; stop when no adjacent pair is a merge.
+ * Done in O(m log m) with a heap of candidate pairs keyed (rank, position): all candidates of the
+ * lowest rank are applied as one batch in position order; pairs created meanwhile with a lower rank
+ * (possible only with an unusual merges.txt) wait until the batch ends, as in the reference. */
+static void bpe_word(const tdm_clip_tokenizer *t, const unsigned char *bytes, int m, bpe_scratch *s, id_buf *out) {
+    int nh = 0, np = 0;
+    for (int k = 0; k < m; k++) {
+        s->id[k] = k == m - 1 ? t->byte_end_id[bytes[k]] : t->byte_id[bytes[k]];
+        s->next[k] = k + 1 < m ? k + 1 : -1;
+        s->prev[k] = k - 1;
+        s->dead[k] = 0;
+    }
+    for (int k = 0; k + 1 < m; k++) {
+        int32_t res, r = merge_find(t, s->id[k], s->id[k + 1], &res);
+        if (r >= 0) heap_push(s->heap, &nh, (struct bpe_pair){r, k, s->id[k], s->id[k + 1], res});
+    }
+    while (nh > 0) {
+        int32_t batch = s->heap[0].rank;
+        while (nh > 0 && s->heap[0].rank == batch) {
+            struct bpe_pair e = heap_pop(s->heap, &nh);
+            int L = e.pos, R = s->next[L];
+            if (s->dead[L] || R < 0 || s->id[L] != e.left || s->id[R] != e.right) continue; /* stale */
+            s->id[L] = e.merged;
+            s->dead[R] = 1;
+            s->next[L] = s->next[R];
+            if (s->next[R] >= 0) s->prev[s->next[R]] = L;
+            int nb[2][2] = {{s->prev[L], L}, {L, s->next[L]}}; /* the two pairs touching the new symbol */
+            for (int q = 0; q < 2; q++) {
+                if (nb[q][0] < 0 || nb[q][1] < 0) continue;
+                int32_t res, a = s->id[nb[q][0]], b = s->id[nb[q][1]], r = merge_find(t, a, b, &res);
+                if (r < 0) continue;
+                struct bpe_pair p = {r, nb[q][0], a, b, res};
+                if (r > batch) heap_push(s->heap, &nh, p);
+                else s->pending[np++] = p;
+            }
+        }
+        for (int q = 0; q < np; q++) heap_push(s->heap, &nh, s->pending[q]);
+        np = 0;
+    }
+    for (int k = 0; k >= 0; k = s->next[k]) ids_push(out, s->id[k]);
 }
 
 /* Case-insensitive comparison of the regex module (simple case folding) for the ASCII literals of the
@@ -520,7 +599,7 @@ static int match_lit(const uint32_t *s, size_t n, size_t i, const char *lit) {
  * and BPE-encodes each piece. */
 static tdm_code encode_clean(const tdm_clip_tokenizer *t, const uint32_t *s, size_t n, id_buf *out, tdm_status *st) {
     unsigned char *bytes = NULL;
-    int32_t *sym = NULL;
+    bpe_scratch scratch = {0};
     size_t cap = 0;
     size_t i = 0;
     while (i < n) {
@@ -563,23 +642,21 @@ static tdm_code encode_clean(const tdm_clip_tokenizer *t, const uint32_t *s, siz
         size_t need = (j - i) * 4;
         if (need > cap) {
             unsigned char *nb = realloc(bytes, need);
-            int32_t *ns = nb ? realloc(sym, need * sizeof *sym) : NULL;
             if (nb) bytes = nb;
-            if (ns) sym = ns;
-            if (!nb || !ns || need > INT_MAX) {
+            if (!nb || need > INT_MAX / 3 || !scratch_reserve(&scratch, need)) {
                 free(bytes);
-                free(sym);
+                scratch_free(&scratch);
                 return tdm_fail(st, TDM_ERR_NOMEM, "tokenizer: out of memory for a %zu-character word", j - i);
             }
             cap = need;
         }
         int m = 0;
         for (size_t k = i; k < j; k++) m += tdm_utf8_encode(s[k], bytes + m);
-        bpe_word(t, bytes, m, sym, out);
+        bpe_word(t, bytes, m, &scratch, out);
         i = j;
     }
     free(bytes);
-    free(sym);
+    scratch_free(&scratch);
     return out->oom ? tdm_fail(st, TDM_ERR_NOMEM, "tokenizer: out of memory") : TDM_OK;
 }
 

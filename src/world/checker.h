@@ -2,17 +2,23 @@
  *
  * Analysis (docs/WORLD.md has the details and the thresholds):
  *  1. background = per-channel median of the border pixels, named by the nearest palette colour;
- *  2. core pixels: nearest palette colour (among those > 80 from the background, and the background
- *     itself) is an object colour within 72, and the pixel is flat (each 4-neighbour within 48);
+ *  2. core pixels, judged on the 3x3 mean m: the nearest of the palette colours (but the
+ *     background's) and the measured background is a palette colour within 72, and m is within 48 of
+ *     each 4-neighbour's m (flat: anti-aliased edges never form regions of a mixed colour);
  *  3. 8-connected components of core pixels of one colour, grown into neighbouring pixels that are at
  *     least half-way from the background to the component's mean colour (alpha >= 0.5 on the line
- *     background -> mean colour, off the line by <= max(40, 0.35 |mean - background|));
+ *     background -> mean colour, off the line by <= max(40, 0.35 |mean - background|)); touching
+ *     components of one colour are merged, and a touching component whose colour lies between the
+ *     background and its neighbour's (a blurred fringe) is folded into that neighbour;
  *  4. components under 0.6% of the image or thinner than 2.5 px (area / longest side) are dropped;
- *  5. per object: colour = palette colour nearest the mean; shape = nearest of the prototypes
- *     (bounding-box fill, share of pixels in the upper half): circle (0.785, 0.5), square (1, 0.5),
- *     triangle (0.5, 0.25) in L1; size = large when the half-extent max(w, h) / 2 / min(W, H) > 0.155;
- *     position = the thirds cell of the bounding-box centre; relations from the centre difference
- *     along its dominant axis.
+ *  5. per object, from the soft coverage c = clip((alpha - 0.15) / 0.7, 0, 1) over the object and a
+ *     ring of 3% of min(W, H) around it: width / height = sums of the column / row maxima of c,
+ *     centre = their centroids, fill = sum(c) / (width * height), top share = coverage above the
+ *     centre line, corner fill = mean c where |dx| / (w/2) + |dy| / (h/2) > 1.5.
+ *     colour = palette colour nearest the mean; shape = nearest prototype (fill, top share, corner
+ *     fill) in L1: circle (0.78, 0.5, 0), square (0.93, 0.5, 0.55), triangle (0.58, 0.29, 0.33);
+ *     size = large when the half-extent max(w, h) / 2 / min(W, H) > 0.155; position = the thirds cell
+ *     of the centre; relations from the centre difference along its dominant axis.
  * Scoring: the caption's objects are matched to detected objects (injective, the assignment that
  * satisfies the most attributes); score = 0 if a caption object has no detected object, otherwise
  * satisfied / stated over: each object's stated colour, shape, size and position, the relation, the

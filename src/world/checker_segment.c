@@ -364,10 +364,12 @@ static void soft_measure(const component *c, int k, const int *comp, const uint8
     }
 }
 
-/* Nearest prototype in L1 over (fill, upper-half share, corner fill). Ideal values: circle (pi/4, 1/2, 0),
- * square (1, 1/2, 1), apex-up triangle (1/2, 1/4, 1/3: empty upper corners, lower ones 2/3 full). */
+/* Nearest prototype in L1 over (fill, upper-half share, corner fill). Ideal sharp shapes give circle
+ * (pi/4, 1/2, 0), square (1, 1/2, 1), apex-up triangle (1/2, 1/4, 1/3: empty upper corners, lower
+ * ones 2/3 full); blur rounds corners and fills in the triangle's apex, so the prototypes sit between
+ * the sharp and the blurred values measured on the world's renders (docs/WORLD.md). */
 static int shape_of(float fill, float top, float corner) {
-    static const float proto[TDM_N_SHAPES][3] = {{0.785f, 0.5f, 0.0f}, {1.0f, 0.5f, 1.0f}, {0.5f, 0.25f, 0.333f}};
+    static const float proto[TDM_N_SHAPES][3] = {{0.78f, 0.5f, 0.0f}, {0.93f, 0.5f, 0.55f}, {0.58f, 0.29f, 0.33f}};
     int best = 0;
     float bd = 1e30f;
     for (int s = 0; s < TDM_N_SHAPES; s++) {
