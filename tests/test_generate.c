@@ -90,6 +90,14 @@ static void test_txt2img(tdm_engine *e1, tdm_engine *e2, const tdm_model *m) {
     CHECK(c.width == 128 && c.height == 64 && s1.unet_batch == 2);
     tdm_image_free(&c);
 
+    /* Sizes that are multiples of 8 but not of 64: odd latents (9x5) go through the UNet the way
+     * diffusers handles them (downsampling to ceil sizes, upsampling to each skip's size). */
+    p.width = 72;
+    p.height = 40;
+    CHECK(gen(e1, m, &p, &c, &s1) == TDM_OK);
+    CHECK(c.width == 72 && c.height == 40);
+    tdm_image_free(&c);
+
     /* Cancel at denoise step 2. */
     p.width = p.height = 64;
     cnt.cancel_at_denoise = 2;
@@ -203,11 +211,11 @@ static void test_img2img(tdm_engine *e1, tdm_engine *e2, const tdm_model *m) {
     char text[1024];
     CHECK(tdm_format_parameters(m, &p, text, sizeof text) > 0 && strstr(text, ", Denoising strength: 0.5"));
 
-    /* strength 1 and the default size from the init image (80x72 -> 64x64 for a factor-64 model) */
+    /* strength 1 and the default size from the init image (80x72: already multiples of 8) */
     p.strength = 1.0f;
     p.width = p.height = 0;
     CHECK(gen(e1, m, &p, &b, &s) == TDM_OK);
-    CHECK(b.width == 64 && b.height == 64 && s.steps_run == 4);
+    CHECK(b.width == 80 && b.height == 72 && s.steps_run == 4);
     tdm_image_free(&b);
 
     /* a strength too small to keep any step */
@@ -237,7 +245,7 @@ static void test_bad_params(tdm_engine *e, const tdm_model *m) {
     p.steps = 2;
     tdm_status st = {0};
     tdm_image out;
-    p.width = 100;
+    p.width = 100; /* not a multiple of 8 */
     p.height = 64;
     CHECK(tdm_generate(e, m, &p, &out, NULL, &st) == TDM_ERR_INVALID_ARG);
     CHECK(strstr(st.msg, "multiple") != NULL);

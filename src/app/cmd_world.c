@@ -164,7 +164,7 @@ static int world_sample(const world_opts *o) {
         cJSON_AddStringToObject(line, "split", tdm_split_name(o->split));
         char seed_s[32];
         snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)o->seed);
-        cJSON_AddStringToObject(line, "seed", seed_s); /* a string: 64-bit seeds do not fit a double */
+        cJSON_AddRawToObject(line, "seed", seed_s); /* raw digits: a 64-bit seed does not fit a double */
         cJSON_AddNumberToObject(line, "index", (double)index);
         cJSON_AddBoolToObject(line, "held_out_pair", held);
         cJSON_AddItemToObject(line, "scene", scene_json(&sc));

@@ -89,8 +89,8 @@ static tdm_code parse_entry(const char *path, const cJSON *item, tdm_st_entry *e
 tdm_code tdm_st_open(tdm_safetensors *f, const char *path, tdm_status *st) {
     memset(f, 0, sizeof *f);
     size_t plen = strlen(path);
-    if (plen >= 5 && (strcmp(path + plen - 5, ".ckpt") == 0 || strcmp(path + plen - 3, ".pt") == 0 ||
-                      strcmp(path + plen - 4, ".pth") == 0 || strcmp(path + plen - 4, ".bin") == 0))
+    if ((plen >= 5 && strcmp(path + plen - 5, ".ckpt") == 0) || (plen >= 3 && strcmp(path + plen - 3, ".pt") == 0) ||
+        (plen >= 4 && (strcmp(path + plen - 4, ".pth") == 0 || strcmp(path + plen - 4, ".bin") == 0)))
         return tdm_fail(st, TDM_ERR_UNSUPPORTED,
                         "%s: pickle checkpoints are refused because loading them can execute code; convert it "
                         "once with tools/convert_ckpt.py (run where PyTorch is installed) to .safetensors",

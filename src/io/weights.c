@@ -1,5 +1,6 @@
 #include "io/weights.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,16 @@ tdm_code tdm_weights_get_opt(tdm_weights *ws, const char *name, int ndim, const 
         return tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: %s: tensor '%s' has dtype %s (expected F32, F16 or BF16)",
                         ws->what, w->src_file ? w->src_file : "?", w->src_name ? w->src_name : name,
                         tdm_dtype_name(w->t.dtype));
+    /* safetensors does not promise aligned data (older writers leave odd header lengths): kernels
+     * read elements in place, so a misaligned tensor is copied once into storage the store owns. */
+    size_t isz = tdm_dtype_size(w->t.dtype);
+    if (isz > 1 && ((uintptr_t)w->t.data % isz) != 0) {
+        size_t bytes = (size_t)tdm_tensor_numel(&w->t) * isz;
+        void *copy = tdm_weights_alloc(ws, bytes);
+        if (!copy) return tdm_fail(st, TDM_ERR_NOMEM, "%s: tensor '%s': out of memory", ws->what, name);
+        memcpy(copy, w->t.data, bytes);
+        w->t.data = copy;
+    }
     w->used = 1;
     *out = w->t;
     return TDM_OK;

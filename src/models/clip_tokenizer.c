@@ -222,17 +222,13 @@ done:
 /* bytes_to_unicode() of openai/CLIP and GPT-2: printable Latin-1 bytes map to themselves, the other
  * bytes, in increasing order, to U+0100, U+0101, ... */
 static uint32_t byte_to_unicode(int b) {
-    static uint32_t map[256];
-    static int ready = 0; /* idempotent: every caller computes the same table */
-    if (!ready) {
-        int n = 0;
-        for (int i = 0; i < 256; i++) {
-            int printable = (i >= '!' && i <= '~') || (i >= 0xA1 && i <= 0xAC) || (i >= 0xAE && i <= 0xFF);
-            map[i] = printable ? (uint32_t)i : (uint32_t)(256 + n++);
-        }
-        ready = 1;
+    int n = 0; /* non-printable bytes before b */
+    for (int i = 0; i <= b; i++) {
+        int printable = (i >= '!' && i <= '~') || (i >= 0xA1 && i <= 0xAC) || (i >= 0xAE && i <= 0xFF);
+        if (i == b) return printable ? (uint32_t)i : (uint32_t)(256 + n);
+        n += !printable;
     }
-    return map[b];
+    return 0xFFFD; /* b outside 0..255 */
 }
 
 static tdm_code find_byte_tokens(tdm_clip_tokenizer *t, const char *vocab_path, tdm_status *st) {

@@ -236,16 +236,11 @@ static tdm_code embeddings(fwd *f, const tdm_unet_inputs *in, float *emb) {
 
 static tdm_code check_inputs(const tdm_unet *u, const tdm_unet_inputs *in, tdm_status *st) {
     const tdm_unet_config *c = &u->cfg;
-    const int f = 1 << (c->n_levels - 1);
     if (!in->sample || !in->timesteps || !in->context)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: sample, timesteps and context are required");
     if (in->B < 1 || in->B > 4096) return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: batch size %d is out of range", in->B);
     if (in->H < 1 || in->W < 1 || in->H > 16384 || in->W > 16384)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: latent size %dx%d is out of range", in->H, in->W);
-    if (in->H % f || in->W % f)
-        return tdm_fail(st, TDM_ERR_INVALID_ARG,
-                        "unet: latent size %dx%d must be a multiple of %d (2^(levels-1)); image size a multiple of %d",
-                        in->H, in->W, f, 8 * f);
     if (in->context_len < 1 || in->context_len > 65536)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: context length %d is out of range", in->context_len);
     if (c->time_cond_proj_dim && !in->timestep_cond)
@@ -269,6 +264,23 @@ static tdm_code check_inputs(const tdm_unet *u, const tdm_unet_inputs *in, tdm_s
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "unet: %d down residuals given, the model has %d skip connections",
                         in->n_down_residuals, tdm_unet_n_skips(u));
     return TDM_OK;
+}
+
+/* torch.nn.functional.interpolate(mode="nearest", size=(Ho, Wo)): src = floor(dst * in / out).
+ * x [NC, H, W] -> y [NC, Ho, Wo]; Ho <= 2H, Wo <= 2W here. */
+static void upsample_nearest_to(const float *x, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo, float *y) {
+    const float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
+    for (int64_t p = 0; p < NC; p++)
+        for (int64_t i = 0; i < Ho; i++) {
+            int64_t si = (int64_t)floorf((float)i * sh);
+            if (si > H - 1) si = H - 1;
+            const float *row = x + (p * H + si) * W;
+            float *out = y + (p * Ho + i) * Wo;
+            for (int64_t j = 0; j < Wo; j++) {
+                int64_t sj = (int64_t)floorf((float)j * sw);
+                out[j] = row[sj > W - 1 ? W - 1 : sj];
+            }
+        }
 }
 
 typedef struct skip {
@@ -312,11 +324,13 @@ static tdm_code forward(fwd *f, const tdm_unet_inputs *in, float *out) {
             skips[ns++] = (skip){h, C, H, W};
         }
         if (l->has_sample) {
-            float *y = falloc(f, B * C * (H / 2) * (W / 2)); /* [B, C, H/2, W/2] */
+            /* stride-2 3x3 conv with padding 1: ceil(H/2) x ceil(W/2) (odd sizes allowed) */
+            const int64_t Ho = (H + 1) / 2, Wo = (W + 1) / 2;
+            float *y = falloc(f, B * C * Ho * Wo); /* [B, C, Ho, Wo] */
             NEED(y);
             OP(tdm_conv2d(f->ex, h, B, C, H, W, &l->sample_w, &l->sample_b, 2, 1, y), "downsample");
-            H /= 2;
-            W /= 2;
+            H = Ho;
+            W = Wo;
             h = y;
             skips[ns++] = (skip){h, C, H, W};
         }
@@ -376,9 +390,13 @@ static tdm_code forward(fwd *f, const tdm_unet_inputs *in, float *out) {
             C = r->cout;
         }
         if (l->has_sample) {
-            tdm_upsample_nearest2x(h, B, C, H, W, cat);
-            H *= 2;
-            W *= 2;
+            /* diffusers: upsample to the size of the next skip (forward_upsample_size) when the
+             * latent is not a multiple of 2^(levels-1); otherwise exactly 2x */
+            const int64_t Ho = ns > 0 ? skips[ns - 1].H : 2 * H, Wo = ns > 0 ? skips[ns - 1].W : 2 * W;
+            if (Ho == 2 * H && Wo == 2 * W) tdm_upsample_nearest2x(h, B, C, H, W, cat);
+            else upsample_nearest_to(h, B * C, H, W, Ho, Wo, cat);
+            H = Ho;
+            W = Wo;
             float *y = h == p0 ? p1 : p0;
             OP(tdm_conv2d(f->ex, cat, B, C, H, W, &l->sample_w, &l->sample_b, 1, 1, y), "upsample conv");
             h = y;

@@ -49,7 +49,9 @@ void tdm_gen_model_defaults(const tdm_sd_model *m, tdm_gen_defaults *d) {
     const tdm_unet_config *uc = m->unet ? tdm_unet_get_config(m->unet) : NULL;
     int vs = m->vae_scale > 0 ? m->vae_scale : 8;
     d->lcm = uc && uc->time_cond_proj_dim > 0;
-    d->size_multiple = vs * (uc ? 1 << (uc->n_levels - 1) : 8);
+    /* the VAE's scale: the UNet accepts any latent size (odd sizes are upsampled to the skip's size,
+     * as diffusers does), so images need only be multiples of 8 for SD */
+    d->size_multiple = vs;
     int side = uc && uc->sample_size > 0 ? uc->sample_size * vs : 512;
     if (side % d->size_multiple) side -= side % d->size_multiple;
     if (side < d->size_multiple) side = d->size_multiple;

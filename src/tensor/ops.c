@@ -70,13 +70,12 @@ typedef struct {
     int groups, silu;
     float eps;
     const tdm_tensor *gamma, *beta;
+    atomic_llong next; /* next unit to take */
 } gn_job;
 
 static void gn_task(void *ctx, int ith, int nth) {
-    const gn_job *J = ctx;
-    long u0, u1;
-    tdm_split_range((long)J->units, ith, nth, &u0, &u1);
-    for (long u = u0; u < u1; u++) { /* unit = (sample n, group g), u = n * groups + g */
+    gn_job *J = ctx;
+    for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) { /* unit = (sample n, group g), u = n * groups + g */
         int64_t g = u % J->groups, c0 = g * J->cg, cnt = J->cg * J->HW;
         const float *xg = J->x + (u / J->groups * J->C + c0) * J->HW;
         float *yg = J->y + (u / J->groups * J->C + c0) * J->HW;
@@ -100,7 +99,7 @@ tdm_code tdm_group_norm(const tdm_exec *ex, const float *x, int64_t N, int64_t C
     if (tdm_exec_ref(ex)) return tdm_group_norm_ref(x, N, C, HW, groups, eps, gamma, beta, silu, y);
     if (groups < 1 || C % groups != 0 || N < 0 || HW < 0) return TDM_ERR_INVALID_ARG;
     if (!tdm_ops_opt_weight_ok(gamma, C) || !tdm_ops_opt_weight_ok(beta, C)) return TDM_ERR_INVALID_ARG;
-    gn_job J = {x, y, C, HW, C / groups, N * groups, groups, silu, eps, gamma, beta};
+    gn_job J = {x, y, C, HW, C / groups, N * groups, groups, silu, eps, gamma, beta, 0};
     if (J.units <= 1 || tdm_exec_threads(ex) == 1)
         gn_task(&J, 0, 1);
     else

@@ -17,15 +17,14 @@ typedef struct {
     float scale;
     int causal;
     float *out; /* [B, Lq, H*D] */
-    tdm_scratch s; /* per thread [ATT_QT, ldS] scores */
+    tdm_scratch s;     /* per thread [ATT_QT, ldS] scores */
+    atomic_llong next; /* next unit to take */
 } att_job;
 
 static void att_task(void *ctx, int ith, int nth) {
-    const att_job *J = ctx;
-    long u0, u1;
-    tdm_split_range((long)(J->B * J->H * J->n_qt), ith, nth, &u0, &u1);
+    att_job *J = ctx;
     float *S = J->s.buf[ith];
-    for (long u = u0; u < u1; u++) {
+    for (int64_t u; (u = tdm_take_unit(&J->next)) < J->B * J->H * J->n_qt;) {
         int64_t t = u % J->n_qt, h = (u / J->n_qt) % J->H, b = u / (J->n_qt * J->H);
         int64_t i0 = t * ATT_QT, nq = J->Lq - i0 < ATT_QT ? J->Lq - i0 : ATT_QT;
         int64_t nk = J->causal && i0 + nq < J->Lk ? i0 + nq : J->Lk; /* causal: keys j <= i only */
@@ -59,7 +58,7 @@ tdm_code tdm_attention(const tdm_exec *ex, const float *q, int64_t ldq, const fl
     if (B == 0 || Lq == 0) return TDM_OK;
     att_job J = {.q = q, .k = k, .v = v, .mask = mask_add, .ldq = ldq, .ldk = ldk, .ldv = ldv, .B = B, .H = H,
                  .Lq = Lq, .Lk = Lk, .D = D, .n_qt = (Lq + ATT_QT - 1) / ATT_QT, .scale = scale, .causal = causal,
-                 .out = out};
+                 .out = out, .next = 0};
     J.ldS = (Lk + 15) / 16 * 16 + 16;
     int64_t units = B * H * J.n_qt;
     int nth = units > 1 ? tdm_exec_threads(ex) : 1;

@@ -10,7 +10,7 @@
 #include "tensor/ops_internal.h"
 
 #define CONV_COL_BYTES ((int64_t)8 << 20) /* im2col tile budget */
-enum { CONV_CO = 64, CONV_PX = 128 };      /* unit: output channels x output pixels */
+enum { CONV_CO = 128, CONV_PX = 256 };     /* unit: output channels x output pixels */
 
 typedef struct {
     /* geometry */
@@ -25,6 +25,7 @@ typedef struct {
     const float *col; /* [K, ldcol] columns of this tile (im2col buffer or the input for 1x1) */
     float *colbuf;    /* [K, P] im2col buffer */
     int64_t ldcol, p0, P, n_px;
+    atomic_llong next; /* next unit of the current tile to take */
 } conv_job;
 
 /* dst[0..P) = im2col row k = (ci, ky, kx) for output pixels [p0, p0+P). */
@@ -68,12 +69,10 @@ static void im2col_task(void *ctx, int ith, int nth) {
 }
 
 static void gemm_task(void *ctx, int ith, int nth) {
-    const conv_job *J = ctx;
-    int64_t n_co = (J->Cout + CONV_CO - 1) / CONV_CO;
-    long u0, u1;
-    tdm_split_range((long)(n_co * J->n_px), ith, nth, &u0, &u1);
+    conv_job *J = ctx;
+    int64_t units = (J->Cout + CONV_CO - 1) / CONV_CO * J->n_px;
     int64_t widened = -1; /* co-block in this thread's scratch */
-    for (long u = u0; u < u1; u++) {
+    for (int64_t u; (u = tdm_take_unit(&J->next)) < units;) {
         int64_t cb = u / J->n_px, pb = u % J->n_px; /* co-block major: consecutive units share W tile */
         int64_t co0 = cb * CONV_CO, nco = J->Cout - co0 < CONV_CO ? J->Cout - co0 : CONV_CO;
         int64_t q0 = pb * CONV_PX, npx = J->P - q0 < CONV_PX ? J->P - q0 : CONV_PX;
@@ -109,6 +108,7 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
         return TDM_ERR_INVALID_ARG;
     conv_job J;
     memset(&J, 0, sizeof J);
+    atomic_init(&J.next, 0);
     J.Cin = Cin, J.H = H, J.W = W, J.Cout = weight->shape[0], J.kh = weight->shape[2], J.kw = weight->shape[3];
     J.stride = stride, J.pad = pad, J.weight = weight;
     if (J.kh < 1 || J.kw < 1 || H + 2 * pad < J.kh || W + 2 * pad < J.kw) return TDM_ERR_INVALID_ARG;
@@ -153,6 +153,7 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
                 J.ldcol = J.P;
             }
             int64_t units = (J.Cout + CONV_CO - 1) / CONV_CO * J.n_px;
+            atomic_store(&J.next, 0);
             run_pool(ex, units > 1, gemm_task, &J);
         }
     }

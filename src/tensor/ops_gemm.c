@@ -49,6 +49,7 @@ typedef struct {
     int64_t lda, ldb, ldc;
     int split_m;   /* 1: blocks of rows of M; 0: blocks of columns of N */
     int64_t units;
+    atomic_llong next; /* next unit to take */
 } gemm_job;
 
 static void gemm_unit(const gemm_job *g, int64_t u) {
@@ -66,10 +67,8 @@ static void gemm_unit(const gemm_job *g, int64_t u) {
 }
 
 static void gemm_task(void *ctx, int ith, int nth) {
-    const gemm_job *g = ctx;
-    long u0, u1;
-    tdm_split_range((long)g->units, ith, nth, &u0, &u1);
-    for (long u = u0; u < u1; u++) gemm_unit(g, u);
+    gemm_job *g = ctx;
+    for (int64_t u; (u = tdm_take_unit(&g->next)) < g->units;) gemm_unit(g, u);
 }
 
 tdm_code tdm_gemm(const tdm_exec *ex, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -77,7 +76,7 @@ tdm_code tdm_gemm(const tdm_exec *ex, int trans_a, int trans_b, int64_t M, int64
     if (tdm_exec_ref(ex)) return tdm_gemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (!tdm_gemm_args_ok(trans_a, trans_b, M, N, K, lda, ldb, ldc)) return TDM_ERR_INVALID_ARG;
     if (M == 0 || N == 0) return TDM_OK;
-    gemm_job g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, M >= N, 0};
+    gemm_job g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, M >= N, 0, 0};
     int64_t len = g.split_m ? M : N;
     g.units = (len + GEMM_BLOCK - 1) / GEMM_BLOCK;
     if (g.units == 1 || tdm_exec_threads(ex) == 1)
@@ -99,14 +98,13 @@ typedef struct {
     float *y;            /* [M, N] */
     int64_t n_mb, units;
     tdm_scratch scratch; /* per thread [LIN_BN, K] widened tile of W (non-F32 weights) */
+    atomic_llong next;   /* next unit to take */
 } linear_job;
 
 static void linear_task(void *ctx, int ith, int nth) {
-    const linear_job *L = ctx;
-    long u0, u1;
-    tdm_split_range((long)L->units, ith, nth, &u0, &u1);
+    linear_job *L = ctx;
     int64_t widened = -1; /* n-tile currently in this thread's scratch */
-    for (long u = u0; u < u1; u++) {
+    for (int64_t u; (u = tdm_take_unit(&L->next)) < L->units;) {
         int64_t nb = u / L->n_mb, mb = u % L->n_mb; /* n-tile major: consecutive units reuse the tile */
         int64_t n0 = nb * LIN_BN, n = L->N - n0 < LIN_BN ? L->N - n0 : LIN_BN;
         int64_t m0 = mb * LIN_BM, m = L->M - m0 < LIN_BM ? L->M - m0 : LIN_BM;
@@ -135,7 +133,7 @@ tdm_code tdm_linear(const tdm_exec *ex, const float *x, int64_t M, int64_t K, co
     if (!tdm_ops_weight_ok(W, N * K) || !tdm_ops_opt_weight_ok(bias, N)) return TDM_ERR_INVALID_ARG;
     if (!tdm_gemm_args_ok(0, 1, M, N, K, K, K, N)) return TDM_ERR_INVALID_ARG;
     if (M == 0 || N == 0) return TDM_OK;
-    linear_job L = {x, M, K, N, W, NULL, y, (M + LIN_BM - 1) / LIN_BM, 0, {NULL, 0}};
+    linear_job L = {x, M, K, N, W, NULL, y, (M + LIN_BM - 1) / LIN_BM, 0, {NULL, 0}, 0};
     L.units = L.n_mb * ((N + LIN_BN - 1) / LIN_BN);
     int nth = L.units == 1 ? 1 : tdm_exec_threads(ex);
     float *bf = NULL; /* [N] widened bias */

@@ -4,6 +4,7 @@
 #ifndef TDM_TENSOR_OPS_INTERNAL_H
 #define TDM_TENSOR_OPS_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "tensor/ops.h"
@@ -33,6 +34,13 @@ typedef struct tdm_scratch {
 } tdm_scratch;
 tdm_code tdm_scratch_alloc(tdm_scratch *s, int nth, int64_t floats);
 void tdm_scratch_free(tdm_scratch *s);
+
+/* Dynamic scheduling: pool threads take unit indices in turn from a shared counter (reset to 0
+ * before each tdm_pool_run). Only which thread runs a unit varies, never the unit's arithmetic, so
+ * results stay identical on any thread count while a slow or descheduled thread is covered. */
+static inline int64_t tdm_take_unit(atomic_llong *next) {
+    return (int64_t)atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+}
 
 static inline int tdm_exec_threads(const tdm_exec *ex) { return ex && ex->pool ? tdm_pool_size(ex->pool) : 1; }
 static inline int tdm_exec_ref(const tdm_exec *ex) { return ex && ex->reference; }

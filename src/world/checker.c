@@ -70,7 +70,7 @@ void tdm_world_score(const tdm_world_query *q, const tdm_world_analysis *an, tdm
         const tdm_world_detection *d = m >= 0 ? &an->det[m] : NULL;
         res->match[i] = m;
         char name[24];
-        snprintf(name, sizeof name, "object%d.present", i + 1);
+        snprintf(name, sizeof name, "object%c.present", (char)('1' + i));
         add_attr(res, name, "yes", d ? "yes" : "no", d != NULL, 0);
         if (!d) res->all_present = 0;
         struct {
@@ -85,7 +85,7 @@ void tdm_world_score(const tdm_world_query *q, const tdm_world_analysis *an, tdm
         };
         for (int f = 0; f < 4; f++) {
             if (fields[f].want == TDM_ANY) continue;
-            snprintf(name, sizeof name, "object%d.%s", i + 1, fields[f].what);
+            snprintf(name, sizeof name, "object%c.%s", (char)('1' + i), fields[f].what);
             add_attr(res, name, fields[f].str(fields[f].want), d ? fields[f].str(fields[f].got) : "none",
                      d && fields[f].got == fields[f].want, 1);
         }
