@@ -59,6 +59,19 @@ tests: $(TEST_BIN) $(BUILD)/tandem
 check: tests
 	BUILD=$(BUILD) sh tests/run.sh
 
+# The main job on the embedded default: images from models/shapes when shipped; until then the
+# engine is run against every reference fixture (../shared/fixtures or $$TDM_FIXTURES).
+FIXTURES ?= $(or $(TDM_FIXTURES),../shared/fixtures)
+demo: $(BUILD)/tandem
+	@if [ -f models/shapes/model_index.json ]; then sh tools/demo.sh $(BUILD)/tandem; \
+	elif [ -d "$(FIXTURES)" ]; then \
+	  pass=0; fail=0; for d in "$(FIXTURES)"/*/; do \
+	    out=$$($(BUILD)/tandem check --fixture "$$d" 2>&1); rc=$$?; \
+	    case $$rc in 0) pass=$$((pass+1));; 3) continue;; *) fail=$$((fail+1));; esac; \
+	    printf '%-34s %s\n' "$$(basename $$d)" "$$(echo "$$out" | tail -n 1)"; \
+	  done; echo "fixtures: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]; \
+	else echo "demo: no models/shapes and no fixtures folder $(FIXTURES)"; exit 1; fi
+
 clean:
 	rm -rf build build-san
 

@@ -144,7 +144,8 @@ static const conv_case conv_cases[] = {
     {1, 13, 1, 1, 7, 1, 1, 1, 0},    {1, 3, 9, 9, 130, 3, 3, 1, 1},  {1, 1, 67, 67, 2, 3, 3, 2, 1},
     {1, 3, 7, 9, 4, 1, 3, 1, 1},     {2, 7, 1, 1, 5, 3, 3, 1, 1},    {1, 3, 2, 2, 3, 3, 3, 2, 1},
     {2, 17, 13, 11, 131, 1, 1, 1, 0}, {1, 256, 31, 31, 5, 3, 3, 1, 1}, /* last: several im2col tiles */
-    {1, 2, 11, 11, 3, 5, 5, 2, 2},
+    {1, 2, 11, 11, 3, 5, 5, 2, 2},   {1, 256, 63, 63, 3, 3, 3, 2, 1}, /* stride 2 over several tiles */
+    {1, 1024, 16, 16, 2, 3, 3, 1, 1}, /* K = 9216: tiles of 224 pixels */
 };
 
 static void test_conv(void) {
@@ -327,6 +328,26 @@ static void test_elementwise(void) {
         tdm_geglu(u, M, F, o1);
         tdm_geglu_ex(&ex, u, M, F, o2);
         CHECK(memcmp(o1, o2, (size_t)(M * F) * sizeof(float)) == 0);
+        /* against the double references (ex.reference routes there) */
+        tdm_exec exr = {pool3, 1};
+        tdm_geglu_ex(&exr, u, M, F, o2);
+        double ge = 0, gm = 0;
+        for (int64_t i = 0; i < M * F; i++) {
+            ge = fmax(ge, fabs((double)o1[i] - o2[i]));
+            gm = fmax(gm, fabs((double)o2[i]));
+        }
+        CHECK_MSG(ge <= 1e-6 * gm, "geglu vs ref: %g (max %g)", ge, gm);
+        for (int a = 0; a < 4; a++) {
+            float *v = malloc(big * sizeof(float));
+            memcpy(v, u, big * sizeof(float));
+            memcpy(w, u, big * sizeof(float));
+            tdm_activation(&ex, acts[a], v, big);
+            tdm_activation(&exr, acts[a], w, big);
+            double ae = 0;
+            for (int64_t i = 0; i < big; i++) ae = fmax(ae, fabs((double)v[i] - w[i]) / fmax(1.0, fabs(w[i])));
+            CHECK_MSG(ae <= 1e-6, "activation %d vs ref: %g", a, ae);
+            free(v);
+        }
         free(u), free(w), free(o1), free(o2);
     }
     /* geglu: [a | g] -> a * gelu(g) */

@@ -53,8 +53,7 @@ static void print_help(const char *cmd, int img2img) {
            "  --seed N               random seed, 0..2^64-1, or -1 for a random one (default: -1; the seed\n"
            "                         used is printed and stored in the PNG)\n"
            "  --width N              image width, 64..4096 (default: %s)\n"
-           "  --height N             image height, 64..4096 (default: %s); both multiples of 8, and of\n"
-           "                         the model's latent x UNet factor (64 for SD 1.x / 2.x)\n",
+           "  --height N             image height, 64..4096 (default: %s); both multiples of 8\n",
            img2img ? "the init image width rounded down to a multiple of 8" : "the model's, 512 for SD1.x",
            img2img ? "the init image height rounded down to a multiple of 8" : "the model's, 512 for SD1.x");
     if (img2img)

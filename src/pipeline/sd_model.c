@@ -7,14 +7,13 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "models/clip_tokenizer.h"
 
-/* sd_model_tokenizer.c (kept apart: its header's option types are not meant to meet clip_text.h's) */
-tdm_code tdm_sd_load_tokenizer(tdm_sd_model *m, const tdm_tokenizer_files *tf, tdm_status *st);
-void tdm_sd_free_tokenizer(tdm_sd_model *m);
-tdm_clip_tokenizer **tdm_sd_tokenizer_slot(tdm_sd_model *m);
-unsigned *tdm_sd_loaded_slot(tdm_sd_model *m);
-tdm_clip_tokenizer **tdm_sd_tokenizer_slot(tdm_sd_model *m) { return &m->tokenizer; }
-unsigned *tdm_sd_loaded_slot(tdm_sd_model *m) { return &m->loaded; }
+static tdm_code load_tokenizer(tdm_sd_model *m, const tdm_tokenizer_files *tf, tdm_status *st) {
+    TDM_TRY(tdm_clip_tokenizer_load_files(&m->tokenizer, tf->vocab_path, tf->merges_path, tf->dir, st));
+    m->loaded |= TDM_SD_TOKENIZER;
+    return TDM_OK;
+}
 
 void tdm_sd_load_opts_init(tdm_sd_load_opts *o) {
     memset(o, 0, sizeof *o);
@@ -173,7 +172,7 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
         if ((rc = tdm_tokenizer_find(m->family, o->tokenizer_dir, o->tokenizer_dir ? NULL : md.root,
                                      &m->tokenizer_files, st)))
             goto done;
-        if ((rc = tdm_sd_load_tokenizer(m, &m->tokenizer_files, st))) goto done;
+        if ((rc = load_tokenizer(m, &m->tokenizer_files, st))) goto done;
         describe(m, "; tokenizer %s", m->tokenizer_files.source);
     }
     /* pad: the tokenizer folder's own pad token (diffusers pads with tokenizer.pad_token_id) */
@@ -320,7 +319,7 @@ static tdm_code load_single(tdm_sd_model *m, const tdm_sd_load_opts *o, unsigned
     }
     if (want & TDM_SD_TOKENIZER) {
         TDM_TRY(tdm_tokenizer_find(m->family, o->tokenizer_dir, NULL, &m->tokenizer_files, st));
-        TDM_TRY(tdm_sd_load_tokenizer(m, &m->tokenizer_files, st));
+        TDM_TRY(load_tokenizer(m, &m->tokenizer_files, st));
         describe(m, "; tokenizer %s", m->tokenizer_files.source);
     }
     /* the family's training-time padding, whatever tokenizer folder supplied the vocabulary */
@@ -376,7 +375,8 @@ tdm_code tdm_sd_model_load(tdm_sd_model **out, const tdm_sd_load_opts *opts, tdm
 
 void tdm_sd_model_free(tdm_sd_model *m) {
     if (!m) return;
-    tdm_sd_free_tokenizer(m);
+    if (m->tokenizer) tdm_clip_tokenizer_free(m->tokenizer);
+    m->tokenizer = NULL;
     tdm_clip_text_free(m->text_encoder);
     tdm_unet_free(m->unet);
     tdm_vae_free(m->vae);

@@ -188,6 +188,10 @@ static void act_task(void *ctx, int ith, int nth) {
 }
 
 void tdm_activation(const tdm_exec *ex, tdm_act act, float *x, int64_t n) {
+    if (tdm_exec_ref(ex)) {
+        tdm_activation_ref(act, x, n);
+        return;
+    }
     act_job J = {act, x, n};
     if (n <= ACT_BLOCK || tdm_exec_threads(ex) == 1)
         act_task(&J, 0, 1);
@@ -209,6 +213,10 @@ static void geglu_task(void *ctx, int ith, int nth) {
 }
 
 void tdm_geglu_ex(const tdm_exec *ex, const float *in, int64_t M, int64_t F, float *out) {
+    if (tdm_exec_ref(ex)) {
+        tdm_geglu_ref(in, M, F, out);
+        return;
+    }
     geglu_job J = {in, out, M, F};
     if (M * F <= ACT_BLOCK || tdm_exec_threads(ex) == 1)
         geglu_task(&J, 0, 1);

@@ -89,5 +89,8 @@ typedef enum tdm_act { TDM_ACT_SILU = 0, TDM_ACT_GELU, TDM_ACT_GELU_TANH, TDM_AC
 void tdm_activation(const tdm_exec *ex, tdm_act act, float *x, int64_t n);
 /* tdm_geglu split over ex->pool by rows (same values). */
 void tdm_geglu_ex(const tdm_exec *ex, const float *in, int64_t M, int64_t F, float *out);
+/* Scalar references in double (used when ex->reference is set, and by the tests). */
+void tdm_activation_ref(tdm_act act, float *x, int64_t n);
+void tdm_geglu_ref(const float *in, int64_t M, int64_t F, float *out);
 
 #endif

@@ -171,3 +171,23 @@ tdm_code tdm_attention_ref(const float *q, int64_t ldq, const float *k, int64_t 
     free(s);
     return TDM_OK;
 }
+
+static double act_ref(tdm_act act, double v) {
+    switch (act) {
+    case TDM_ACT_SILU: return v / (1.0 + exp(-v));
+    case TDM_ACT_GELU: return 0.5 * v * erfc(-v * 0.70710678118654752440); /* x Phi(x) */
+    case TDM_ACT_GELU_TANH: return 0.5 * v * (1.0 + tanh(0.79788456080286535588 * (v + 0.044715 * v * v * v)));
+    case TDM_ACT_QUICK_GELU: return v / (1.0 + exp(-1.702 * v));
+    }
+    return v;
+}
+
+void tdm_activation_ref(tdm_act act, float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = (float)act_ref(act, x[i]);
+}
+
+void tdm_geglu_ref(const float *in, int64_t M, int64_t F, float *out) {
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t f = 0; f < F; f++)
+            out[m * F + f] = (float)(in[m * 2 * F + f] * act_ref(TDM_ACT_GELU, in[m * 2 * F + F + f]));
+}
