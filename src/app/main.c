@@ -5,6 +5,7 @@
 
 #include "app/args.h"
 #include "app/commands.h"
+#include "app/commands_world.h"
 #include "tandem.h"
 
 static void print_line(void *user, const char *line) {
@@ -52,6 +53,8 @@ int main(int argc, char **argv) {
                "  generate  text to image (Stable Diffusion 1.x / 2.x, LCM)\n"
                "  img2img   image to image\n"
                "  check     run a reference fixture folder and compare outputs\n"
+               "  world     shapes-world dataset: world sample|captions\n"
+               "  score     score an image against a caption (--checker)\n"
                "\n  --version  print the version\n"
                "Run 'tandem COMMAND --help' for the options of a command.\n");
         return argc < 2 ? 2 : 0;
@@ -61,6 +64,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "check") == 0) return cmd_check(argc - 2, argv + 2);
+    if (strcmp(argv[1], "world") == 0) return tdm_cmd_world(argc - 2, argv + 2);
+    if (strcmp(argv[1], "score") == 0) return tdm_cmd_score(argc - 2, argv + 2);
     if (strcmp(argv[1], "generate") == 0 || strcmp(argv[1], "txt2img") == 0)
         return tdm_cmd_generate(argv[1], 0, argc - 2, argv + 2);
     if (strcmp(argv[1], "img2img") == 0) return tdm_cmd_generate("img2img", 1, argc - 2, argv + 2);

@@ -10,9 +10,10 @@
  *     background -> mean colour, off the line by <= max(40, 0.35 |mean - background|)); touching
  *     components of one colour are merged, and a touching component whose colour lies between the
  *     background and its neighbour's (a blurred fringe) is folded into that neighbour;
- *  4. components under 0.6% of the image or thinner than 2.5 px (area / longest side) are dropped;
+ *  4. components under 0.6% of the image or thinner than max(2.5 px, 4% of min(W, H)) (area / longest
+ *     side) are dropped;
  *  5. per object, from the soft coverage c = clip((alpha - 0.15) / 0.7, 0, 1) over the object and a
- *     ring of 3% of min(W, H) around it: width / height = sums of the column / row maxima of c,
+ *     ring of max(2, 3% of min(W, H)) pixels around it: width / height = sums of the column / row maxima of c,
  *     centre = their centroids, fill = sum(c) / (width * height), top share = coverage above the
  *     centre line, corner fill = mean c where |dx| / (w/2) + |dy| / (h/2) > 1.5.
  *     colour = palette colour nearest the mean; shape = nearest prototype (fill, top share, corner
@@ -32,9 +33,9 @@
 
 typedef struct tdm_world_detection {
     int colour, shape, size, position;
-    float cx, cy;    /* bounding-box centre, relative */
-    float extent;    /* half of the longer bounding-box side, in units of min(W, H) */
-    float fill;      /* area / bounding-box area */
+    float cx, cy;    /* centre (coverage-profile centroids), relative */
+    float extent;    /* half of the longer soft side, in units of min(W, H) */
+    float fill;      /* soft area / (soft width * soft height) */
     float top_share; /* share of the area in the upper half of the bounding box */
     float corner_fill; /* filled share of the box's corners (|dx| / rx + |dy| / ry > 1.5) */
     int area;        /* pixels */

@@ -1,0 +1,49 @@
+"""Architecture of the shapes-world model family (shipped sizes) and the reduced-width variants used
+for the wiring fixtures (same block structure, smaller widths so each fixture stays small)."""
+from . import nn_clip, nn_diffusers
+
+IMAGE_SIZE = 64
+LATENT_SIZE = 16
+LATENT_CHANNELS = 4
+MAX_LENGTH = 77
+
+TEXT = dict(hidden=128, layers=4, heads=4, inter=512, act="quick_gelu")
+VISION = dict(hidden=128, layers=4, heads=4, inter=512, act="quick_gelu", image_size=64, patch_size=8)
+PROJECTION_DIM = 128
+
+VAE = dict(block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=8)
+
+UNET = dict(block_out_channels=(64, 128, 128), layers_per_block=1, attention_head_dim=4, norm_num_groups=16,
+            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+
+# fixture widths (same structure)
+TINY_TEXT = dict(hidden=32, layers=2, heads=4, inter=64, act="quick_gelu")
+TINY_VISION = dict(hidden=32, layers=2, heads=4, inter=64, act="quick_gelu", image_size=64, patch_size=8)
+TINY_VAE = dict(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4)
+TINY_UNET = dict(UNET, block_out_channels=(8, 16, 16), norm_num_groups=4)
+
+
+def text_cfg(vocab_size, bos, eos, arch=None, projection_dim=PROJECTION_DIM):
+    a = arch or TEXT
+    return nn_clip.text_config(vocab_size, a["hidden"], a["layers"], a["heads"], a["inter"], a["act"], bos, eos,
+                               eos, projection_dim, MAX_LENGTH)
+
+
+def vision_cfg(arch=None, projection_dim=PROJECTION_DIM):
+    a = arch or VISION
+    return nn_clip.vision_config(a["hidden"], a["layers"], a["heads"], a["inter"], a["act"], a["image_size"],
+                                 a["patch_size"], projection_dim)
+
+
+def vae_cfg(arch=None, scaling_factor=1.0):
+    a = arch or VAE
+    return nn_diffusers.vae_config(a["block_out_channels"], a["layers_per_block"], LATENT_CHANNELS,
+                                   a["norm_num_groups"], IMAGE_SIZE, scaling_factor)
+
+
+def unet_cfg(cross_attention_dim, arch=None):
+    a = arch or UNET
+    return nn_diffusers.unet_config(a["block_out_channels"], a["down_block_types"], a["up_block_types"],
+                                    a["layers_per_block"], cross_attention_dim, a["attention_head_dim"],
+                                    a["norm_num_groups"], LATENT_SIZE)

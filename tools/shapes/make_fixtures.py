@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""Wiring fixtures: random-weight models with the shapes-world block structure (reduced widths),
+run by the tools/shapes PyTorch modules in float32 and float64, exported in the shared fixture
+format so `build/tandem check --fixture tests/fixtures/shapes-<component>` compares the C engine with
+exactly the modules the training uses.
+
+usage: /usr/bin/python3 -m shapes.make_fixtures [--out tests/fixtures] [--only unet,vae,text,clip]
+(run from tools/)."""
+import argparse
+import os
+import sys
+
+import torch
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "shapes"
+
+from shapes import config as C  # noqa: E402
+from shapes import fixtures as FX  # noqa: E402
+from shapes import nn_clip, nn_diffusers  # noqa: E402
+
+
+def unet_fixture(out, seed=4101):
+    ctx_dim = 32
+    cfg = C.unet_cfg(ctx_dim, C.TINY_UNET)
+    torch.manual_seed(seed)
+    m = nn_diffusers.UNet2DConditionModel(cfg)
+    FX.perturb_(m, seed + 1)
+    g = torch.Generator().manual_seed(seed + 100)
+    inputs = {
+        "sample": torch.randn(2, 4, C.LATENT_SIZE, C.LATENT_SIZE, generator=g, dtype=torch.float64).float(),
+        "timestep": torch.tensor([981.0, 181.0]),
+        "encoder_hidden_states": torch.randn(2, 77, ctx_dim, generator=g, dtype=torch.float64).float(),
+    }
+
+    def run(mod, x):
+        inter = {}
+        y = mod(x["sample"], x["timestep"], x["encoder_hidden_states"], inter)
+        o = {"noise_pred": y}
+        o.update({"inter." + k: v for k, v in inter.items()})
+        return o
+
+    outs, fp = FX.run_both(m, run, inputs)
+    # float16 copy of the weights, upcast, run in float32
+    m16 = nn_diffusers.UNet2DConditionModel(cfg)
+    m16.load_state_dict({k: v.half().float() for k, v in m.float().state_dict().items()})
+    with torch.no_grad():
+        outs["noise_pred_f16w"] = m16.eval()(inputs["sample"], inputs["timestep"], inputs["encoder_hidden_states"])
+    d = (outs["noise_pred_f16w"] - outs["noise_pred"])
+    os.makedirs(os.path.join(out, "model"), exist_ok=True)
+    os.makedirs(os.path.join(out, "model-f16"), exist_ok=True)
+    FX.write_json(os.path.join(out, "model", "config.json"), cfg)
+    FX.write_json(os.path.join(out, "model-f16", "config.json"), cfg)
+    FX.save_state(m, os.path.join(out, "model", "diffusion_pytorch_model.safetensors"))
+    FX.save_state(m, os.path.join(out, "model-f16", "diffusion_pytorch_model.safetensors"), torch.float16)
+    FX.write_case(out, "unet2d_condition", cfg, seed, inputs, outs,
+                  {"sample": "latent x_t (NCHW)", "timestep": "timesteps (float32 holding integers)",
+                   "encoder_hidden_states": "text states (B, 77, cross_attention_dim)"},
+                  {"noise_pred": "UNet output (epsilon prediction)", "inter": "intermediate (debug aid)",
+                   "noise_pred_f16w": "UNet output with the model-f16 weights upcast to f32"},
+                  fp,
+                  "shapes-world teacher/student UNet structure (3 levels: CrossAttnDownBlock2D x2 + DownBlock2D, "
+                  "UNetMidBlock2DCrossAttn, UpBlock2D + CrossAttnUpBlock2D x2, layers_per_block 1, "
+                  "attention_head_dim 4 = number of heads) at reduced widths; random weights (torch.manual_seed(seed) "
+                  "default init, 1-D params += N(0,0.1)). noise_pred_f16w vs noise_pred: max_abs %.3g, rel_l2 %.3g."
+                  % (d.abs().max().item(), (d.norm() / outs["noise_pred"].norm()).item()))
+
+
+def vae_fixture(out, seed=4201):
+    cfg = C.vae_cfg(C.TINY_VAE, scaling_factor=1.0)
+    torch.manual_seed(seed)
+    m = nn_diffusers.AutoencoderKL(cfg)
+    FX.perturb_(m, seed + 1)
+    g = torch.Generator().manual_seed(seed + 100)
+    inputs = {
+        "image": (torch.rand(1, 3, C.IMAGE_SIZE, C.IMAGE_SIZE, generator=g, dtype=torch.float64) * 2 - 1).float(),
+        "latent": torch.randn(1, 4, C.LATENT_SIZE, C.LATENT_SIZE, generator=g, dtype=torch.float64).float(),
+    }
+
+    def run(mod, x):
+        inter = {}
+        mean, logvar, moments = mod.encode(x["image"], inter)
+        dec = mod.decode(x["latent"], inter)
+        o = {"mean": mean, "logvar": logvar, "moments": moments, "decoded": dec}
+        o.update({"inter." + k: v for k, v in inter.items()})
+        return o
+
+    outs, fp = FX.run_both(m, run, inputs)
+    os.makedirs(os.path.join(out, "model"), exist_ok=True)
+    FX.write_json(os.path.join(out, "model", "config.json"), cfg)
+    FX.save_state(m, os.path.join(out, "model", "diffusion_pytorch_model.safetensors"))
+    FX.write_case(out, "autoencoder_kl", cfg, seed, inputs, outs,
+                  {"image": "image in [-1,1], NCHW", "latent": "latent for the decoder test (N(0,1))"},
+                  {"mean": "latent_dist.mean", "logvar": "latent_dist.logvar = clamp(moments[:, 4:], -30, 20)",
+                   "moments": "quant_conv output", "decoded": "decode(latent): post_quant_conv -> decoder (RAW, "
+                   "no scaling_factor)", "inter": "intermediate (debug aid)"},
+                  fp,
+                  "shapes-world VAE structure (3 levels DownEncoderBlock2D/UpDecoderBlock2D -> 4x downsampling, "
+                  "layers_per_block 1 (decoder 2 resnets per level), single-head mid attention, latent_channels 4) "
+                  "at reduced widths; random weights (default init, 1-D params += N(0,0.1)).")
+
+
+def text_fixture(out, seed=4301, with_vision=False, vocab_size=600):
+    bos, eos = vocab_size - 2, vocab_size - 1
+    tcfg = C.text_cfg(vocab_size, bos, eos, C.TINY_TEXT, projection_dim=24)
+    torch.manual_seed(seed)
+    if with_vision:
+        vcfg = C.vision_cfg(C.TINY_VISION, projection_dim=24)
+        m = nn_clip.CLIPModel(tcfg, vcfg, 24)
+        cfg = nn_clip.clip_model_config(tcfg, vcfg, 24)
+    else:
+        m = nn_clip.CLIPTextModel(tcfg)
+        cfg = tcfg
+    FX.perturb_(m, seed + 1, 0.05)
+    g = torch.Generator().manual_seed(seed + 100)
+    ids = torch.full((3, 77), eos, dtype=torch.int64)
+    for b, n in enumerate([5, 12, 20]):
+        ids[b, 0] = bos
+        ids[b, 1:1 + n] = torch.randint(0, vocab_size - 2, (n,), generator=g)
+        ids[b, 1 + n] = eos
+    inputs = {"input_ids": ids}
+
+    def run(mod, x):
+        tm = mod.text_model
+        hs = []
+        last, pooled = tm(x["input_ids"], hs)
+        o = {"last_hidden_state": last, "pooler_output": pooled}
+        for i, h in enumerate(hs):
+            o["hidden_states_%d" % i] = h
+        o["penultimate_final_ln"] = tm.final_layer_norm(hs[-2])
+        if with_vision:
+            o["text_embeds"] = mod.text_projection(pooled)
+        return o
+
+    outs, fp = FX.run_both(m, run, inputs)
+    os.makedirs(os.path.join(out, "model"), exist_ok=True)
+    FX.write_json(os.path.join(out, "model", "config.json"), cfg)
+    FX.save_state(m, os.path.join(out, "model", "model.safetensors"))
+    FX.write_case(out, "clip-text-shapes" + ("-full" if with_vision else ""), cfg, seed, inputs, outs,
+                  {"input_ids": "[bos, random ids, eos, eos padding] (pad = <|endoftext|>, the highest id)"},
+                  {"last_hidden_state": "final_layer_norm(encoder output)",
+                   "pooler_output": "last_hidden_state at the first eos_token_id position",
+                   "hidden_states_0": "embeddings; hidden_states_i = output of layer i",
+                   "penultimate_final_ln": "final_layer_norm(hidden_states[-2])",
+                   "text_embeds": "text_projection(pooler_output)"},
+                  fp,
+                  ("Full CLIPModel folder (text_model.* + vision_model.* + projections + logit_scale), as the "
+                   "shapes CLIP is saved for the CLIPScore oracle; the text tower is checked. " if with_vision else
+                   "shapes-world text encoder (transformers CLIPTextModel) at reduced width. ") +
+                  "quick_gelu, causal mask, eos_token_id = %d (not 2: pooling at the first eos); random weights "
+                  "(default init, 1-D params += N(0,0.05))." % eos)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures"))
+    ap.add_argument("--only", default="unet,vae,text,clip")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    only = set(a.only.split(","))
+    if "unet" in only:
+        unet_fixture(os.path.join(a.out, "shapes-unet"))
+    if "vae" in only:
+        vae_fixture(os.path.join(a.out, "shapes-vae"))
+    if "text" in only:
+        text_fixture(os.path.join(a.out, "shapes-clip-text"))
+    if "clip" in only:
+        text_fixture(os.path.join(a.out, "shapes-clip-text-full"), seed=4401, with_vision=True)
+
+
+if __name__ == "__main__":
+    main()
