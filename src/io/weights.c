@@ -83,6 +83,15 @@ tdm_code tdm_weights_add_file(tdm_weights *ws, const char *path, const char *pre
     return tdm_weights_add_opened(ws, &ws->files[ws->n_files - 1], prefix, mapper, ctx, st);
 }
 
+tdm_code tdm_weights_open_file(tdm_weights *ws, const char *what, const char *path, const char *prefix,
+                               tdm_name_mapper mapper, void *ctx, tdm_status *st) {
+    tdm_weights_init(ws, what);
+    tdm_code rc = tdm_weights_add_file(ws, path, prefix, mapper, ctx, st);
+    if (!rc) rc = tdm_weights_finish(ws, st);
+    if (rc) tdm_weights_free(ws);
+    return rc;
+}
+
 static int cmp_weight(const void *a, const void *b) {
     return strcmp(((const tdm_weight *)a)->name, ((const tdm_weight *)b)->name);
 }

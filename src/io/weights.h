@@ -43,6 +43,9 @@ void tdm_weights_free(tdm_weights *ws);
  * the prefix is stripped and the rest passed to mapper (NULL = identity). */
 tdm_code tdm_weights_add_file(tdm_weights *ws, const char *path, const char *prefix, tdm_name_mapper mapper,
                               void *ctx, tdm_status *st);
+/* One-file store: tdm_weights_init(ws, what) + add_file + finish; on failure ws is freed. */
+tdm_code tdm_weights_open_file(tdm_weights *ws, const char *what, const char *path, const char *prefix,
+                               tdm_name_mapper mapper, void *ctx, tdm_status *st);
 /* Same, over a file already opened by another store (not owned; must outlive ws). */
 tdm_code tdm_weights_add_opened(tdm_weights *ws, const tdm_safetensors *f, const char *prefix,
                                 tdm_name_mapper mapper, void *ctx, tdm_status *st);

@@ -89,14 +89,8 @@ tdm_code tdm_clip_text_load_dir(tdm_clip_text **out, const char *dir, tdm_status
     snprintf(path, sizeof path, "%s/config.json", dir);
     TDM_TRY(tdm_clip_text_config_load(path, &cfg, st));
     tdm_weights ws;
-    tdm_weights_init(&ws, "text encoder");
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    tdm_code rc = tdm_weights_add_file(&ws, path, "", tdm_clip_text_hf_mapper, NULL, st);
-    if (!rc) rc = tdm_weights_finish(&ws, st);
-    if (rc) {
-        tdm_weights_free(&ws);
-        return rc;
-    }
+    TDM_TRY(tdm_weights_open_file(&ws, "text encoder", path, "", tdm_clip_text_hf_mapper, NULL, st));
     return tdm_clip_text_load(out, &cfg, &ws, st);
 }
 

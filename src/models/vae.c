@@ -169,41 +169,27 @@ tdm_code tdm_vae_load_dir(tdm_vae **out, const char *dir, tdm_status *st) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     TDM_TRY(tdm_vae_config_load(path, &cfg, st));
     tdm_weights ws;
-    tdm_weights_init(&ws, "vae");
     snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
-    tdm_code rc = tdm_weights_add_file(&ws, path, "", NULL, NULL, st);
-    if (!rc) rc = tdm_weights_finish(&ws, st);
-    if (rc) {
-        tdm_weights_free(&ws);
-        return rc;
-    }
+    TDM_TRY(tdm_weights_open_file(&ws, "vae", path, "", NULL, NULL, st));
     return tdm_vae_load(out, &cfg, &ws, st);
 }
 
 tdm_code tdm_vae_load_single_file(tdm_vae **out, const char *path, const char *prefix, const tdm_vae_config *cfg,
                                   tdm_status *st) {
     *out = NULL;
-    tdm_weights ws;
-    tdm_weights_init(&ws, "vae");
     tdm_vae_config c;
     memset(&c, 0, sizeof c);
-    tdm_code rc = TDM_OK;
     if (cfg) {
         c = *cfg;
     } else { /* infer from the shapes (the file is opened twice: cheap, header only) */
         tdm_safetensors f;
-        rc = tdm_st_open(&f, path, st);
-        if (!rc) {
-            rc = tdm_vae_config_infer(&f, prefix, &c, st);
-            tdm_st_close(&f);
-        }
+        TDM_TRY(tdm_st_open(&f, path, st));
+        tdm_code rc = tdm_vae_config_infer(&f, prefix, &c, st);
+        tdm_st_close(&f);
+        if (rc) return rc;
     }
-    if (!rc) rc = tdm_weights_add_file(&ws, path, prefix, tdm_vae_ldm_mapper, &c, st);
-    if (!rc) rc = tdm_weights_finish(&ws, st);
-    if (rc) {
-        tdm_weights_free(&ws);
-        return rc;
-    }
+    tdm_weights ws;
+    TDM_TRY(tdm_weights_open_file(&ws, "vae", path, prefix, tdm_vae_ldm_mapper, &c, st));
     return tdm_vae_load(out, &c, &ws, st);
 }
 

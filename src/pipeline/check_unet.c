@@ -40,13 +40,7 @@ static int has_io(const tdm_check *c, const char *name) { return c->io.map && td
 static tdm_code load_model(const char *path, const char *prefix, tdm_name_mapper mapper, const tdm_unet_config *cfg,
                            tdm_unet **u, tdm_status *st) {
     tdm_weights ws;
-    tdm_weights_init(&ws, "unet");
-    tdm_code rc = tdm_weights_add_file(&ws, path, prefix, mapper, (void *)cfg, st);
-    if (!rc) rc = tdm_weights_finish(&ws, st);
-    if (rc) {
-        tdm_weights_free(&ws);
-        return rc;
-    }
+    TDM_TRY(tdm_weights_open_file(&ws, "unet", path, prefix, mapper, (void *)cfg, st));
     return tdm_unet_load(u, cfg, &ws, st);
 }
 
