@@ -163,6 +163,10 @@ typedef struct tdm_generate_params {
     int emphasis;                /* 1 (default): A1111 (word:1.2) [word] syntax; 0: prompt taken literally */
     tdm_progress_fn progress;    /* may be NULL */
     void *progress_user;
+    /* ControlNet (see the controlnet block at the end): n_controls entries, applied together (their
+     * residuals summed, as diffusers' MultiControlNetModel); NULL / 0 by default. */
+    const struct tdm_control *controls;
+    int n_controls;
 } tdm_generate_params;
 
 void tdm_generate_params_init(tdm_generate_params *p);
@@ -175,6 +179,7 @@ typedef struct tdm_generate_stats {
     int prompt_chunks;    /* 77-token windows per prompt */
     double seconds_encode, seconds_denoise, seconds_decode;
     size_t arena_peak;    /* bytes of per-run activations at the high-water mark */
+    int controlnet_calls; /* ControlNet forward calls (one per active ControlNet per step) */
 } tdm_generate_stats;
 
 /* Text to image (init_image NULL) or image to image. *out receives a new RGB8 image (tdm_image_free).
@@ -192,6 +197,218 @@ tdm_code tdm_generate(tdm_engine *engine, const tdm_model *model, const tdm_gene
  * Python prints them, e.g. 7.0). Returns the length the full text needs
  * (like snprintf); buf may be NULL with bufsz 0. Invalid parameters give -1. */
 int tdm_format_parameters(const tdm_model *model, const tdm_generate_params *p, char *buf, size_t bufsz);
+
+
+/* ==== adaptive student-teacher pipeline (docs/ADAPTIVE.md) ======================================
+ * The student makes an image; an oracle scores it against the prompt; when the score is below a
+ * threshold tau the teacher improves it (refine: re-noise the student's result and let the teacher
+ * denoise; regenerate: the teacher samples from the student's initial noise), otherwise the student's
+ * image is kept (Starodubcev et al., "Your Student is Better Than Expected", CVPR 2024). */
+
+/* ---- oracles: score(prompt, RGB8 image) -> float (higher is better) ---- */
+
+typedef struct tdm_oracle tdm_oracle;
+
+/* A user-supplied oracle (also what tests use for a known score). */
+typedef tdm_code (*tdm_oracle_fn)(void *user, const char *prompt, const tdm_image *image, float *score,
+                                  tdm_status *st);
+
+/* Registry names: "checker" (shapes-world ground-truth checker, score in [0, 1]; the prompt must be a
+ * shapes-world caption), "imagereward", "clipscore", "aesthetic", "pickscore", "hpsv2" (model-backed:
+ * model_path names the oracle's weights, "MAIN[,EXTRA]" as docs/ADAPTIVE.md lists), and two
+ * deterministic test oracles: "constant:V" (always V) and "brightness" (mean of the RGB values / 255).
+ * *n receives the count of the checker and model-backed names (the test oracles are not listed). */
+const char *const *tdm_oracle_names(int *n);
+/* model_path: NULL for "checker" and the test oracles. engine: threads for model-backed oracles (may
+ * be NULL: one thread). Unknown names are TDM_ERR_INVALID_ARG listing the known ones. */
+tdm_code tdm_oracle_open(const char *name, const char *model_path, tdm_engine *engine, tdm_oracle **out,
+                         tdm_status *st);
+/* Wraps fn (user must outlive the oracle); name is recorded in metadata. */
+tdm_code tdm_oracle_from_fn(const char *name, tdm_oracle_fn fn, void *user, tdm_oracle **out, tdm_status *st);
+tdm_code tdm_oracle_score(tdm_oracle *oracle, const char *prompt, const tdm_image *image, float *score,
+                          tdm_status *st);
+const char *tdm_oracle_get_name(const tdm_oracle *oracle);
+void tdm_oracle_free(tdm_oracle *oracle);
+
+/* ---- calibration: tau_k = k-th percentile of oracle scores of student samples ---- */
+
+typedef struct tdm_calibration tdm_calibration;
+
+/* numpy.percentile(values, k) with the default linear method: values sorted ascending, rank
+ * r = k/100 * (n - 1), result = v[floor r] + (r - floor r) * (v[floor r + 1] - v[floor r]).
+ * k in [0, 100]; n >= 1. `sorted` must be ascending. */
+double tdm_percentile_sorted(const double *sorted, int n, double k);
+
+/* Reads a calibration file (tandem calibrate's JSON, or the reference code's {"10": tau, ...}). */
+tdm_code tdm_calibration_load(const char *path, tdm_calibration **out, tdm_status *st);
+void tdm_calibration_free(tdm_calibration *c);
+/* tau for percentile k in (0, 100) (from the stored scores: any k; a reference-code table: its keys
+ * only). Errors name k and the file. */
+tdm_code tdm_calibration_tau(const tdm_calibration *c, double k, double *tau, tdm_status *st);
+/* tau such that exactly round(q n) of the n calibration scores lie below it (midpoint between the two
+ * order statistics; q in [0, 1]); *share receives the realised share. Needs the stored scores. */
+tdm_code tdm_calibration_tau_for_share(const tdm_calibration *c, double q, double *tau, double *share,
+                                       tdm_status *st);
+/* Number of scores stored (0 for a reference-code table). */
+int tdm_calibration_count(const tdm_calibration *c);
+
+/* ---- one adaptive generation ---- */
+
+typedef enum tdm_adaptive_strategy {
+    TDM_ADAPTIVE_REFINE = 0,    /* teacher denoises the re-noised student result */
+    TDM_ADAPTIVE_REGENERATE = 1 /* teacher samples from the student's initial noise */
+} tdm_adaptive_strategy;
+
+typedef enum tdm_refine_convention {
+    TDM_REFINE_STRENGTH = 0, /* diffusers img2img strength s (reference code): int(T/s + 1) grid steps,
+                                the last T of them run */
+    TDM_REFINE_NOISE = 1     /* paper Algorithm 1: x = sqrt(1 - sigma) x0 + sqrt(sigma) z, i.e. start
+                                where 1 - alphabar_t = sigma (the nearest grid point that runs T steps) */
+} tdm_refine_convention;
+
+typedef enum tdm_adaptive_decision {
+    TDM_DECISION_KEEP = 0,      /* oracle score >= tau: the student's image */
+    TDM_DECISION_REFINE = 1,
+    TDM_DECISION_REGENERATE = 2
+} tdm_adaptive_decision;
+
+const char *tdm_adaptive_decision_name(tdm_adaptive_decision d); /* "keep", "refine", "regenerate" */
+
+/* One model's sampling settings (0 / NULL / negative: the model's defaults, as tdm_generate). */
+typedef struct tdm_stage_settings {
+    int steps;
+    float guidance;      /* < 0: model default */
+    const char *sampler; /* NULL: model default */
+    float eta;
+} tdm_stage_settings;
+
+typedef struct tdm_adaptive_params {
+    const char *prompt;          /* required */
+    const char *negative_prompt; /* NULL: "" */
+    uint64_t seed;
+    int width, height;           /* 0: the student model's default; the teacher uses the same size */
+    int clip_skip, emphasis;     /* as tdm_generate_params (1, 1) */
+    tdm_stage_settings student;  /* default: model defaults */
+    tdm_stage_settings teacher;  /* default: model defaults */
+
+    /* oracle: `oracle` when set, else opened by name (oracle_name, oracle_model) for this call */
+    tdm_oracle *oracle;
+    const char *oracle_name;  /* default "checker" */
+    const char *oracle_model; /* NULL */
+
+    /* threshold: tau when finite; else k (percentile in (0, 100)) or teacher_share (in [0, 1]) with the
+     * calibration file. tau = +INFINITY sends every sample to the teacher, -INFINITY none. */
+    double tau;           /* default NAN (unset) */
+    double k;             /* default NAN (unset) */
+    double teacher_share; /* default NAN (unset) */
+    const char *calibration; /* calibration file (tandem calibrate) */
+    tdm_calibration *calibration_obj; /* preloaded (overrides the file name); not owned */
+
+    tdm_adaptive_strategy strategy;      /* default TDM_ADAPTIVE_REFINE */
+    tdm_refine_convention refine_convention; /* default TDM_REFINE_STRENGTH */
+    float refine_strength;               /* s in (0, 1], default 0.4 (reference code default) */
+    float refine_noise;                  /* sigma in (0, 1), default 0.4 */
+    int force_pixels;                    /* 1: hand over through pixels even when the VAE is shared */
+    int keep_student_image;              /* 1: also return the student's image */
+
+    tdm_progress_fn progress; /* stages of the student and the teacher in turn; may be NULL */
+    void *progress_user;
+} tdm_adaptive_params;
+
+void tdm_adaptive_params_init(tdm_adaptive_params *p);
+
+typedef struct tdm_adaptive_result {
+    tdm_image image;         /* the final image (tdm_adaptive_result_free) */
+    tdm_image student_image; /* with keep_student_image */
+    tdm_adaptive_decision decision;
+    float oracle_score;
+    double tau;              /* threshold used */
+    double k;                /* percentile used (NAN when tau was given directly) */
+    double teacher_share;    /* share asked for (NAN unless given) */
+    int handoff_latent;      /* refine: 1 = student latent handed to the teacher, 0 = through pixels */
+    char handoff_reason[192];
+    int refine_grid_steps;   /* refine: the teacher schedule's length N (strength: int(T/s + 1)) */
+    int refine_steps;        /* teacher steps run */
+    float refine_start_timestep;
+    double refine_sigma;     /* 1 - alphabar at the first teacher step (the noise variance added) */
+    int unet_evals_student, unet_evals_teacher; /* UNet evaluations (a CFG step counts 2) */
+    int unet_calls_student, unet_calls_teacher; /* UNet forward calls (batch 2 with CFG) */
+    double seconds_student, seconds_oracle, seconds_teacher, seconds_total;
+    char warnings[1024];     /* calibration-provenance mismatches etc., one per line ("" when none) */
+    char *parameters;        /* A1111 "parameters" text (owned) */
+    char *metadata_json;     /* the "tandem" JSON: oracle, score, tau, k, decision, settings, evals, times */
+} tdm_adaptive_result;
+
+/* Runs student -> oracle -> (teacher). student and teacher may be the same model. */
+tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher,
+                               const tdm_adaptive_params *p, tdm_adaptive_result *out, tdm_status *st);
+void tdm_adaptive_result_free(tdm_adaptive_result *r);
+
+/* Writes the final image as PNG with two text chunks, "parameters" (A1111) and "tandem" (the metadata
+ * JSON), and, when sidecar_path is not NULL, the JSON to that file. */
+tdm_code tdm_adaptive_save(const tdm_adaptive_result *r, const char *png_path, const char *sidecar_path,
+                           tdm_status *st);
+/* Reads a PNG text chunk by key (e.g. "tandem"); *text NULL when absent. Release with tdm_free. */
+tdm_code tdm_image_read_text(const char *path, const char *key, char **text, tdm_status *st);
+
+/* ---- calibration run (tandem calibrate) ---- */
+
+typedef struct tdm_calibrate_params {
+    const char *prompts_file; /* UTF-8, one prompt per line (docs/ADAPTIVE.md: rules) */
+    int n;                    /* samples; prompt i mod P, seed seed + i */
+    uint64_t seed;            /* default 0 */
+    const char *negative_prompt;
+    int width, height, clip_skip, emphasis;
+    tdm_stage_settings student;
+    tdm_oracle *oracle;       /* required */
+    const char *oracle_model; /* recorded in the provenance */
+    const char *out_path;     /* calibration JSON; progress goes to out_path + ".partial" (JSON lines) */
+    int restart;              /* 1: discard an existing partial file instead of resuming */
+    /* called after each sample (done of total); nonzero cancels (the partial file keeps the work) */
+    int (*on_sample)(void *user, int done, int total, float score);
+    void *user;
+    tdm_progress_fn progress;
+    void *progress_user;
+} tdm_calibrate_params;
+
+void tdm_calibrate_params_init(tdm_calibrate_params *p);
+/* *resumed receives the samples taken over from a partial file (may be NULL). */
+tdm_code tdm_calibrate(tdm_engine *engine, const tdm_model *student, const tdm_calibrate_params *p, int *resumed,
+                       tdm_status *st);
+/* ==== end of the adaptive block ==== */
+
+/* ==== controlnet (docs/CONTROLNET.md) ============================================================
+ * ControlNet models (diffusers ControlNetModel) steer generation with a conditioning image (edges,
+ * segmentation map, ...): set tdm_generate_params.controls / n_controls. */
+
+typedef struct tdm_controlnet tdm_controlnet;
+
+/* path: a diffusers folder (config.json + diffusion_pytorch_model.safetensors), or one .safetensors file:
+ * diffusers names (config.json next to it) or the original "control_model.*" names (SD 1.x ControlNet
+ * config; SD 2.x when its transformers use linear projections). Read-only once loaded: may be shared by
+ * engines. The ControlNet must match the model's UNet (checked by tdm_generate). */
+tdm_code tdm_controlnet_load(const char *path, tdm_controlnet **out, tdm_status *st);
+void tdm_controlnet_free(tdm_controlnet *cn);
+
+typedef struct tdm_control {
+    const tdm_controlnet *controlnet; /* required */
+    const tdm_image *image; /* RGB8 conditioning image, already preprocessed (edges: tdm_canny; a segmentation
+                             * map as an image); resized to the output size (Lanczos) when it differs, as
+                             * diffusers' control image processor; passed as RGB / 255 in [0, 1] */
+    float scale;            /* controlnet_conditioning_scale, default 1; 0..100 */
+    float start, end;       /* control_guidance_start / _end, defaults 0 / 1: step i of N is controlled iff
+                             * i / N >= start and (i + 1) / N <= end (diffusers' controlnet_keep) */
+} tdm_control;
+
+void tdm_control_init(tdm_control *c);
+
+/* OpenCV cv2.Canny(gray, low, high) (aperture 3, L1 gradient) as ControlNet's canny annotator runs it, on
+ * the image converted to gray (ITU-R 601: (R*4899 + G*9617 + B*1868 + 8192) >> 14, OpenCV's RGB2GRAY);
+ * blur_sigma > 0 first applies a Gaussian blur (kernel 2*ceil(3 sigma)+1, replicated borders) to the gray
+ * image (ControlNet's annotator does not blur: pass 0). Output RGB8: 255 on edges, 0 elsewhere (R=G=B,
+ * ControlNet's HWC3). low <= high, both in [0, 1020*2]; sides 1..16384. */
+tdm_code tdm_canny(const tdm_image *in, float low, float high, float blur_sigma, tdm_image *out, tdm_status *st);
+/* ==== end of the controlnet block ==== */
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,36 @@ def flatten(prefix, obj, out, torch):
     # other values (step counters, hyperparameters) are not weights: skipped
 
 
+def write_safetensors(path, tensors, torch, half, metadata):
+    """Writes {name: tensor} as safetensors: sorted names, contiguous little-endian data, header padded
+    to 8 bytes; float32 stored as float16 when half. Returns the data size in bytes. ValueError on a
+    dtype safetensors lacks."""
+    table = dtype_table(torch)
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous()
+        if half and t.dtype == torch.float32:
+            t = t.half()
+        if t.dtype not in table:
+            raise ValueError(f"tensor '{name}': dtype {t.dtype} not supported")
+        code, size = table[t.dtype]
+        data = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        if t.numel() and len(data) != t.numel() * size:  # view(uint8) needs a byte-compatible layout
+            data = t.numpy().tobytes()
+        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header["__metadata__"] = metadata
+    hdr = json.dumps(header, separators=(",", ":")).encode()
+    hdr += b" " * ((8 - len(hdr) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hdr)))
+        f.write(hdr)
+        for b in blobs:
+            f.write(b)
+    return offset
+
+
 def main(argv):
     args = [a for a in argv if not a.startswith("--")]
     flags = {a for a in argv if a.startswith("--")}
@@ -62,29 +92,13 @@ def main(argv):
     if not tensors:
         print(f"convert_ckpt: {src}: no tensors found", file=sys.stderr)
         return 1
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        if "--half" in flags and t.dtype == torch.float32:
-            t = t.half()
-        if t.dtype not in table:
-            print(f"convert_ckpt: tensor '{name}': dtype {t.dtype} not supported", file=sys.stderr)
-            return 1
-        code, size = table[t.dtype]
-        data = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        if t.numel() and len(data) != t.numel() * size:  # view(uint8) needs a byte-compatible layout
-            data = t.numpy().tobytes()
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"format": "pt", "converted_by": "tandem tools/convert_ckpt.py"}
-    hdr = json.dumps(header, separators=(",", ":")).encode()
-    hdr += b" " * ((8 - len(hdr) % 8) % 8)
-    with open(dst, "wb") as f:
-        f.write(struct.pack("<Q", len(hdr)))
-        f.write(hdr)
-        for b in blobs:
-            f.write(b)
+    try:
+        nbytes = write_safetensors(dst, tensors, torch, "--half" in flags,
+                                   {"format": "pt", "converted_by": "tandem tools/convert_ckpt.py"})
+    except ValueError as e:
+        print(f"convert_ckpt: {e}", file=sys.stderr)
+        return 1
+    offset = nbytes
     print(f"{dst}: {len(tensors)} tensors, {offset / 1e6:.1f} MB")
     return 0
 

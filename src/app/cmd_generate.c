@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/cmd_control.h"
 #include "app/commands.h"
+#include "app/commands_adaptive.h"
 #include "tandem.h"
 
 /* Set by SIGINT / SIGTERM; the progress callback then cancels the run cleanly. */
@@ -24,6 +26,7 @@ typedef struct gen_opts {
     uint64_t seed;
     int seed_random;
     int quiet;
+    tdm_cli_controls controls; /* --controlnet ... (cmd_control.c) */
 } gen_opts;
 
 static void print_help(const char *cmd, int img2img) {
@@ -70,7 +73,10 @@ static void print_help(const char *cmd, int img2img) {
            "  --threads N            worker threads, 0..1024 (default: 0 = all CPUs)\n"
            "  -o, --output FILE      output PNG with the A1111 \"parameters\" text chunk (default: output.png)\n"
            "  -q, --quiet            no progress line and no summary\n"
-           "  -h, --help             this help\n"
+           "  -h, --help             this help\n");
+    tdm_cli_controls_help();
+    printf("  --adaptive             student-teacher generation with an oracle (tandem generate --adaptive\n"
+           "                         --help lists its options; docs/ADAPTIVE.md)\n"
            "\nThe same seed and options give a bit-identical image whatever --threads is.\n");
 }
 
@@ -200,6 +206,8 @@ static int parse(const char *cmd, int img2img, int argc, char **argv, gen_opts *
         } else if (OPT("-o", "--output")) {
             if (err) return 2;
             o->output = v;
+        } else if ((err = tdm_cli_controls_parse(cmd, argc, argv, &i, &o->controls)) != 0) {
+            if (err < 0) return 2;
         } else {
             if (!img2img && (strcmp(a, "--init-image") == 0 || strcmp(a, "--strength") == 0))
                 fprintf(stderr, "tandem %s: %s belongs to 'tandem img2img'\n", cmd, a);
@@ -230,6 +238,7 @@ static int parse(const char *cmd, int img2img, int argc, char **argv, gen_opts *
         fprintf(stderr, "tandem %s: --output must not be empty\n", cmd);
         return 2;
     }
+    if (tdm_cli_controls_check(cmd, &o->controls)) return 2;
     return -1;
 }
 
@@ -243,6 +252,9 @@ static void fail_line(const char *cmd, const tdm_status *st) {
 }
 
 int tdm_cmd_generate(const char *cmd, int img2img, int argc, char **argv) {
+    if (!img2img) /* tandem generate --adaptive: the student-teacher pipeline (cmd_adaptive.c) */
+        for (int i = 0; i < argc; i++)
+            if (strcmp(argv[i], "--adaptive") == 0) return tdm_cmd_adaptive_generate(cmd, argc, argv);
     gen_opts o;
     int rc = parse(cmd, img2img, argc, argv, &o);
     if (rc >= 0) return rc;
@@ -268,6 +280,7 @@ int tdm_cmd_generate(const char *cmd, int img2img, int argc, char **argv) {
     tdm_engine_params_init(&ep);
     ep.n_threads = o.threads;
     if (tdm_engine_create(&ep, &engine, &st) != TDM_OK) goto fail;
+    if (tdm_cli_controls_load(&o.controls, &st) != TDM_OK) goto fail;
 
     progress_state ps = {0};
     ps.tty = !o.quiet && isatty(STDERR_FILENO);
@@ -288,6 +301,8 @@ int tdm_cmd_generate(const char *cmd, int img2img, int argc, char **argv) {
     gp.emphasis = o.emphasis;
     gp.progress = on_progress;
     gp.progress_user = &ps;
+    gp.controls = o.controls.c;
+    gp.n_controls = o.controls.n;
 
     if (o.seed_random && !o.quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)o.seed);
 
@@ -328,6 +343,7 @@ done:
     free(params_text);
     tdm_image_free(&out);
     tdm_image_free(&init);
+    tdm_cli_controls_free(&o.controls);
     tdm_model_free(model);
     tdm_engine_free(engine);
     return exit_code;

@@ -5,6 +5,8 @@
 
 #include "app/args.h"
 #include "app/commands.h"
+#include "app/commands_adaptive.h"
+#include "app/commands_bench.h"
 #include "app/commands_world.h"
 #include "tandem.h"
 
@@ -55,6 +57,8 @@ int main(int argc, char **argv) {
                "  check     run a reference fixture folder and compare outputs\n"
                "  world     shapes-world dataset: world sample|captions\n"
                "  score     score an image against a caption (--checker)\n"
+               "  calibrate oracle-score percentiles of student samples for generate --adaptive\n"
+               "  bench     time the models on SD-shaped random weights (speed, memory)\n"
                "\n  --version  print the version\n"
                "Run 'tandem COMMAND --help' for the options of a command.\n");
         return argc < 2 ? 2 : 0;
@@ -66,6 +70,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "check") == 0) return cmd_check(argc - 2, argv + 2);
     if (strcmp(argv[1], "world") == 0) return tdm_cmd_world(argc - 2, argv + 2);
     if (strcmp(argv[1], "score") == 0) return tdm_cmd_score(argc - 2, argv + 2);
+    if (strcmp(argv[1], "calibrate") == 0) return tdm_cmd_calibrate(argc - 2, argv + 2);
+    if (strcmp(argv[1], "bench") == 0) return tdm_cmd_bench(argc - 2, argv + 2);
     if (strcmp(argv[1], "generate") == 0 || strcmp(argv[1], "txt2img") == 0)
         return tdm_cmd_generate(argv[1], 0, argc - 2, argv + 2);
     if (strcmp(argv[1], "img2img") == 0) return tdm_cmd_generate("img2img", 1, argc - 2, argv + 2);

@@ -419,3 +419,24 @@ tdm_code tdm_unet_forward(const tdm_unet *u, const tdm_exec *ex, tdm_arena *aren
     tdm_arena_reset(arena, m);
     return rc;
 }
+
+/* ---- Block entry points shared with the ControlNet (declared in unet_internal.h) ---------------- */
+
+tdm_code tdm_unet_block_embeddings(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, const tdm_unet_inputs *in,
+                                   float *emb, tdm_status *st) {
+    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = in->B, .ctx = in->context, .Lc = in->context_len};
+    return embeddings(&f, in, emb);
+}
+
+tdm_code tdm_unet_block_resnet(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, int64_t B, const float *temb_act,
+                               const unet_resnet *r, const float *x, int64_t H, int64_t W, float *y, tdm_status *st) {
+    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = B, .temb_act = temb_act};
+    return resnet(&f, r, x, H, W, y);
+}
+
+tdm_code tdm_unet_block_transformer(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, int64_t B, const float *ctx,
+                                    int64_t Lc, const unet_transformer *t, const float *x, int64_t H, int64_t W,
+                                    float *y, tdm_status *st) {
+    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = B, .ctx = ctx, .Lc = Lc};
+    return transformer(&f, t, x, H, W, y);
+}

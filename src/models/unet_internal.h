@@ -56,4 +56,22 @@ struct tdm_unet {
     tdm_tensor norm_out_w, norm_out_b, conv_out_w, conv_out_b;
 };
 
+/* ---- Block entry points shared with the ControlNet (controlnet.c; defined in unet.c / unet_load.c) -- */
+
+/* time_embedding(timestep_proj(t) [+ cond_proj]) [+ add_embedding] of u's weights -> emb [B, T] (no silu). */
+tdm_code tdm_unet_block_embeddings(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, const tdm_unet_inputs *in,
+                                   float *emb, tdm_status *st);
+/* ResnetBlock2D: x [B, r->cin, H, W] -> y [B, r->cout, H, W] (y must not alias x); temb_act = silu(emb) [B, T]. */
+tdm_code tdm_unet_block_resnet(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, int64_t B, const float *temb_act,
+                               const unet_resnet *r, const float *x, int64_t H, int64_t W, float *y, tdm_status *st);
+/* Transformer2DModel: x [B, C, H, W] -> y (may alias x), cross-attending to ctx [B, Lc, cross_attention_dim]. */
+tdm_code tdm_unet_block_transformer(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, int64_t B, const float *ctx,
+                                    int64_t Lc, const unet_transformer *t, const float *x, int64_t H, int64_t W,
+                                    float *y, tdm_status *st);
+/* Weight fetchers of one ResnetBlock2D / Transformer2DModel under `prefix` (e.g. "down_blocks.0.resnets.1."). */
+tdm_code tdm_unet_load_resnet(tdm_weights *ws, const char *prefix, int cin, int cout, int temb, unet_resnet *r,
+                              tdm_status *st);
+tdm_code tdm_unet_load_transformer(tdm_weights *ws, const char *prefix, const tdm_unet_config *cfg, int C, int heads,
+                                   int n_layers, unet_transformer *t, tdm_status *st);
+
 #endif

@@ -231,3 +231,15 @@ tdm_code tdm_unet_load(tdm_unet **out, const tdm_unet_config *cfg, tdm_weights *
     *out = u;
     return TDM_OK;
 }
+
+/* ---- Loaders shared with the ControlNet (declared in unet_internal.h) --------------------------- */
+
+tdm_code tdm_unet_load_resnet(tdm_weights *ws, const char *prefix, int cin, int cout, int temb, unet_resnet *r,
+                              tdm_status *st) {
+    return load_resnet(ws, prefix, cin, cout, temb, r, st);
+}
+
+tdm_code tdm_unet_load_transformer(tdm_weights *ws, const char *prefix, const tdm_unet_config *cfg, int C, int heads,
+                                   int n_layers, unet_transformer *t, tdm_status *st) {
+    return load_transformer(ws, prefix, cfg, C, heads, n_layers, t, st);
+}

@@ -223,3 +223,10 @@ int tdm_format_parameters(const tdm_model *model, const tdm_generate_params *p, 
     if (buf && bufsz) buf[b.len < bufsz ? b.len : bufsz - 1] = '\0';
     return b.len > (size_t)0x7fffffff ? -1 : (int)b.len;
 }
+
+/* ---- adaptive pipeline: internal accessors (declared in pipeline/adaptive.h; added by the adaptive
+ * pipeline helper) ---------------------------------------------------------------------------------- */
+
+const tdm_sd_model *tdm_model_sd(const tdm_model *model) { return model ? model->sd : NULL; }
+const char *tdm_model_name(const tdm_model *model) { return model ? model->name : ""; }
+const tdm_exec *tdm_engine_exec(const tdm_engine *engine) { return engine ? &engine->ex : NULL; }

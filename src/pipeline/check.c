@@ -138,6 +138,11 @@ static const struct {
     {"clip-text", tdm_check_clip_text}, /* prefix: clip-text-tiny, clip-text-tiny-gelu-proj, ... */
     {"tokenizer-clip", tdm_check_tokenizer_clip},
     {"scheduler", tdm_check_scheduler},
+    {"imagereward-tiny", tdm_check_imagereward},
+    {"tokenizer-bert", tdm_check_tokenizer_bert},
+    {"preprocessing", tdm_check_preprocessing},
+    {"controlnet", tdm_check_controlnet},
+    {"clip-vision-tiny", tdm_check_clip_vision},
 };
 
 tdm_code tdm_check_fixture(const char *dir, int n_threads, tdm_check_line_fn line_fn, void *user, int *n_pass,

@@ -53,5 +53,10 @@ tdm_code tdm_check_vae(tdm_check *c, tdm_status *st);
 tdm_code tdm_check_clip_text(tdm_check *c, tdm_status *st);
 tdm_code tdm_check_tokenizer_clip(tdm_check *c, tdm_status *st);
 tdm_code tdm_check_scheduler(tdm_check *c, tdm_status *st);
+tdm_code tdm_check_imagereward(tdm_check *c, tdm_status *st);
+tdm_code tdm_check_tokenizer_bert(tdm_check *c, tdm_status *st);
+tdm_code tdm_check_preprocessing(tdm_check *c, tdm_status *st);
+tdm_code tdm_check_controlnet(tdm_check *c, tdm_status *st);
+tdm_code tdm_check_clip_vision(tdm_check *c, tdm_status *st);
 
 #endif

@@ -103,9 +103,13 @@ tdm_code tdm_gen_resolve(const tdm_sd_model *m, const tdm_generate_params *p, td
                         init->width, init->height, init->channels);
     int mult = d.size_multiple;
     int dw = d.width, dh = d.height;
-    if (init) { /* diffusers: the init image size rounded down (here to the model's size multiple) */
-        dw = init->width - init->width % mult;
-        dh = init->height - init->height % mult;
+    TDM_TRY(tdm_gen_controls_validate(m, p, st));
+    /* diffusers: the init image size rounded down (here to the model's size multiple); ControlNet
+     * text-to-image: the first control image's */
+    const tdm_image *size_src = init ? init : p->n_controls > 0 ? p->controls[0].image : NULL;
+    if (size_src) {
+        dw = size_src->width - size_src->width % mult;
+        dh = size_src->height - size_src->height % mult;
         if (dw < mult) dw = mult;
         if (dh < mult) dh = mult;
     }
@@ -251,6 +255,9 @@ static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_statu
     in.context_len = tc->len;
     in.timestep_cond = wcond;
 
+    tdm_gen_controls gc; /* ControlNet: embeddings and residual buffers for the run */
+    TDM_TRY(tdm_gen_controls_prepare(g->m, g->ex, a, g->p, pl->width, pl->height, g->h, g->w, B, &gc, st));
+
     tdm_seeded_noise sn = {pl->seed, TDM_STREAM_SAMPLER_BASE};
     tdm_noise_source noise = tdm_noise_source_seeded(&sn);
     TDM_TRY(report(g->p, TDM_STAGE_DENOISE, 0, N, st));
@@ -259,6 +266,8 @@ static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_statu
         tdm_sampler_scale_model_input(g->sampler, i, x, xin, n);
         if (B == 2) memcpy(xin + n, xin, sizeof(float) * (size_t)n);
         tsteps[0] = tsteps[1] = tdm_sampler_timestep(g->sampler, i);
+        TDM_TRY(tdm_gen_controls_step(&gc, g->ex, a, i, N, &in, st));
+        g->stats.controlnet_calls = gc.calls;
         TDM_TRY(tdm_unet_forward(g->m->unet, g->ex, a, &in, pred, st));
         g->stats.unet_calls++;
         g->stats.unet_batch = B;

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "models/controlnet.h"
 #include "pipeline/sd_model.h"
 #include "sampling/sampler.h"
 #include "tandem.h"
@@ -90,5 +91,34 @@ typedef struct tdm_text_cond {
 /* Encodes the prompt (and the negative prompt when need_uncond) into arena memory. */
 tdm_code tdm_gen_encode_text(const tdm_sd_model *m, const tdm_exec *ex, tdm_arena *arena, const tdm_gen_plan *plan,
                              int need_uncond, tdm_text_cond *out, tdm_status *st);
+
+/* ---- ControlNet (generate_control.c) ---- */
+
+#define TDM_GEN_MAX_CONTROLS 8
+
+typedef struct tdm_gen_controls {
+    int n;
+    const tdm_control *c;                     /* [n] (the caller's) */
+    float *emb[TDM_GEN_MAX_CONTROLS];         /* conditioning embedding per control [1, C0, h, w] */
+    int n_down;
+    float *down[TDM_CONTROLNET_MAX_RESIDUALS]; /* summed down residuals [B, C_i, h_i, w_i] */
+    float *mid;                               /* summed mid residual */
+    int calls;                                /* ControlNet forward calls so far */
+} tdm_gen_controls;
+
+/* diffusers controlnet_keep: step i of n is controlled iff i / n >= start and (i + 1) / n <= end. */
+int tdm_gen_control_active(int i, int n, float start, float end);
+/* Validates p->controls against the model (count, images, scale, start < end, ControlNet fits the UNet). */
+tdm_code tdm_gen_controls_validate(const tdm_sd_model *m, const tdm_generate_params *p, tdm_status *st);
+/* Control images -> [0, 1] tensors at W x H (Lanczos when the size differs) -> embeddings, and the residual
+ * buffers for batch B at latent h x w, all in arena (kept for the run). */
+tdm_code tdm_gen_controls_prepare(const tdm_sd_model *m, const tdm_exec *ex, tdm_arena *arena,
+                                  const tdm_generate_params *p, int W, int H, int h, int w, int B,
+                                  tdm_gen_controls *gc, tdm_status *st);
+/* Runs the ControlNets active at step i of n on the UNet inputs *in (the same batched sample, timesteps
+ * and context: with CFG the condition is shared by both halves) and points in's residual fields at their
+ * sum, or clears them when none is active. */
+tdm_code tdm_gen_controls_step(tdm_gen_controls *gc, const tdm_exec *ex, tdm_arena *arena, int i, int n,
+                               tdm_unet_inputs *in, tdm_status *st);
 
 #endif

@@ -93,4 +93,20 @@ void tdm_geglu_ex(const tdm_exec *ex, const float *in, int64_t M, int64_t F, flo
 void tdm_activation_ref(tdm_act act, float *x, int64_t n);
 void tdm_geglu_ref(const float *in, int64_t M, int64_t F, float *out);
 
+/* ---- Additions (performance): Winograd convolution and the convolution algorithm choice ---------- */
+
+/* 3x3 stride-1 convolution by Winograd F(m x m, 3 x 3), m = 2 or 4; same contract as tdm_conv2d for a
+ * [Cout, Cin, 3, 3] weight with symmetric zero padding pad (ops_winograd.c states the error bound). */
+tdm_code tdm_conv2d_winograd(const tdm_exec *ex, int m, const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W,
+                             const tdm_tensor *weight, const tdm_tensor *bias, int pad, float *y);
+
+/* Algorithm tdm_conv2d uses for 3x3 stride-1 convolutions. AUTO picks by shape (docs/PERFORMANCE.md).
+ * Process-wide; the initial value comes from $TDM_CONV (auto, im2col, wino2, wino4), else AUTO. */
+typedef enum tdm_conv_algo { TDM_CONV_AUTO = 0, TDM_CONV_IM2COL, TDM_CONV_WINO2, TDM_CONV_WINO4 } tdm_conv_algo;
+void tdm_conv_set_algo(tdm_conv_algo algo);
+tdm_conv_algo tdm_conv_get_algo(void);
+/* The algorithm tdm_conv2d runs for these shapes (resolves AUTO; IM2COL for non-3x3 / strided). */
+tdm_conv_algo tdm_conv_pick(int64_t N, int64_t Cin, int64_t Cout, int64_t kh, int64_t kw, int stride, int64_t Ho,
+                            int64_t Wo);
+
 #endif

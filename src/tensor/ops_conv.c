@@ -4,6 +4,8 @@
  * K split over the pool), pass 2 runs units of (CONV_CO output channels x CONV_PX pixels), each a
  * single-threaded sgemm with its slice of W widened to f32 in per-thread scratch. All block sizes
  * depend on shapes only, so results are identical for any thread count. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +96,39 @@ static void gemm_task(void *ctx, int ith, int nth) {
     }
 }
 
+/* ---- algorithm choice ----------------------------------------------------------------------------- */
+
+static atomic_int conv_algo = -1; /* -1: not read from the environment yet */
+
+tdm_conv_algo tdm_conv_get_algo(void) {
+    int a = atomic_load(&conv_algo);
+    if (a >= 0) return (tdm_conv_algo)a;
+    const char *e = getenv("TDM_CONV");
+    a = TDM_CONV_AUTO;
+    if (e && strcmp(e, "im2col") == 0) a = TDM_CONV_IM2COL;
+    else if (e && strcmp(e, "wino2") == 0) a = TDM_CONV_WINO2;
+    else if (e && strcmp(e, "wino4") == 0) a = TDM_CONV_WINO4;
+    int expect = -1;
+    atomic_compare_exchange_strong(&conv_algo, &expect, a);
+    return (tdm_conv_algo)atomic_load(&conv_algo);
+}
+
+void tdm_conv_set_algo(tdm_conv_algo algo) { atomic_store(&conv_algo, (int)algo); }
+
+tdm_conv_algo tdm_conv_pick(int64_t N, int64_t Cin, int64_t Cout, int64_t kh, int64_t kw, int stride, int64_t Ho,
+                            int64_t Wo) {
+    if (kh != 3 || kw != 3 || stride != 1) return TDM_CONV_IM2COL;
+    tdm_conv_algo a = tdm_conv_get_algo();
+    if (a != TDM_CONV_AUTO) return a;
+    /* AUTO: F(2,3) (error of the order of im2col's; F(4,3) is opt-in, see ops_winograd.c) when the
+     * channel GEMMs are large enough to hide the transforms, measured: 16x16 and larger images
+     * (>= 64 tiles per image) with >= 16 channels. Per-image sizes only, so a sample's result does
+     * not depend on the batch it is in. */
+    (void)N;
+    if (Cin >= 16 && Cout >= 16 && ((Ho + 1) / 2) * ((Wo + 1) / 2) >= 64) return TDM_CONV_WINO2;
+    return TDM_CONV_IM2COL;
+}
+
 static void run_pool(const tdm_exec *ex, int parallel, tdm_task_fn fn, void *ctx) {
     if (parallel && tdm_exec_threads(ex) > 1)
         tdm_pool_run(ex->pool, fn, ctx);
@@ -118,6 +153,10 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
     int64_t HoWo = J.Ho * J.Wo;
     if (!tdm_gemm_args_ok(0, 0, J.Cout, HoWo, J.K, J.K, HoWo, HoWo)) return TDM_ERR_INVALID_ARG;
     if (N == 0 || J.Cout == 0 || HoWo == 0) return TDM_OK;
+
+    tdm_conv_algo algo = tdm_conv_pick(N, Cin, J.Cout, J.kh, J.kw, stride, J.Ho, J.Wo);
+    if (algo == TDM_CONV_WINO2 || algo == TDM_CONV_WINO4)
+        return tdm_conv2d_winograd(ex, algo == TDM_CONV_WINO2 ? 2 : 4, x, N, Cin, H, W, weight, bias, pad, y);
 
     int direct = J.kh == 1 && J.kw == 1 && stride == 1 && pad == 0; /* 1x1: col = input */
     int64_t P = HoWo;

@@ -194,8 +194,15 @@ def save_component(module, folder, cfg, weights_name, skip=()):
     st.save(sd, os.path.join(folder, weights_name))
 
 
-def ids_tensor(tok, texts):
-    return torch.tensor([tok.encode_77(t) for t in texts], dtype=torch.int64)
+def ids_tensor(tok, texts, trim=False):
+    """[B, 77] ids (bos, tokens, eos, eos padding). trim: cut the common padding tail (keeps one eos
+    per row): causal attention makes every position up to the first eos, hence the pooled output,
+    independent of later positions, so contrastive training can skip them."""
+    ids = torch.tensor([tok.encode_77(t) for t in texts], dtype=torch.int64)
+    if trim:
+        n = int((ids != tok.pad).sum(1).max().item()) + 1
+        ids = ids[:, :n]
+    return ids
 
 
 class TextCache:

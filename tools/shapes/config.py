@@ -8,19 +8,19 @@ LATENT_CHANNELS = 4
 MAX_LENGTH = 77
 
 TEXT = dict(hidden=128, layers=4, heads=4, inter=512, act="quick_gelu")
-VISION = dict(hidden=128, layers=4, heads=4, inter=512, act="quick_gelu", image_size=64, patch_size=8)
+VISION = dict(hidden=128, layers=3, heads=4, inter=256, act="quick_gelu", image_size=64, patch_size=8)
 PROJECTION_DIM = 128
 
-VAE = dict(block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=8)
+VAE = dict(block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8)
 
-UNET = dict(block_out_channels=(64, 128, 128), layers_per_block=1, attention_head_dim=4, norm_num_groups=16,
+UNET = dict(block_out_channels=(32, 64, 128), layers_per_block=1, attention_head_dim=4, norm_num_groups=8,
             down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
 
 # fixture widths (same structure)
 TINY_TEXT = dict(hidden=32, layers=2, heads=4, inter=64, act="quick_gelu")
 TINY_VISION = dict(hidden=32, layers=2, heads=4, inter=64, act="quick_gelu", image_size=64, patch_size=8)
-TINY_VAE = dict(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4)
+TINY_VAE = dict(block_out_channels=(8, 8, 16), layers_per_block=1, norm_num_groups=4)
 TINY_UNET = dict(UNET, block_out_channels=(8, 16, 16), norm_num_groups=4)
 
 

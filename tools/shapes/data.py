@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import numpy as np
 from PIL import Image
@@ -16,6 +17,11 @@ TANDEM = os.environ.get("TANDEM", os.path.join(ROOT, "build", "tandem"))
 
 
 def _run(args):
+    # the binary may be briefly absent while `make` relinks it: wait up to two minutes
+    for _ in range(60):
+        if os.access(TANDEM, os.X_OK):
+            break
+        time.sleep(2)
     r = subprocess.run([TANDEM] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         raise RuntimeError("tandem %s failed (%d): %s" % (" ".join(args[:3]), r.returncode, r.stderr.strip()))

@@ -1,0 +1,551 @@
+/* `tandem generate --adaptive` and `tandem calibrate` (docs/ADAPTIVE.md). Uses only tandem.h. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/args.h"
+#include "app/commands_adaptive.h"
+#include "tandem.h"
+
+static volatile sig_atomic_t g_interrupted = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+typedef struct sig_guard {
+    struct sigaction old_int, old_term;
+} sig_guard;
+
+static void sig_install(sig_guard *g) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &g->old_int);
+    sigaction(SIGTERM, &sa, &g->old_term);
+}
+
+static void sig_restore(sig_guard *g) {
+    sigaction(SIGINT, &g->old_int, NULL);
+    sigaction(SIGTERM, &g->old_term, NULL);
+}
+
+static void fail_line(const char *cmd, const tdm_status *st) {
+    char msg[sizeof st->msg];
+    snprintf(msg, sizeof msg, "%s", st->msg[0] ? st->msg : tdm_code_name(st->code));
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    fprintf(stderr, "tandem %s: %s\n", cmd, msg);
+}
+
+/* A number in (lo, hi) (open_lo / open_hi: exclusive ends). */
+static int arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, int open_lo, int open_hi,
+                      double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno == ERANGE || !isfinite(v)) {
+        fprintf(stderr, "tandem %s: %s: '%s' is not a number\n", cmd, opt, s);
+        return 0;
+    }
+    if ((open_lo ? v <= lo : v < lo) || (open_hi ? v >= hi : v > hi)) {
+        fprintf(stderr, "tandem %s: %s: %g is outside %c%g, %g%c\n", cmd, opt, v, open_lo ? '(' : '[', lo, hi,
+                open_hi ? ')' : ']');
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int sampler_ok(const char *cmd, const char *opt, const char *v) {
+    int n = 0;
+    const char *const *names = tdm_sampler_names(&n);
+    for (int k = 0; k < n; k++)
+        if (strcmp(v, names[k]) == 0) return 1;
+    fprintf(stderr, "tandem %s: %s: unknown sampler '%s' (see tandem %s --help)\n", cmd, opt, v, cmd);
+    return 0;
+}
+
+/* Options shared by both commands: the student's settings, size, prompt handling, oracle, threads. */
+typedef struct common_opts {
+    const char *model, *tokenizer, *negative, *oracle, *oracle_model;
+    tdm_stage_settings student;
+    int width, height, clip_skip, emphasis, threads, quiet;
+    uint64_t seed;
+    int seed_random;
+} common_opts;
+
+static void common_init(common_opts *c) {
+    memset(c, 0, sizeof *c);
+    c->student.guidance = -1.0f;
+    c->clip_skip = 1;
+    c->emphasis = 1;
+    c->oracle = "checker";
+}
+
+#define OPT(...) ((v = tdm_arg_value(cmd, argc, argv, &i, (const char *const[]){__VA_ARGS__, NULL}, &err)) || err)
+
+/* 1: argv[*i] was a common option (consumed); 0: not one; -1: bad value (message printed). */
+static int parse_common(const char *cmd, int argc, char **argv, int *ip, common_opts *o) {
+    int i = *ip, err = 0;
+    const char *v, *a = argv[i];
+    int r = 1;
+    if (strcmp(a, "--no-emphasis") == 0) o->emphasis = 0;
+    else if (strcmp(a, "--emphasis") == 0) o->emphasis = 1;
+    else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o->quiet = 1;
+    else if (OPT("--model", "--student")) r = err ? -1 : (o->model = v, 1);
+    else if (OPT("--tokenizer")) r = err ? -1 : (o->tokenizer = v, 1);
+    else if (OPT("--negative-prompt")) r = err ? -1 : (o->negative = v, 1);
+    else if (OPT("--steps")) r = err || !tdm_arg_int(cmd, "--steps", v, 1, 1000, &o->student.steps) ? -1 : 1;
+    else if (OPT("--guidance", "--cfg")) r = err || !tdm_arg_float(cmd, "--guidance", v, 0, 100, &o->student.guidance) ? -1 : 1;
+    else if (OPT("--sampler")) r = err || !sampler_ok(cmd, "--sampler", v) ? -1 : (o->student.sampler = v, 1);
+    else if (OPT("--eta")) r = err || !tdm_arg_float(cmd, "--eta", v, 0, 1, &o->student.eta) ? -1 : 1;
+    else if (OPT("--seed")) r = err || !tdm_arg_seed(cmd, "--seed", v, &o->seed, &o->seed_random) ? -1 : 1;
+    else if (OPT("--width")) r = err || !tdm_arg_int(cmd, "--width", v, 64, 4096, &o->width) ? -1 : 1;
+    else if (OPT("--height")) r = err || !tdm_arg_int(cmd, "--height", v, 64, 4096, &o->height) ? -1 : 1;
+    else if (OPT("--clip-skip")) r = err || !tdm_arg_int(cmd, "--clip-skip", v, 1, 12, &o->clip_skip) ? -1 : 1;
+    else if (OPT("--threads")) r = err || !tdm_arg_int(cmd, "--threads", v, 0, 1024, &o->threads) ? -1 : 1;
+    else if (OPT("--oracle")) r = err ? -1 : (o->oracle = v, 1);
+    else if (OPT("--oracle-model")) r = err ? -1 : (o->oracle_model = v, 1);
+    else r = 0;
+    *ip = i;
+    return r;
+}
+
+static int load_model(const char *path, const char *tokenizer, tdm_model **out, tdm_status *st) {
+    tdm_model_params mp;
+    tdm_model_params_init(&mp);
+    mp.path = path;
+    mp.tokenizer_dir = tokenizer;
+    return tdm_model_load(&mp, out, st);
+}
+
+static uint64_t random_seed(void) {
+    uint64_t s = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&s, sizeof s, 1, f) != 1) s = 0;
+        fclose(f);
+    }
+    if (!s) s = (uint64_t)time(NULL) * 1000000007ull ^ ((uint64_t)getpid() << 32);
+    return s >> 1;
+}
+
+/* ---- progress ---- */
+
+typedef struct progress_state {
+    int tty;
+    int phase; /* 0 student, 1 teacher (a second text encode starts the teacher) */
+    int seen_decode;
+} progress_state;
+
+static int on_progress(void *user, tdm_stage stage, int step, int total) {
+    progress_state *ps = user;
+    if (stage == TDM_STAGE_ENCODE_TEXT && step == 0 && ps->seen_decode) ps->phase = 1;
+    if (stage == TDM_STAGE_DECODE && step == total) ps->seen_decode = 1;
+    if (ps->tty) {
+        fprintf(stderr, "\r%-8s %-12s %d/%d   ", ps->phase ? "teacher" : "student", tdm_stage_name(stage), step, total);
+        if (stage == TDM_STAGE_DECODE && step == total) fputc('\n', stderr);
+        fflush(stderr);
+    }
+    return g_interrupted ? 1 : 0;
+}
+
+/* ---- tandem generate --adaptive ---- */
+
+static void adaptive_help(const char *cmd) {
+    printf("usage: tandem %s --adaptive --model STUDENT --teacher TEACHER --prompt TEXT\n"
+           "                (--tau F | --k K --calibration FILE | --teacher-share Q --calibration FILE) [options]\n\n"
+           "Adaptive student-teacher generation (docs/ADAPTIVE.md): the student makes an image, an oracle scores\n"
+           "it; a score below tau sends it to the teacher, otherwise it is kept.\n\n"
+           "student:\n"
+           "  --model PATH, --student PATH   the student model (required)\n"
+           "  --steps N, --guidance F, --sampler NAME, --eta F   its settings (defaults: the model's)\n"
+           "teacher:\n"
+           "  --teacher PATH         the teacher model (default: the student's model)\n"
+           "  --teacher-steps N      teacher steps T actually run (default: the model's, 20)\n"
+           "  --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F\n"
+           "oracle and threshold:\n"
+           "  --oracle NAME          checker (default; shapes-world captions), imagereward, clipscore, aesthetic,\n"
+           "                         pickscore, hpsv2, constant:V, brightness\n"
+           "  --oracle-model PATH    weights of a model-backed oracle\n"
+           "  --tau F                keep the student's image when score >= F\n"
+           "  --k K                  tau = the K-th percentile (0 < K < 100) of the calibration scores: about K%%\n"
+           "                         of samples go to the teacher\n"
+           "  --teacher-share Q      tau such that a share Q (0..1) of the calibration samples go to the teacher\n"
+           "  --calibration FILE     from tandem calibrate (a settings mismatch is warned about on stderr)\n"
+           "improvement:\n"
+           "  --strategy refine|regenerate   refine (default): the teacher denoises the re-noised student\n"
+           "                         result; regenerate: the teacher samples from the student's initial noise\n"
+           "  --refine-strength S    diffusers img2img strength, 0 < S <= 1 (default 0.4; reference code):\n"
+           "                         a schedule of int(T/S + 1) steps of which the last T run\n"
+           "  --refine-noise SIGMA   paper Algorithm 1, 0 < SIGMA < 1: x = sqrt(1-SIGMA) x0 + sqrt(SIGMA) z, i.e.\n"
+           "                         start where 1 - alphabar_t = SIGMA (nearest grid point running T steps)\n"
+           "  --refine-through-pixels  decode / re-encode even when the VAE is shared (default: latent hand-off)\n"
+           "common:\n"
+           "  --prompt TEXT, --negative-prompt TEXT, --seed N (-1 random), --width N, --height N, --clip-skip N,\n"
+           "  --no-emphasis, --tokenizer DIR, --threads N\n"
+           "  -o, --output FILE      output PNG (default output.png): text chunks \"parameters\" (A1111) and\n"
+           "                         \"tandem\" (JSON: oracle, score, tau, k, decision, settings, UNet evals, times)\n"
+           "  --sidecar FILE         also write the JSON to FILE\n"
+           "  --student-output FILE  also write the student's image\n"
+           "  -q, --quiet            no progress and no summary\n",
+           cmd);
+}
+
+int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
+    common_opts c;
+    common_init(&c);
+    const char *teacher_path = NULL, *prompt = NULL, *output = "output.png", *sidecar = NULL, *student_out = NULL;
+    const char *calibration = NULL;
+    tdm_stage_settings teacher = {0, -1.0f, NULL, 0.0f};
+    double tau = NAN, k = NAN, share = NAN, strength = NAN, noise = NAN;
+    int strategy = TDM_ADAPTIVE_REFINE, pixels = 0;
+    c.seed_random = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int err = 0;
+        int r = parse_common(cmd, argc, argv, &i, &c);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            adaptive_help(cmd);
+            return 0;
+        } else if (strcmp(a, "--adaptive") == 0) {
+        } else if (strcmp(a, "--refine-through-pixels") == 0) {
+            pixels = 1;
+        } else if (OPT("--teacher")) {
+            if (err) return 2;
+            teacher_path = v;
+        } else if (OPT("--prompt")) {
+            if (err) return 2;
+            prompt = v;
+        } else if (OPT("--teacher-steps")) {
+            if (err || !tdm_arg_int(cmd, "--teacher-steps", v, 1, 1000, &teacher.steps)) return 2;
+        } else if (OPT("--teacher-guidance", "--teacher-cfg")) {
+            if (err || !tdm_arg_float(cmd, "--teacher-guidance", v, 0, 100, &teacher.guidance)) return 2;
+        } else if (OPT("--teacher-sampler")) {
+            if (err || !sampler_ok(cmd, "--teacher-sampler", v)) return 2;
+            teacher.sampler = v;
+        } else if (OPT("--teacher-eta")) {
+            if (err || !tdm_arg_float(cmd, "--teacher-eta", v, 0, 1, &teacher.eta)) return 2;
+        } else if (OPT("--tau")) {
+            if (err || !arg_double(cmd, "--tau", v, -1e30, 1e30, 0, 0, &tau)) return 2;
+        } else if (OPT("--k")) {
+            if (err || !arg_double(cmd, "--k", v, 0, 100, 1, 1, &k)) return 2;
+        } else if (OPT("--teacher-share")) {
+            if (err || !arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
+        } else if (OPT("--calibration")) {
+            if (err) return 2;
+            calibration = v;
+        } else if (OPT("--strategy")) {
+            if (err) return 2;
+            if (strcmp(v, "refine") == 0) strategy = TDM_ADAPTIVE_REFINE;
+            else if (strcmp(v, "regenerate") == 0) strategy = TDM_ADAPTIVE_REGENERATE;
+            else {
+                fprintf(stderr, "tandem %s: --strategy: '%s' is not refine or regenerate\n", cmd, v);
+                return 2;
+            }
+        } else if (OPT("--refine-strength")) {
+            if (err || !arg_double(cmd, "--refine-strength", v, 0, 1, 1, 0, &strength)) return 2;
+        } else if (OPT("--refine-noise")) {
+            if (err || !arg_double(cmd, "--refine-noise", v, 0, 1, 1, 1, &noise)) return 2;
+        } else if (OPT("-o", "--output")) {
+            if (err) return 2;
+            output = v;
+        } else if (OPT("--sidecar")) {
+            if (err) return 2;
+            sidecar = v;
+        } else if (OPT("--student-output")) {
+            if (err) return 2;
+            student_out = v;
+        } else {
+            fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --adaptive --help)\n", cmd, a, cmd);
+            return 2;
+        }
+    }
+    if (!c.model) {
+        fprintf(stderr, "tandem %s: --model PATH (the student) is required\n", cmd);
+        return 2;
+    }
+    if (!prompt) {
+        fprintf(stderr, "tandem %s: --prompt TEXT is required\n", cmd);
+        return 2;
+    }
+    int n_thr = !isnan(tau) + !isnan(k) + !isnan(share);
+    if (n_thr != 1) {
+        fprintf(stderr, "tandem %s: give exactly one of --tau, --k, --teacher-share (got %d)\n", cmd, n_thr);
+        return 2;
+    }
+    if (isnan(tau) && !calibration) {
+        fprintf(stderr, "tandem %s: %s needs --calibration FILE (made by tandem calibrate)\n", cmd,
+                !isnan(k) ? "--k" : "--teacher-share");
+        return 2;
+    }
+    if (!isnan(strength) && !isnan(noise)) {
+        fprintf(stderr, "tandem %s: give --refine-strength or --refine-noise, not both\n", cmd);
+        return 2;
+    }
+    if (c.seed_random) c.seed = random_seed();
+
+    tdm_status st = {0};
+    tdm_engine *engine = NULL;
+    tdm_model *student = NULL, *teacher_model = NULL;
+    tdm_oracle *oracle = NULL;
+    tdm_adaptive_result res;
+    memset(&res, 0, sizeof res);
+    int exit_code = 1;
+    tdm_engine_params ep;
+    tdm_engine_params_init(&ep);
+    ep.n_threads = c.threads;
+    if (tdm_engine_create(&ep, &engine, &st)) goto fail;
+    if (load_model(c.model, c.tokenizer, &student, &st)) goto fail;
+    if (teacher_path && strcmp(teacher_path, c.model) != 0 && load_model(teacher_path, c.tokenizer, &teacher_model, &st))
+        goto fail;
+    if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
+
+    tdm_adaptive_params p;
+    tdm_adaptive_params_init(&p);
+    p.prompt = prompt;
+    p.negative_prompt = c.negative ? c.negative : "";
+    p.seed = c.seed;
+    p.width = c.width;
+    p.height = c.height;
+    p.clip_skip = c.clip_skip;
+    p.emphasis = c.emphasis;
+    p.student = c.student;
+    p.teacher = teacher;
+    p.oracle = oracle;
+    p.oracle_model = c.oracle_model;
+    p.tau = tau;
+    p.k = k;
+    p.teacher_share = share;
+    p.calibration = calibration;
+    p.strategy = (tdm_adaptive_strategy)strategy;
+    if (!isnan(noise)) {
+        p.refine_convention = TDM_REFINE_NOISE;
+        p.refine_noise = (float)noise;
+    } else if (!isnan(strength)) {
+        p.refine_strength = (float)strength;
+    }
+    p.force_pixels = pixels;
+    p.keep_student_image = student_out != NULL;
+    progress_state ps = {0};
+    ps.tty = !c.quiet && isatty(STDERR_FILENO);
+    p.progress = on_progress;
+    p.progress_user = &ps;
+    if (c.seed_random && !c.quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)c.seed);
+
+    sig_guard sg;
+    sig_install(&sg);
+    tdm_code rc = tdm_adaptive_generate(engine, student, teacher_model ? teacher_model : student, &p, &res, &st);
+    sig_restore(&sg);
+    if (ps.tty && rc) fputc('\n', stderr);
+    if (rc == TDM_ERR_CANCELLED) {
+        fprintf(stderr, "tandem %s: cancelled\n", cmd);
+        exit_code = 130;
+        goto done;
+    }
+    if (rc) goto fail;
+    if (res.warnings[0]) { /* one "warning:" line per mismatch */
+        char *w = res.warnings;
+        for (char *line = strtok(w, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
+    }
+    if (tdm_adaptive_save(&res, output, sidecar, &st)) goto fail;
+    if (student_out && tdm_image_save_png(student_out, &res.student_image, NULL, &st)) goto fail;
+    if (!c.quiet) {
+        fprintf(stderr, "wrote %s: %s (oracle %s %.4g %s tau %.4g), UNet evals %d + %d, %.1f s (student %.1f, oracle "
+                "%.2f, teacher %.1f)\n",
+                output, tdm_adaptive_decision_name(res.decision), tdm_oracle_get_name(oracle), (double)res.oracle_score,
+                res.decision == TDM_DECISION_KEEP ? ">=" : "<", res.tau, res.unet_evals_student, res.unet_evals_teacher,
+                res.seconds_total, res.seconds_student, res.seconds_oracle, res.seconds_teacher);
+        if (res.decision == TDM_DECISION_REFINE)
+            fprintf(stderr, "refined through the %s (%s): %d of %d grid steps from t = %g (1 - alphabar = %.3f)\n",
+                    res.handoff_latent ? "latent" : "pixels", res.handoff_reason, res.refine_steps, res.refine_grid_steps,
+                    (double)res.refine_start_timestep, res.refine_sigma);
+    }
+    exit_code = 0;
+    goto done;
+fail:
+    fail_line(cmd, &st);
+    exit_code = 1;
+done:
+    tdm_adaptive_result_free(&res);
+    tdm_oracle_free(oracle);
+    tdm_model_free(teacher_model);
+    tdm_model_free(student);
+    tdm_engine_free(engine);
+    return exit_code;
+}
+
+/* ---- tandem calibrate ---- */
+
+static void calibrate_help(void) {
+    printf("usage: tandem calibrate --model STUDENT --prompts FILE --n N --out calib.json [options]\n\n"
+           "Generates N student samples (sample i: prompt i mod P of FILE, seed SEED + i) with the settings the\n"
+           "adaptive run will use, scores them with the oracle and writes the scores and tau_k for k = 1..99\n"
+           "(numpy's default percentile) with their provenance. Progress is appended to OUT.partial: an\n"
+           "interrupted run continues where it stopped when rerun with the same options.\n\n"
+           "  --model PATH           the student model (required)\n"
+           "  --prompts FILE         UTF-8, one prompt per line, no blank lines (required)\n"
+           "  --n N                  number of samples (required)\n"
+           "  --out FILE             calibration JSON (required)\n"
+           "  --seed N               first seed (default 0)\n"
+           "  --steps N, --guidance F, --sampler NAME, --eta F, --width N, --height N, --negative-prompt TEXT,\n"
+           "  --clip-skip N, --no-emphasis, --tokenizer DIR   student settings (defaults: the model's)\n"
+           "  --oracle NAME          (default checker), --oracle-model PATH\n"
+           "  --teacher-share Q      also print the tau that sends a share Q of the samples to the teacher\n"
+           "  --restart              discard an existing OUT.partial instead of resuming it\n"
+           "  --threads N, -q/--quiet\n");
+}
+
+typedef struct cal_progress {
+    int tty, quiet;
+    struct timespec t0;
+    int first; /* samples done before this process (resumed), set on the first call */
+    int seen;
+} cal_progress;
+
+static int on_sample(void *user, int done, int total, float score) {
+    cal_progress *cp = user;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (!cp->seen) {
+        cp->seen = 1;
+        cp->first = done - 1;
+    }
+    double dt = (double)(t.tv_sec - cp->t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - cp->t0.tv_nsec);
+    int n_run = done - cp->first;
+    double per = n_run > 0 ? dt / n_run : 0;
+    if (!cp->quiet) {
+        int step = total / 20 > 0 ? total / 20 : 1;
+        if (cp->tty)
+            fprintf(stderr, "\rcalibrate %d/%d  score %.4g  %.2f s/sample  eta %.0f s   ", done, total, (double)score, per,
+                    per * (total - done));
+        else if (done % step == 0 || done == total)
+            fprintf(stderr, "calibrate %d/%d  %.2f s/sample\n", done, total, per);
+        if (cp->tty && done == total) fputc('\n', stderr);
+    }
+    return g_interrupted ? 1 : 0;
+}
+
+int tdm_cmd_calibrate(int argc, char **argv) {
+    const char *cmd = "calibrate";
+    common_opts c;
+    common_init(&c);
+    const char *prompts = NULL, *out = NULL;
+    int n = 0, restart = 0;
+    double share = NAN;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int err = 0;
+        int r = parse_common(cmd, argc, argv, &i, &c);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            calibrate_help();
+            return 0;
+        } else if (strcmp(a, "--restart") == 0) {
+            restart = 1;
+        } else if (OPT("--prompts")) {
+            if (err) return 2;
+            prompts = v;
+        } else if (OPT("--n")) {
+            if (err || !tdm_arg_int(cmd, "--n", v, 1, 10000000, &n)) return 2;
+        } else if (OPT("--out", "-o", "--output")) {
+            if (err) return 2;
+            out = v;
+        } else if (OPT("--teacher-share")) {
+            if (err || !arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
+        } else {
+            fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --help)\n", cmd, a, cmd);
+            return 2;
+        }
+    }
+    if (!c.model || !prompts || !n || !out) {
+        fprintf(stderr, "tandem %s: --model, --prompts, --n and --out are required\n", cmd);
+        return 2;
+    }
+    if (c.seed_random) {
+        fprintf(stderr, "tandem %s: --seed must be a fixed number (calibration is reproducible)\n", cmd);
+        return 2;
+    }
+    tdm_status st = {0};
+    tdm_engine *engine = NULL;
+    tdm_model *student = NULL;
+    tdm_oracle *oracle = NULL;
+    tdm_calibration *cal = NULL;
+    int exit_code = 1;
+    tdm_engine_params ep;
+    tdm_engine_params_init(&ep);
+    ep.n_threads = c.threads;
+    if (tdm_engine_create(&ep, &engine, &st)) goto fail;
+    if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
+    if (load_model(c.model, c.tokenizer, &student, &st)) goto fail;
+    tdm_calibrate_params p;
+    tdm_calibrate_params_init(&p);
+    p.prompts_file = prompts;
+    p.n = n;
+    p.seed = c.seed;
+    p.negative_prompt = c.negative ? c.negative : "";
+    p.width = c.width;
+    p.height = c.height;
+    p.clip_skip = c.clip_skip;
+    p.emphasis = c.emphasis;
+    p.student = c.student;
+    p.oracle = oracle;
+    p.oracle_model = c.oracle_model;
+    p.out_path = out;
+    p.restart = restart;
+    cal_progress cp = {0};
+    cp.tty = isatty(STDERR_FILENO);
+    cp.quiet = c.quiet;
+    clock_gettime(CLOCK_MONOTONIC, &cp.t0);
+    p.on_sample = on_sample;
+    p.user = &cp;
+    int resumed = 0;
+    sig_guard sg;
+    sig_install(&sg);
+    tdm_code rc = tdm_calibrate(engine, student, &p, &resumed, &st);
+    sig_restore(&sg);
+    if (rc == TDM_ERR_CANCELLED) {
+        if (cp.tty && !c.quiet) fputc('\n', stderr);
+        fprintf(stderr, "tandem %s: interrupted; rerun the same command to continue (%s.partial)\n", cmd, out);
+        exit_code = 130;
+        goto done;
+    }
+    if (rc) goto fail;
+    if (tdm_calibration_load(out, &cal, &st)) goto fail;
+    if (!c.quiet) {
+        if (resumed) fprintf(stderr, "resumed after %d samples\n", resumed);
+        printf("wrote %s (%d samples)\n", out, tdm_calibration_count(cal));
+        for (int kk = 10; kk <= 90; kk += 10) {
+            double t = 0;
+            tdm_calibration_tau(cal, kk, &t, &st);
+            printf("  k = %2d: tau = %.6g\n", kk, t);
+        }
+    }
+    if (!isnan(share)) {
+        double t = 0, real = 0;
+        if (tdm_calibration_tau_for_share(cal, share, &t, &real, &st)) goto fail;
+        printf("teacher share %g: tau = %.9g (%.4g of the calibration samples score below it)\n", share, t, real);
+    }
+    exit_code = 0;
+    goto done;
+fail:
+    fail_line(cmd, &st);
+    exit_code = 1;
+done:
+    tdm_calibration_free(cal);
+    tdm_oracle_free(oracle);
+    tdm_model_free(student);
+    tdm_engine_free(engine);
+    return exit_code;
+}

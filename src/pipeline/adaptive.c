@@ -1,0 +1,473 @@
+/* The adaptive student-teacher pipeline (tandem.h "adaptive" block, docs/ADAPTIVE.md):
+ * student -> oracle -> keep, or teacher refinement / regeneration; metadata. */
+#include "pipeline/adaptive.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "io/image.h"
+#include "pipeline/calibrate.h"
+
+const char *tdm_adaptive_decision_name(tdm_adaptive_decision d) {
+    switch (d) {
+    case TDM_DECISION_KEEP: return "keep";
+    case TDM_DECISION_REFINE: return "refine";
+    case TDM_DECISION_REGENERATE: return "regenerate";
+    }
+    return "?";
+}
+
+void tdm_adaptive_params_init(tdm_adaptive_params *p) {
+    memset(p, 0, sizeof *p);
+    p->prompt = "";
+    p->negative_prompt = "";
+    p->clip_skip = 1;
+    p->emphasis = 1;
+    p->student.guidance = -1.0f;
+    p->teacher.guidance = -1.0f;
+    p->oracle_name = "checker";
+    p->tau = NAN;
+    p->k = NAN;
+    p->teacher_share = NAN;
+    p->strategy = TDM_ADAPTIVE_REFINE;
+    p->refine_convention = TDM_REFINE_STRENGTH;
+    p->refine_strength = 0.4f;
+    p->refine_noise = 0.4f;
+}
+
+void tdm_adaptive_result_free(tdm_adaptive_result *r) {
+    if (!r) return;
+    tdm_image_free(&r->image);
+    tdm_image_free(&r->student_image);
+    free(r->parameters);
+    free(r->metadata_json);
+    r->parameters = r->metadata_json = NULL;
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A float parameter as the decimal a user typed (0.7f -> 0.7, not 0.699999988): the shortest
+ * representation that reads back as the same float, parsed as double (what Python would hold). */
+static double float_as_decimal(float v) {
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    return strtod(buf, NULL);
+}
+
+static void stage_params(const tdm_adaptive_params *p, const tdm_stage_settings *s, int width, int height,
+                         tdm_generate_params *gp) {
+    tdm_generate_params_init(gp);
+    gp->prompt = p->prompt;
+    gp->negative_prompt = p->negative_prompt;
+    gp->steps = s->steps;
+    gp->guidance_scale = s->guidance;
+    gp->sampler = s->sampler;
+    gp->eta = s->eta;
+    gp->seed = p->seed;
+    gp->width = width;
+    gp->height = height;
+    gp->clip_skip = p->clip_skip;
+    gp->emphasis = p->emphasis;
+    gp->progress = p->progress;
+    gp->progress_user = p->progress_user;
+}
+
+static void append_warning(tdm_adaptive_result *r, const char *text) {
+    size_t len = strlen(r->warnings);
+    snprintf(r->warnings + len, sizeof r->warnings - len, "%s", text);
+}
+
+/* The threshold: tau directly, or k / teacher share with a calibration. */
+static tdm_code resolve_threshold(const tdm_adaptive_params *p, const char *student_name, const tdm_gen_plan *sp,
+                                  const char *oracle_name, tdm_adaptive_result *r, tdm_status *st) {
+    r->k = NAN;
+    r->teacher_share = NAN;
+    const int has_k = !isnan(p->k), has_q = !isnan(p->teacher_share);
+    if (!isnan(p->tau)) {
+        if (has_k || has_q)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "give either tau, or k / teacher share with a calibration file, "
+                                                     "not both");
+        r->tau = p->tau;
+        return TDM_OK;
+    }
+    if (has_k && has_q) return tdm_fail(st, TDM_ERR_INVALID_ARG, "give either k or a teacher share, not both");
+    if (!has_k && !has_q)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                        "no threshold: give tau, or k (percentile) or a teacher share with a calibration file");
+    if (has_k) TDM_TRY(tdm_calibration_check_k(p->k, st));
+    tdm_calibration *own = NULL;
+    const tdm_calibration *c = p->calibration_obj;
+    if (!c) {
+        if (!p->calibration || !*p->calibration)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "%s needs a calibration file (tandem calibrate)",
+                            has_k ? "k" : "a teacher share");
+        tdm_code rc = tdm_calibration_load(p->calibration, &own, st);
+        if (rc) return tdm_fail_context(st, "calibration file");
+        c = own;
+    }
+    tdm_code rc;
+    if (has_k) {
+        r->k = p->k;
+        rc = tdm_calibration_tau(c, p->k, &r->tau, st);
+    } else {
+        r->teacher_share = p->teacher_share;
+        rc = tdm_calibration_tau_for_share(c, p->teacher_share, &r->tau, NULL, st);
+    }
+    if (!rc) {
+        char warn[1024];
+        tdm_calibration_compare(c, student_name, sp->sampler, sp->steps, sp->guidance, sp->width, sp->height,
+                                oracle_name, warn, sizeof warn);
+        append_warning(r, warn);
+    }
+    tdm_calibration_free(own);
+    return rc;
+}
+
+/* ---- metadata ---- */
+
+static void add_num(cJSON *o, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else if (isnan(v)) cJSON_AddNullToObject(o, key);
+    else cJSON_AddStringToObject(o, key, v > 0 ? "+inf" : "-inf");
+}
+
+/* float fields as their shortest decimal (7.5, 0.4) */
+static void add_float(cJSON *o, const char *key, float v) { add_num(o, key, float_as_decimal(v)); }
+
+static cJSON *stage_json(const char *model, const tdm_gen_plan *pl, int evals, int calls, double seconds) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "sampler", pl->sampler);
+    cJSON_AddNumberToObject(o, "steps", pl->steps);
+    add_float(o, "guidance", pl->guidance);
+    add_float(o, "eta", pl->eta);
+    cJSON_AddNumberToObject(o, "unet_evals", evals);
+    cJSON_AddNumberToObject(o, "unet_calls", calls);
+    add_num(o, "seconds", seconds);
+    return o;
+}
+
+typedef struct meta_in {
+    const tdm_adaptive_params *p;
+    const char *student_name, *teacher_name, *oracle_name;
+    const tdm_gen_plan *sp, *tp;
+    const tdm_refine_plan *rp;
+} meta_in;
+
+static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
+    const tdm_adaptive_params *p = mi->p;
+    cJSON *o = cJSON_CreateObject();
+    char ver[64];
+    snprintf(ver, sizeof ver, "tandem %s", TDM_VERSION_STRING);
+    cJSON_AddStringToObject(o, "version", ver);
+    cJSON_AddStringToObject(o, "pipeline", "adaptive");
+    cJSON_AddStringToObject(o, "prompt", p->prompt);
+    cJSON_AddStringToObject(o, "negative_prompt", p->negative_prompt ? p->negative_prompt : "");
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
+    cJSON_AddRawToObject(o, "seed", seed); /* exact for any 64-bit seed */
+    cJSON_AddNumberToObject(o, "width", mi->sp->width);
+    cJSON_AddNumberToObject(o, "height", mi->sp->height);
+    cJSON_AddStringToObject(o, "decision", tdm_adaptive_decision_name(r->decision));
+    cJSON_AddStringToObject(o, "strategy", p->strategy == TDM_ADAPTIVE_REGENERATE ? "regenerate" : "refine");
+    cJSON *orc = cJSON_AddObjectToObject(o, "oracle");
+    cJSON_AddStringToObject(orc, "name", mi->oracle_name);
+    if (p->oracle_model) cJSON_AddStringToObject(orc, "model", p->oracle_model);
+    else cJSON_AddNullToObject(orc, "model");
+    add_num(orc, "score", r->oracle_score);
+    add_num(orc, "seconds", r->seconds_oracle);
+    cJSON *th = cJSON_AddObjectToObject(o, "threshold");
+    add_num(th, "tau", r->tau);
+    add_num(th, "k", r->k);
+    add_num(th, "teacher_share", r->teacher_share);
+    if (!isnan(p->tau)) cJSON_AddNullToObject(th, "calibration");
+    else if (p->calibration_obj) cJSON_AddStringToObject(th, "calibration", p->calibration_obj->path);
+    else cJSON_AddStringToObject(th, "calibration", p->calibration ? p->calibration : "");
+    cJSON_AddItemToObject(o, "student",
+                          stage_json(mi->student_name, mi->sp, r->unet_evals_student, r->unet_calls_student,
+                                     r->seconds_student));
+    cJSON *t = stage_json(mi->teacher_name, mi->tp, r->unet_evals_teacher, r->unet_calls_teacher, r->seconds_teacher);
+    cJSON_AddBoolToObject(t, "ran", r->decision != TDM_DECISION_KEEP);
+    cJSON_AddItemToObject(o, "teacher", t);
+    if (p->strategy == TDM_ADAPTIVE_REFINE) {
+        cJSON *rf = cJSON_AddObjectToObject(o, "refine");
+        const int strength = p->refine_convention == TDM_REFINE_STRENGTH;
+        cJSON_AddStringToObject(rf, "convention", strength ? "strength" : "noise");
+        add_float(rf, strength ? "strength" : "sigma", strength ? p->refine_strength : p->refine_noise);
+        cJSON_AddNumberToObject(rf, "grid_steps", mi->rp->grid_steps);
+        cJSON_AddNumberToObject(rf, "steps", mi->rp->steps);
+        add_num(rf, "first_timestep", mi->rp->first_timestep);
+        add_num(rf, "sigma_effective", mi->rp->start_sigma);
+        add_num(rf, "target_timestep", mi->rp->target_timestep);
+        cJSON_AddStringToObject(rf, "handoff", r->handoff_latent ? "latent" : "pixels");
+        cJSON_AddStringToObject(rf, "handoff_reason", r->handoff_reason);
+    }
+    cJSON_AddNumberToObject(o, "unet_evals", r->unet_evals_student + r->unet_evals_teacher);
+    cJSON *sec = cJSON_AddObjectToObject(o, "seconds");
+    add_num(sec, "student", r->seconds_student);
+    add_num(sec, "oracle", r->seconds_oracle);
+    add_num(sec, "teacher", r->seconds_teacher);
+    add_num(sec, "total", r->seconds_total);
+    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
+    char tmp[sizeof r->warnings];
+    memcpy(tmp, r->warnings, sizeof tmp);
+    for (char *line = strtok(tmp, "\n"); line; line = strtok(NULL, "\n")) cJSON_AddItemToArray(w, cJSON_CreateString(line));
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* The A1111 text: the student's generation fields, then the adaptive ones, then Version. */
+static char *parameters_text(const tdm_model *student, const tdm_generate_params *sgp, const meta_in *mi,
+                             const tdm_adaptive_result *r) {
+    int need = tdm_format_parameters(student, sgp, NULL, 0);
+    if (need < 0) return NULL;
+    char *base = malloc((size_t)need + 1);
+    if (!base) return NULL;
+    tdm_format_parameters(student, sgp, base, (size_t)need + 1);
+    char *ver = strstr(base, ", Version: ");
+    if (ver) *ver = '\0';
+    const tdm_adaptive_params *p = mi->p;
+    char extra[1024];
+    int len = snprintf(extra, sizeof extra, ", Adaptive: %s, Oracle: %s, Oracle score: %.6g, Tau: %.6g",
+                       tdm_adaptive_decision_name(r->decision), mi->oracle_name, (double)r->oracle_score, r->tau);
+    if (!isnan(r->k)) len += snprintf(extra + len, sizeof extra - (size_t)len, ", Tau k: %g", r->k);
+    len += snprintf(extra + len, sizeof extra - (size_t)len, ", Teacher: %s, Teacher steps: %d, Teacher sampler: %s, "
+                    "Teacher CFG scale: %g, Strategy: %s",
+                    mi->teacher_name, mi->tp->steps, tdm_gen_sampler_label(mi->tp->sampler), float_as_decimal(mi->tp->guidance),
+                    p->strategy == TDM_ADAPTIVE_REGENERATE ? "regenerate" : "refine");
+    if (p->strategy == TDM_ADAPTIVE_REFINE) {
+        if (p->refine_convention == TDM_REFINE_STRENGTH)
+            len += snprintf(extra + len, sizeof extra - (size_t)len, ", Refine strength: %g",
+                            float_as_decimal(p->refine_strength));
+        else
+            len += snprintf(extra + len, sizeof extra - (size_t)len, ", Refine noise: %g",
+                            float_as_decimal(p->refine_noise));
+    }
+    snprintf(extra + len, sizeof extra - (size_t)len, ", UNet evals: %d, Version: tandem %s",
+             r->unet_evals_student + r->unet_evals_teacher, TDM_VERSION_STRING);
+    size_t n = strlen(base) + strlen(extra) + 1;
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "%s%s", base, extra);
+    free(base);
+    return out;
+}
+
+/* ---- the run ---- */
+
+tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher,
+                               const tdm_adaptive_params *p, tdm_adaptive_result *r, tdm_status *st) {
+    if (!r) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_adaptive_generate: result is NULL");
+    memset(r, 0, sizeof *r);
+    r->tau = r->k = r->teacher_share = r->refine_sigma = NAN;
+    if (!engine || !student || !teacher || !p)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_adaptive_generate: engine, student, teacher and params are required");
+    if (!p->prompt) return tdm_fail(st, TDM_ERR_INVALID_ARG, "adaptive: prompt is NULL");
+    const double t_start = now_seconds();
+    const tdm_sd_model *sm = tdm_model_sd(student), *tm = tdm_model_sd(teacher);
+    const tdm_exec *ex = tdm_engine_exec(engine);
+
+    /* settings, resolved with the models' defaults */
+    tdm_generate_params sgp, tgp;
+    stage_params(p, &p->student, p->width, p->height, &sgp);
+    tdm_gen_plan sp, tp;
+    if (tdm_gen_resolve(sm, &sgp, &sp, st)) return tdm_fail_context(st, "student");
+    stage_params(p, &p->teacher, sp.width, sp.height, &tgp);
+    if (tdm_gen_resolve(tm, &tgp, &tp, st)) return tdm_fail_context(st, "teacher");
+
+    /* oracle */
+    tdm_oracle *own_oracle = NULL, *oracle = p->oracle;
+    if (!oracle) {
+        tdm_code orc = tdm_oracle_open(p->oracle_name ? p->oracle_name : "checker", p->oracle_model, engine,
+                                       &own_oracle, st);
+        if (orc) return orc;
+        oracle = own_oracle;
+    }
+    const char *oracle_name = tdm_oracle_get_name(oracle);
+    tdm_code rc = resolve_threshold(p, tdm_model_name(student), &sp, oracle_name, r, st);
+    if (rc) goto done;
+
+    /* teacher plan, checked before anything runs */
+    const int ss = tdm_vae_latent_scale(&sm->vae->cfg), ts = tdm_vae_latent_scale(&tm->vae->cfg);
+    const int same_latent_shape = sm->vae->cfg.latent_channels == tm->vae->cfg.latent_channels && ss == ts;
+    tdm_refine_plan rp;
+    memset(&rp, 0, sizeof rp);
+    rp.target_timestep = rp.start_sigma = NAN;
+    if (p->strategy == TDM_ADAPTIVE_REGENERATE) {
+        if (!same_latent_shape) {
+            rc = tdm_fail(st, TDM_ERR_INVALID_ARG,
+                          "regenerate: the student's latent is [%d, %d, %d] but the teacher's is [%d, %d, %d]; "
+                          "regeneration reuses the student's initial noise, so both must have the same latent shape "
+                          "(use the refine strategy)",
+                          sm->vae->cfg.latent_channels, sp.height / ss, sp.width / ss, tm->vae->cfg.latent_channels,
+                          tp.height / ts, tp.width / ts);
+            goto done;
+        }
+    } else if (p->strategy == TDM_ADAPTIVE_REFINE) {
+        const int strength = p->refine_convention == TDM_REFINE_STRENGTH;
+        if (p->refine_convention != TDM_REFINE_STRENGTH && p->refine_convention != TDM_REFINE_NOISE) {
+            rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "unknown refine convention %d", (int)p->refine_convention);
+            goto done;
+        }
+        rc = tdm_refine_plan_make(tm, tp.sampler, tp.eta, tp.steps, p->refine_convention,
+                                  float_as_decimal(strength ? p->refine_strength : p->refine_noise), &rp, st);
+        if (rc) goto done;
+        if (p->force_pixels) {
+            r->handoff_latent = 0;
+            snprintf(r->handoff_reason, sizeof r->handoff_reason, "through pixels on request");
+        } else if (!same_latent_shape) {
+            r->handoff_latent = 0;
+            snprintf(r->handoff_reason, sizeof r->handoff_reason, "latent shapes differ");
+        } else {
+            char why[160];
+            r->handoff_latent = tdm_vae_shared(sm, tm, why, sizeof why);
+            snprintf(r->handoff_reason, sizeof r->handoff_reason, "%s", why);
+        }
+    } else {
+        rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "unknown adaptive strategy %d", (int)p->strategy);
+        goto done;
+    }
+
+    /* 1. student */
+    tdm_stage_job job;
+    memset(&job, 0, sizeof job);
+    job.m = sm;
+    job.ex = ex;
+    job.p = &sgp;
+    job.start = TDM_START_NOISE;
+    job.streams = tdm_stage_streams_generate();
+    job.want_latent = p->strategy == TDM_ADAPTIVE_REFINE && r->handoff_latent;
+    tdm_stage_result sres;
+    double t0 = now_seconds();
+    rc = tdm_stage_run(&job, &sres, st);
+    r->seconds_student = now_seconds() - t0;
+    if (rc) {
+        tdm_fail_context(st, "student");
+        goto done;
+    }
+    r->unet_calls_student = sres.stats.unet_calls;
+    r->unet_evals_student = sres.stats.unet_calls * sres.stats.unet_batch;
+
+    /* 2. oracle and decision: keep when score >= tau */
+    t0 = now_seconds();
+    rc = tdm_oracle_score(oracle, p->prompt, &sres.image, &r->oracle_score, st);
+    r->seconds_oracle = now_seconds() - t0;
+    if (rc) {
+        tdm_stage_result_free(&sres);
+        goto done;
+    }
+    const int keep = (double)r->oracle_score >= r->tau;
+    r->decision = keep ? TDM_DECISION_KEEP
+                       : p->strategy == TDM_ADAPTIVE_REFINE ? TDM_DECISION_REFINE : TDM_DECISION_REGENERATE;
+
+    /* 3. teacher */
+    if (!keep) {
+        tdm_stage_job tj;
+        memset(&tj, 0, sizeof tj);
+        tj.m = tm;
+        tj.ex = ex;
+        tj.p = &tgp;
+        if (r->decision == TDM_DECISION_REGENERATE) {
+            tj.start = TDM_START_NOISE;
+            tj.streams = tdm_stage_streams_generate(); /* the student's initial noise */
+        } else {
+            tj.start = r->handoff_latent ? TDM_START_LATENT : TDM_START_PIXELS;
+            tj.x0 = sres.latent;
+            tj.init = &sres.image;
+            tj.grid_steps = rp.grid_steps;
+            tj.strength = rp.strength;
+            tj.streams = tdm_stage_streams_refine();
+        }
+        tdm_stage_result tres;
+        t0 = now_seconds();
+        rc = tdm_stage_run(&tj, &tres, st);
+        r->seconds_teacher = now_seconds() - t0;
+        if (rc) {
+            tdm_fail_context(st, "teacher");
+            tdm_stage_result_free(&sres);
+            goto done;
+        }
+        r->unet_calls_teacher = tres.stats.unet_calls;
+        r->unet_evals_teacher = tres.stats.unet_calls * tres.stats.unet_batch;
+        if (r->decision == TDM_DECISION_REFINE) {
+            r->refine_grid_steps = rp.grid_steps;
+            r->refine_steps = tres.stats.steps_run;
+            r->refine_start_timestep = tres.first_timestep;
+            r->refine_sigma = tres.start_sigma;
+        }
+        r->image = tres.image;
+        tres.image.pixels = NULL;
+        tdm_stage_result_free(&tres);
+        if (p->keep_student_image) {
+            r->student_image = sres.image;
+            sres.image.pixels = NULL;
+        }
+    } else {
+        r->image = sres.image;
+        sres.image.pixels = NULL;
+        if (p->keep_student_image) {
+            tdm_status ist = {0};
+            if (tdm_image_alloc(&r->student_image, r->image.width, r->image.height, &ist) == TDM_OK)
+                memcpy(r->student_image.pixels, r->image.pixels, (size_t)r->image.width * r->image.height * 3);
+        }
+    }
+    tdm_stage_result_free(&sres);
+    r->seconds_total = now_seconds() - t_start;
+
+    meta_in mi = {p, tdm_model_name(student), tdm_model_name(teacher), oracle_name, &sp, &tp, &rp};
+    r->metadata_json = metadata_json(&mi, r);
+    r->parameters = parameters_text(student, &sgp, &mi, r);
+    if (!r->metadata_json || !r->parameters) rc = tdm_fail(st, TDM_ERR_NOMEM, "adaptive: out of memory (metadata)");
+done:
+    tdm_oracle_free(own_oracle);
+    if (rc) tdm_adaptive_result_free(r);
+    return rc;
+}
+
+/* ---- output ---- */
+
+tdm_code tdm_adaptive_save(const tdm_adaptive_result *r, const char *png_path, const char *sidecar_path,
+                           tdm_status *st) {
+    if (!r || !r->image.pixels) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_adaptive_save: no image");
+    if (png_path) {
+        tdm_png_text texts[2] = {{"parameters", r->parameters}, {"tandem", r->metadata_json}};
+        int n = 0;
+        tdm_png_text use[2];
+        for (int i = 0; i < 2; i++)
+            if (texts[i].text) use[n++] = texts[i];
+        TDM_TRY(tdm_png_write(png_path, &r->image, use, n, st));
+    }
+    if (sidecar_path) {
+        cJSON *o = r->metadata_json ? cJSON_Parse(r->metadata_json) : NULL;
+        char *pretty = o ? cJSON_Print(o) : NULL;
+        cJSON_Delete(o);
+        if (!pretty) return tdm_fail(st, TDM_ERR_INTERNAL, "adaptive: no metadata to write to %s", sidecar_path);
+        FILE *f = fopen(sidecar_path, "w");
+        if (!f) {
+            free(pretty);
+            return tdm_fail(st, TDM_ERR_IO, "%s: cannot write the JSON sidecar", sidecar_path);
+        }
+        int ok = fputs(pretty, f) >= 0 && fputc('\n', f) != EOF;
+        ok &= fclose(f) == 0;
+        free(pretty);
+        if (!ok) return tdm_fail(st, TDM_ERR_IO, "%s: write failed", sidecar_path);
+    }
+    return TDM_OK;
+}
+
+tdm_code tdm_image_read_text(const char *path, const char *key, char **text, tdm_status *st) {
+    if (!path || !key || !text) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_image_read_text: NULL argument");
+    return tdm_png_read_text(path, key, text, st);
+}

@@ -1,0 +1,451 @@
+/* 3x3 stride-1 convolution by Winograd's minimal filtering F(m x m, 3 x 3), m = 2 or 4 (Lavin & Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", 2016). With alpha = m + 2:
+ *   input tile d [alpha, alpha] (zero outside the image)  ->  V = B^T d B
+ *   weight g [3, 3]                                       ->  U = G g G^T
+ *   per transform point xi = (i, j):  M[xi][co][t] = sum_ci U[xi][co][ci] V[xi][ci][t]   (alpha^2 GEMMs)
+ *   output tile y [m, m] = A^T M A (+ bias), cropped at the image edge.
+ * Multiplications per output: alpha^2 / m^2 per (ci, co) instead of 9: 4 (F(2,3), 2.25x fewer) or
+ * 2.25 (F(4,3), 4x fewer).
+ * Numerical error: F(2,3) transforms use only 0, +-1, +-1/2 (exact in binary), so the error is that of
+ * the GEMM sum plus a few roundings - the same order as im2col. F(4,3) (points 0, +-1, +-2, inf) has
+ * coefficients up to 5 (B), 8 (A) and 1/6, 1/24 (G, inexact): the transform roundings grow by a factor
+ * of about sum |coeff| (~ 10-20x the im2col error bound, see docs/PERFORMANCE.md for measured figures).
+ * Memory: tiles are processed in chunks (V [alpha^2, Cin, tc] <= WINO_V_BYTES) and output channels in
+ * blocks (U [alpha^2, cb, Cin] and M [alpha^2, cb, tc] <= WINO_U_BYTES each); weights are transformed
+ * per call from their stored dtype (never kept as a transformed copy).
+ * Work is split into units fixed by the shapes (channel x tile groups, point x tile blocks), so results
+ * are identical for any thread count. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/numeric.h"
+#include "tensor/ops_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define WINO_X86 1
+#define AVX2 __attribute__((target("avx2,fma")))
+#else
+#define WINO_X86 0
+#endif
+
+#define WINO_V_BYTES ((int64_t)32 << 20)
+#define WINO_U_BYTES ((int64_t)16 << 20)
+enum { LANES = 8, TGRP = 64, GEMM_TB = 512, WT_CO = 4 };
+
+/* F(2,3) */
+static const float BT2[16] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
+static const float G2[12] = {1, 0, 0, 0.5f, 0.5f, 0.5f, 0.5f, -0.5f, 0.5f, 0, 0, 1};
+static const float AT2[8] = {1, 1, 1, 0, 0, 1, -1, -1};
+/* F(4,3) */
+static const float BT4[36] = {4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
+                              0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1};
+static const float G4[18] = {1.0f / 4,  0,         0,         -1.0f / 6, -1.0f / 6, -1.0f / 6,
+                             -1.0f / 6, 1.0f / 6,  -1.0f / 6, 1.0f / 24, 1.0f / 12, 1.0f / 6,
+                             1.0f / 24, -1.0f / 12, 1.0f / 6, 0,         0,         1};
+static const float AT4[24] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1};
+
+typedef struct wino_job {
+    /* geometry */
+    int m, a, a2;
+    const float *BT, *G, *AT; /* [a, a], [a, 3], [m, a] */
+    const float *x;           /* [N, Cin, H, W] */
+    float *y;                 /* [N, Cout, Ho, Wo] */
+    int64_t N, Cin, H, W, Cout, Ho, Wo, pad, tyn, txn, T;
+    const tdm_tensor *weight; /* [Cout, Cin, 3, 3] */
+    const float *bias;        /* [Cout] widened or NULL */
+    /* current chunk of tiles and block of output channels */
+    int64_t t0, tc;   /* tiles [t0, t0 + tc) */
+    int64_t cb0, cbn; /* output channels [cb0, cb0 + cbn) */
+    float *V;         /* [a2, Cin, tc] */
+    float *U;         /* [a2, cbn, Cin] */
+    float *M;         /* [a2, cbn, tc] */
+    tdm_scratch wscr;   /* per thread [WT_CO, Cin * 9] widened weights */
+    tdm_scratch rowscr; /* per thread [a, ldp] padded input rows */
+    int64_t ldp;        /* W + 2 pad + 2 LANES m (reads past the last tile stay inside) */
+    int avx2;
+    int64_t units;
+    atomic_llong next;
+} wino_job;
+
+/* ---- input transform: V[xi][ci][t] = (B^T d B)[xi], LANES tiles of one tile row side by side ---------
+ * The a input rows of a tile row are first copied with their zero padding into prow [a, ldp] (column
+ * k = input x - pad + ... so tile tx column j is prow[i][m tx + j]); the transforms then read without
+ * bounds checks. The AVX2 kernel (F(2,3)) and the generic loops do the same operations in the same order
+ * (coefficients +-1 only, zero terms skipped), so they give identical results. */
+
+typedef struct tile_pos {
+    int64_t n, ty, tx; /* image, tile row, tile column of a global tile index */
+} tile_pos;
+
+static tile_pos tile_at(const wino_job *J, int64_t g) {
+    tile_pos p;
+    p.n = g / (J->tyn * J->txn);
+    int64_t r = g % (J->tyn * J->txn);
+    p.ty = r / J->txn;
+    p.tx = r % J->txn;
+    return p;
+}
+
+/* prow[i][k] = x[n, ci, ty m - pad + i, k - pad] (0 outside), k < ldp. */
+static void fill_rows(const wino_job *J, int64_t n, int64_t ci, int64_t ty, float *prow, int64_t ldp) {
+    const float *xc = J->x + (n * J->Cin + ci) * J->H * J->W;
+    for (int i = 0; i < J->a; i++) {
+        float *r = prow + i * ldp;
+        int64_t iy = ty * J->m - J->pad + i;
+        memset(r, 0, (size_t)ldp * sizeof(float));
+        if (iy >= 0 && iy < J->H) memcpy(r + J->pad, xc + iy * J->W, (size_t)J->W * sizeof(float));
+    }
+}
+
+static void in_lanes_generic(const wino_job *J, const float *prow, int64_t ldp, int64_t tx0, float *v, int64_t ldv,
+                             int64_t nl) {
+    const int a = J->a, m = J->m;
+    float d[6][6][LANES], t[6][6][LANES];
+    for (int i = 0; i < a; i++)
+        for (int j = 0; j < a; j++)
+            for (int l = 0; l < LANES; l++) d[i][j][l] = prow[i * ldp + m * (tx0 + (l < nl ? l : 0)) + j];
+    for (int i = 0; i < a; i++) /* t = B^T d */
+        for (int j = 0; j < a; j++) {
+            float s[LANES] = {0};
+            for (int k = 0; k < a; k++) {
+                float c = J->BT[i * a + k];
+                if (c == 0.0f) continue;
+                for (int l = 0; l < LANES; l++) s[l] += c * d[k][j][l];
+            }
+            memcpy(t[i][j], s, sizeof s);
+        }
+    for (int i = 0; i < a; i++) /* V = t B */
+        for (int j = 0; j < a; j++) {
+            float s[LANES] = {0};
+            for (int k = 0; k < a; k++) {
+                float c = J->BT[j * a + k];
+                if (c == 0.0f) continue;
+                for (int l = 0; l < LANES; l++) s[l] += c * t[i][k][l];
+            }
+            float *vo = v + (int64_t)(i * a + j) * ldv;
+            for (int64_t l = 0; l < nl; l++) vo[l] = s[l];
+        }
+}
+
+#if WINO_X86
+/* evens / odds of 16 consecutive floats lo|hi */
+AVX2 static inline __m256 even8(__m256 lo, __m256 hi) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xd8));
+}
+AVX2 static inline __m256 odd8(__m256 lo, __m256 hi) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8));
+}
+
+/* F(2,3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
+AVX2 static void in_lanes_f2(const float *prow, int64_t ldp, int64_t tx0, float *v, int64_t ldv, int64_t nl) {
+    __m256 d[4][4];
+    for (int i = 0; i < 4; i++) {
+        const float *p = prow + i * ldp + 2 * tx0;
+        __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+        __m256 lo2 = _mm256_loadu_ps(p + 2), hi2 = _mm256_loadu_ps(p + 10);
+        d[i][0] = even8(lo, hi), d[i][1] = odd8(lo, hi), d[i][2] = even8(lo2, hi2), d[i][3] = odd8(lo2, hi2);
+    }
+    __m256 t[4][4];
+    for (int j = 0; j < 4; j++) {
+        t[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
+        t[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
+        t[2][j] = _mm256_add_ps(_mm256_sub_ps(_mm256_setzero_ps(), d[1][j]), d[2][j]);
+        t[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m256 o[4];
+        o[0] = _mm256_sub_ps(t[i][0], t[i][2]);
+        o[1] = _mm256_add_ps(t[i][1], t[i][2]);
+        o[2] = _mm256_add_ps(_mm256_sub_ps(_mm256_setzero_ps(), t[i][1]), t[i][2]);
+        o[3] = _mm256_sub_ps(t[i][1], t[i][3]);
+        for (int j = 0; j < 4; j++) {
+            float *vo = v + (int64_t)(i * 4 + j) * ldv;
+            if (nl == LANES) {
+                _mm256_storeu_ps(vo, o[j]);
+            } else {
+                float tmp[LANES];
+                _mm256_storeu_ps(tmp, o[j]);
+                memcpy(vo, tmp, (size_t)nl * sizeof(float));
+            }
+        }
+    }
+}
+#endif
+
+/* Tiles [g0, g1) of the chunk (local indices) for input channel ci. */
+static void in_range(const wino_job *J, int64_t ci, int64_t g0, int64_t g1, float *prow, int64_t ldp) {
+    int64_t cached = -1; /* (n, ty) in prow */
+    for (int64_t t = g0; t < g1;) {
+        tile_pos p = tile_at(J, J->t0 + t);
+        int64_t nl = J->txn - p.tx; /* lanes left in this tile row */
+        if (nl > g1 - t) nl = g1 - t;
+        if (nl > LANES) nl = LANES;
+        int64_t key = p.n * J->tyn + p.ty;
+        if (key != cached) fill_rows(J, p.n, ci, p.ty, prow, ldp);
+        cached = key;
+        float *v = J->V + ci * J->tc + t;
+        const int64_t ldv = J->Cin * J->tc;
+#if WINO_X86
+        if (J->m == 2 && J->avx2) in_lanes_f2(prow, ldp, p.tx, v, ldv, nl);
+        else
+#endif
+            in_lanes_generic(J, prow, ldp, p.tx, v, ldv, nl);
+        t += nl;
+    }
+}
+
+static void in_task(void *ctx, int ith, int nth) {
+    wino_job *J = ctx;
+    int64_t ngrp = (J->tc + TGRP - 1) / TGRP;
+    float *prow = J->rowscr.buf[ith];
+    for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
+        int64_t ci = u / ngrp, g0 = u % ngrp * TGRP, g1 = g0 + TGRP < J->tc ? g0 + TGRP : J->tc;
+        in_range(J, ci, g0, g1, prow, J->ldp);
+    }
+}
+
+/* ---- weight transform: U[xi][co - cb0][ci] = (G g G^T)[xi], LANES input channels side by side ---------- */
+
+/* g9 [9][LANES] (kernel tap major) -> U rows u[xi * ldu + l] for LANES channels. */
+__attribute__((always_inline)) static inline void wt_lanes(const wino_job *J, float g9[9][LANES], float *u, int64_t ldu, int64_t nl) {
+    const int a = J->a;
+    float t[6][3][LANES];
+    for (int i = 0; i < a; i++) /* t = G g */
+        for (int j = 0; j < 3; j++) {
+            const float c0 = J->G[i * 3], c1 = J->G[i * 3 + 1], c2 = J->G[i * 3 + 2];
+            for (int l = 0; l < LANES; l++) t[i][j][l] = c0 * g9[j][l] + c1 * g9[3 + j][l] + c2 * g9[6 + j][l];
+        }
+    for (int i = 0; i < a; i++) /* U = t G^T */
+        for (int j = 0; j < a; j++) {
+            const float c0 = J->G[j * 3], c1 = J->G[j * 3 + 1], c2 = J->G[j * 3 + 2];
+            float o[LANES];
+            for (int l = 0; l < LANES; l++) o[l] = t[i][0][l] * c0 + t[i][1][l] * c1 + t[i][2][l] * c2;
+            memcpy(u + (int64_t)(i * a + j) * ldu, o, (size_t)nl * sizeof(float));
+        }
+}
+
+__attribute__((always_inline)) static inline void wt_block(const wino_job *J, const float *wf, int64_t c0, int64_t c1) {
+    const int64_t ldu = J->cbn * J->Cin;
+    for (int64_t co = c0; co < c1; co++)
+        for (int64_t ci = 0; ci < J->Cin; ci += LANES) {
+            int64_t nl = J->Cin - ci < LANES ? J->Cin - ci : LANES;
+            float g9[9][LANES];
+            for (int64_t l = 0; l < LANES; l++) {
+                const float *g = wf + ((co - c0) * J->Cin + ci + (l < nl ? l : 0)) * 9;
+                for (int k = 0; k < 9; k++) g9[k][l] = g[k];
+            }
+            wt_lanes(J, g9, J->U + co * J->Cin + ci, ldu, nl);
+        }
+}
+
+#if WINO_X86
+AVX2 static void wt_block_avx2(const wino_job *J, const float *wf, int64_t c0, int64_t c1) { wt_block(J, wf, c0, c1); }
+#endif
+
+static void wt_task(void *ctx, int ith, int nth) {
+    wino_job *J = ctx;
+    float *wf = J->wscr.buf[ith]; /* [WT_CO, Cin * 9] */
+    for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
+        int64_t c0 = u * WT_CO, c1 = c0 + WT_CO < J->cbn ? c0 + WT_CO : J->cbn;
+        tdm_ops_widen(J->weight, (J->cb0 + c0) * J->Cin * 9, (c1 - c0) * J->Cin * 9, wf);
+#if WINO_X86
+        if (J->avx2) wt_block_avx2(J, wf, c0, c1);
+        else
+#endif
+            wt_block(J, wf, c0, c1);
+    }
+}
+
+/* ---- GEMMs: M[xi] = U[xi] V[xi], units (xi, block of GEMM_TB tiles) --------------------------------- */
+
+static void gemm_task(void *ctx, int ith, int nth) {
+    wino_job *J = ctx;
+    int64_t ntb = (J->tc + GEMM_TB - 1) / GEMM_TB;
+    for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
+        int64_t xi = u / ntb, tb0 = u % ntb * GEMM_TB, nt = J->tc - tb0 < GEMM_TB ? J->tc - tb0 : GEMM_TB;
+        tdm_sgemm_single(0, 0, J->cbn, nt, J->Cin, 1.0f, J->U + xi * J->cbn * J->Cin, J->Cin,
+                         J->V + xi * J->Cin * J->tc + tb0, J->tc, 0.0f, J->M + xi * J->cbn * J->tc + tb0, J->tc);
+    }
+}
+
+/* ---- output transform: y tile = A^T M A + bias, LANES tiles of one tile row side by side -------------- */
+
+/* Writes an [m, m] tile per lane: o[i][j][l] -> y at (m ty + i, m (tx0 + l) + j), cropped. */
+static void store_tiles(const wino_job *J, float *yc, int64_t ty, int64_t tx0, int64_t nl, float o[4][4][LANES]) {
+    const int m = J->m;
+    for (int i = 0; i < m; i++) {
+        int64_t oy = ty * m + i;
+        if (oy >= J->Ho) break;
+        float *yr = yc + oy * J->Wo;
+        for (int64_t l = 0; l < nl; l++)
+            for (int j = 0; j < m; j++) {
+                int64_t ox = (tx0 + l) * m + j;
+                if (ox < J->Wo) yr[ox] = o[i][j][l];
+            }
+    }
+}
+
+static void out_lanes_generic(const wino_job *J, const float *mm0, int64_t ldm, float b, float o[4][4][LANES]) {
+    const int a = J->a, m = J->m;
+    float mm[6][6][LANES], t[4][6][LANES];
+    for (int i = 0; i < a; i++)
+        for (int j = 0; j < a; j++) memcpy(mm[i][j], mm0 + (int64_t)(i * a + j) * ldm, sizeof mm[i][j]);
+    for (int i = 0; i < m; i++) /* t = A^T M */
+        for (int j = 0; j < a; j++) {
+            float s[LANES] = {0};
+            for (int k = 0; k < a; k++) {
+                float c = J->AT[i * a + k];
+                if (c == 0.0f) continue;
+                for (int l = 0; l < LANES; l++) s[l] += c * mm[k][j][l];
+            }
+            memcpy(t[i][j], s, sizeof s);
+        }
+    for (int i = 0; i < m; i++) /* y = t A + b */
+        for (int j = 0; j < m; j++) {
+            float s[LANES] = {0};
+            for (int k = 0; k < a; k++) {
+                float c = J->AT[j * a + k];
+                if (c == 0.0f) continue;
+                for (int l = 0; l < LANES; l++) s[l] += c * t[i][k][l];
+            }
+            for (int l = 0; l < LANES; l++) o[i][j][l] = s[l] + b;
+        }
+}
+
+#if WINO_X86
+/* F(2,3): A^T = [1 1 1 0; 0 1 -1 -1]; writes the 2 output rows directly when the 8 tiles are inside. */
+AVX2 static void out_lanes_f2(const wino_job *J, const float *mm0, int64_t ldm, float b, float *yc, int64_t ty,
+                              int64_t tx0, int64_t nl) {
+    __m256 mm[4][4];
+    for (int k = 0; k < 16; k++) mm[k / 4][k % 4] = _mm256_loadu_ps(mm0 + (int64_t)k * ldm);
+    __m256 t[2][4];
+    for (int j = 0; j < 4; j++) {
+        t[0][j] = _mm256_add_ps(_mm256_add_ps(mm[0][j], mm[1][j]), mm[2][j]);
+        t[1][j] = _mm256_sub_ps(_mm256_sub_ps(mm[1][j], mm[2][j]), mm[3][j]);
+    }
+    const __m256 bv = _mm256_set1_ps(b);
+    __m256 o[2][2];
+    for (int i = 0; i < 2; i++) {
+        o[i][0] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t[i][0], t[i][1]), t[i][2]), bv);
+        o[i][1] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(t[i][1], t[i][2]), t[i][3]), bv);
+    }
+    if (nl == LANES && ty * 2 + 1 < J->Ho && (tx0 + LANES) * 2 <= J->Wo) {
+        for (int i = 0; i < 2; i++) { /* interleave columns 0 and 1 of the 8 tiles: 16 contiguous outputs */
+            __m256 lo = _mm256_unpacklo_ps(o[i][0], o[i][1]), hi = _mm256_unpackhi_ps(o[i][0], o[i][1]);
+            float *yr = yc + (ty * 2 + i) * J->Wo + tx0 * 2;
+            _mm256_storeu_ps(yr, _mm256_permute2f128_ps(lo, hi, 0x20));
+            _mm256_storeu_ps(yr + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+        }
+        return;
+    }
+    float ob[4][4][LANES];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) _mm256_storeu_ps(ob[i][j], o[i][j]);
+    store_tiles(J, yc, ty, tx0, nl, ob);
+}
+#endif
+
+static void out_range(const wino_job *J, int64_t co, int64_t g0, int64_t g1) {
+    const float b = J->bias ? J->bias[J->cb0 + co] : 0.0f;
+    const int64_t ldm = J->cbn * J->tc;
+    for (int64_t t = g0; t < g1;) {
+        tile_pos p = tile_at(J, J->t0 + t);
+        int64_t nl = J->txn - p.tx;
+        if (nl > g1 - t) nl = g1 - t;
+        if (nl > LANES) nl = LANES;
+        const float *mm0 = J->M + co * J->tc + t; /* lanes beyond nl read stale values of M: not stored */
+        float *yc = J->y + (p.n * J->Cout + J->cb0 + co) * J->Ho * J->Wo;
+#if WINO_X86
+        if (J->m == 2 && J->avx2) {
+            out_lanes_f2(J, mm0, ldm, b, yc, p.ty, p.tx, nl);
+        } else
+#endif
+        {
+            float o[4][4][LANES];
+            out_lanes_generic(J, mm0, ldm, b, o);
+            store_tiles(J, yc, p.ty, p.tx, nl, o);
+        }
+        t += nl;
+    }
+}
+
+static void out_task(void *ctx, int ith, int nth) {
+    wino_job *J = ctx;
+    int64_t ngrp = (J->tc + TGRP - 1) / TGRP;
+    for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
+        int64_t co = u / ngrp, g0 = u % ngrp * TGRP, g1 = g0 + TGRP < J->tc ? g0 + TGRP : J->tc;
+        out_range(J, co, g0, g1);
+    }
+}
+
+static void run_phase(const tdm_exec *ex, wino_job *J, int64_t units, tdm_task_fn fn) {
+    J->units = units;
+    atomic_store(&J->next, 0);
+    if (units > 1 && tdm_exec_threads(ex) > 1) tdm_pool_run(ex->pool, fn, J);
+    else fn(J, 0, 1);
+}
+
+tdm_code tdm_conv2d_winograd(const tdm_exec *ex, int m, const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W,
+                             const tdm_tensor *weight, const tdm_tensor *bias, int pad, float *y) {
+    if (m != 2 && m != 4) return TDM_ERR_INVALID_ARG;
+    if (!weight || weight->ndim != 4 || weight->shape[1] != Cin || weight->shape[2] != 3 || weight->shape[3] != 3 ||
+        pad < 0 || N < 0 || Cin < 1 || H < 1 || W < 1 || H + 2 * pad < 3 || W + 2 * pad < 3)
+        return TDM_ERR_INVALID_ARG;
+    const int64_t Cout = weight->shape[0];
+    if (!tdm_ops_weight_ok(weight, Cout * Cin * 9) || !tdm_ops_opt_weight_ok(bias, Cout)) return TDM_ERR_INVALID_ARG;
+    if (Cin > INT32_MAX / 64 || Cout > INT32_MAX / 64) return TDM_ERR_INVALID_ARG;
+    wino_job J;
+    memset(&J, 0, sizeof J);
+    J.m = m, J.a = m + 2, J.a2 = J.a * J.a;
+    J.BT = m == 2 ? BT2 : BT4, J.G = m == 2 ? G2 : G4, J.AT = m == 2 ? AT2 : AT4;
+    J.x = x, J.y = y, J.N = N, J.Cin = Cin, J.H = H, J.W = W, J.Cout = Cout, J.pad = pad, J.weight = weight;
+    J.Ho = H + 2 * pad - 2, J.Wo = W + 2 * pad - 2;
+    J.tyn = (J.Ho + m - 1) / m, J.txn = (J.Wo + m - 1) / m, J.T = N * J.tyn * J.txn;
+    if (N == 0 || Cout == 0) return TDM_OK;
+    /* chunk of tiles (V bounded) and block of output channels (U, M bounded): shapes only */
+    int64_t tcmax = WINO_V_BYTES / (J.a2 * Cin * (int64_t)sizeof(float));
+    tcmax = tcmax >= GEMM_TB ? tcmax / GEMM_TB * GEMM_TB : (tcmax >= LANES ? tcmax / LANES * LANES : LANES);
+    if (tcmax > J.T) tcmax = J.T;
+    int64_t cbmax = WINO_U_BYTES / (J.a2 * (Cin > tcmax ? Cin : tcmax) * (int64_t)sizeof(float));
+    cbmax = cbmax >= 16 ? cbmax / 16 * 16 : (cbmax >= WT_CO ? cbmax / WT_CO * WT_CO : WT_CO);
+    if (cbmax > Cout) cbmax = Cout;
+    int nth = tdm_exec_threads(ex);
+    float *bf = NULL;
+    tdm_code rc = TDM_ERR_NOMEM;
+    J.V = malloc((size_t)(J.a2 * Cin * tcmax) * sizeof(float));
+    J.U = malloc((size_t)(J.a2 * cbmax * Cin) * sizeof(float));
+    J.M = calloc((size_t)(J.a2 * cbmax * tcmax + LANES), sizeof(float)); /* + LANES: see out_range */
+    if (!J.V || !J.U || !J.M) goto done;
+    if (tdm_scratch_alloc(&J.wscr, nth, WT_CO * Cin * 9) != TDM_OK) goto done;
+    J.ldp = (J.txn + LANES) * m + 8; /* every column a lane group may read, zero beyond the input */
+    if (J.ldp < W + 2 * pad) J.ldp = W + 2 * pad;
+    if (tdm_scratch_alloc(&J.rowscr, nth, J.a * J.ldp) != TDM_OK) goto done;
+    tdm_cpu_features cf = tdm_cpu_detect();
+    J.avx2 = cf.avx2 && cf.fma;
+    if (bias) {
+        if (!(bf = malloc((size_t)Cout * sizeof(float)))) goto done;
+        tdm_ops_widen(bias, 0, Cout, bf);
+        J.bias = bf;
+    }
+    for (J.t0 = 0; J.t0 < J.T; J.t0 += tcmax) {
+        J.tc = J.T - J.t0 < tcmax ? J.T - J.t0 : tcmax;
+        const int64_t ngrp = (J.tc + TGRP - 1) / TGRP;
+        run_phase(ex, &J, Cin * ngrp, in_task);
+        for (J.cb0 = 0; J.cb0 < Cout; J.cb0 += cbmax) {
+            J.cbn = Cout - J.cb0 < cbmax ? Cout - J.cb0 : cbmax;
+            run_phase(ex, &J, (J.cbn + WT_CO - 1) / WT_CO, wt_task);
+            run_phase(ex, &J, J.a2 * ((J.tc + GEMM_TB - 1) / GEMM_TB), gemm_task);
+            run_phase(ex, &J, J.cbn * ngrp, out_task);
+        }
+    }
+    rc = TDM_OK;
+done:
+    free(J.V);
+    free(J.U);
+    free(J.M);
+    free(bf);
+    tdm_scratch_free(&J.wscr);
+    tdm_scratch_free(&J.rowscr);
+    return rc;
+}

@@ -1,0 +1,127 @@
+/* Winograd F(2x2,3x3) / F(4x4,3x3) convolution against the scalar reference (tdm_conv2d_ref) on awkward
+ * shapes (1, primes, sizes that are not multiples of the tile or SIMD width, several tile chunks and
+ * output-channel blocks), all weight dtypes, padding 0 and 1, batches; bit-identical results on 1, 2
+ * and 3 threads; tdm_conv2d's algorithm choice and routing.
+ * Tolerance: max |wino - ref| / max |ref|: 2e-6 * sqrt(9 Cin) for F(2,3), max(1e-4, 3e-5 * sqrt(9 Cin)) for
+ * F(4,3) (the transform roundings of F(4,3) are about 10x those of F(2,3); see ops_winograd.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/numeric.h"
+#include "base/rng.h"
+#include "tensor/ops.h"
+#include "test_util.h"
+
+static tdm_pool *pools[3];
+static uint64_t seed_counter = 1;
+
+static float *randn(int64_t n) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    tdm_randn(p, (size_t)n, 4321, seed_counter++, 0);
+    return p;
+}
+
+static tdm_tensor make_weight(tdm_dtype dt, int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    float *f = randn(n);
+    void *data = f;
+    if (dt != TDM_F32) {
+        uint16_t *h = malloc((size_t)(n > 0 ? n : 1) * 2);
+        for (int64_t i = 0; i < n; i++) h[i] = dt == TDM_F16 ? tdm_f32_to_f16(f[i]) : tdm_f32_to_bf16(f[i]);
+        free(f);
+        data = h;
+    }
+    return tdm_tensor_view(dt, data, ndim, shape);
+}
+
+static double rel_err(const float *a, const float *ref, int64_t n) {
+    double mx = 0, e = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (fabs(ref[i]) > mx) mx = fabs(ref[i]);
+        double d = fabs((double)a[i] - ref[i]);
+        if (!(d <= e)) e = d; /* NaN propagates */
+    }
+    return e / (mx > 1e-30 ? mx : 1e-30);
+}
+
+typedef struct {
+    int64_t N, Cin, H, W, Cout;
+    int pad;
+} wcase;
+
+static const wcase cases[] = {
+    {1, 1, 1, 1, 1, 1},    {1, 1, 3, 3, 1, 0},    {1, 3, 7, 7, 5, 1},     {2, 4, 13, 9, 7, 1},
+    {1, 5, 8, 8, 3, 1},    {1, 2, 5, 11, 3, 0},   {3, 7, 2, 2, 3, 1},     {1, 17, 31, 17, 67, 1},
+    {2, 13, 9, 23, 33, 1}, {1, 1, 67, 67, 2, 1},  {1, 64, 16, 16, 64, 1}, {2, 33, 29, 31, 19, 0},
+    {1, 3, 4, 4, 130, 1},  {1, 40, 97, 101, 3, 1}, /* several tile chunks at F(4,3) */
+    {1, 300, 12, 12, 260, 1},                       /* several output-channel blocks */
+};
+
+static void run_case(const wcase *c, int m, tdm_dtype dt, int with_bias) {
+    int64_t ws[4] = {c->Cout, c->Cin, 3, 3};
+    tdm_tensor W = make_weight(dt, 4, ws), bias = make_weight(dt, 1, &c->Cout);
+    int64_t Ho = c->H + 2 * c->pad - 2, Wo = c->W + 2 * c->pad - 2;
+    if (Ho < 1 || Wo < 1) {
+        free(W.data), free(bias.data);
+        return;
+    }
+    int64_t ny = c->N * c->Cout * Ho * Wo;
+    float *x = randn(c->N * c->Cin * c->H * c->W), *r = randn(ny), *y[3];
+    CHECK(tdm_conv2d_ref(x, c->N, c->Cin, c->H, c->W, &W, with_bias ? &bias : NULL, 1, c->pad, r) == TDM_OK);
+    for (int p = 0; p < 3; p++) {
+        y[p] = randn(ny);
+        tdm_exec ex = {pools[p], 0};
+        CHECK(tdm_conv2d_winograd(&ex, m, x, c->N, c->Cin, c->H, c->W, &W, with_bias ? &bias : NULL, c->pad, y[p]) ==
+              TDM_OK);
+    }
+    double tol = m == 2 ? 2e-6 * sqrt(9.0 * (double)c->Cin) : fmax(1e-4, 3e-5 * sqrt(9.0 * (double)c->Cin));
+    double e = rel_err(y[1], r, ny);
+    CHECK_MSG(e <= tol, "F(%d,3) N%lld Cin%lld %lldx%lld Cout%lld pad%d %s: rel %g > %g", m, (long long)c->N,
+              (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout, c->pad, tdm_dtype_name(dt), e,
+              tol);
+    CHECK_MSG(memcmp(y[0], y[1], (size_t)ny * sizeof(float)) == 0 && memcmp(y[0], y[2], (size_t)ny * sizeof(float)) == 0,
+              "F(%d,3) N%lld Cin%lld %lldx%lld Cout%lld: results differ between 1, 2 and 3 threads", m, (long long)c->N,
+              (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout);
+    if (getenv("TDM_VERBOSE"))
+        printf("F(%d,3) N%lld Cin%lld %lldx%lld Cout%lld pad%d %s: rel %.3g (tol %.3g)\n", m, (long long)c->N,
+               (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout, c->pad, tdm_dtype_name(dt), e,
+               tol);
+    for (int p = 0; p < 3; p++) free(y[p]);
+    free(W.data), free(bias.data), free(x), free(r);
+}
+
+static void test_routing(void) {
+    /* non-3x3 / strided shapes always take im2col; explicit choices are honoured */
+    CHECK(tdm_conv_pick(1, 320, 320, 1, 1, 1, 64, 64) == TDM_CONV_IM2COL);
+    CHECK(tdm_conv_pick(1, 320, 320, 3, 3, 2, 32, 32) == TDM_CONV_IM2COL);
+    tdm_conv_algo saved = tdm_conv_get_algo();
+    tdm_conv_set_algo(TDM_CONV_WINO2);
+    CHECK(tdm_conv_pick(1, 3, 3, 3, 3, 1, 5, 5) == TDM_CONV_WINO2);
+    /* tdm_conv2d with a forced algorithm gives exactly tdm_conv2d_winograd */
+    int64_t ws[4] = {6, 5, 3, 3};
+    tdm_tensor W = make_weight(TDM_F16, 4, ws);
+    float *x = randn(5 * 9 * 7), y[6 * 9 * 7], z[6 * 9 * 7];
+    tdm_exec ex = {pools[1], 0};
+    CHECK(tdm_conv2d(&ex, x, 1, 5, 9, 7, &W, NULL, 1, 1, y) == TDM_OK);
+    CHECK(tdm_conv2d_winograd(&ex, 2, x, 1, 5, 9, 7, &W, NULL, 1, z) == TDM_OK);
+    CHECK(memcmp(y, z, sizeof y) == 0);
+    tdm_conv_set_algo(saved);
+    /* invalid arguments */
+    CHECK(tdm_conv2d_winograd(&ex, 3, x, 1, 5, 9, 7, &W, NULL, 1, z) == TDM_ERR_INVALID_ARG);
+    CHECK(tdm_conv2d_winograd(&ex, 2, x, 1, 4, 9, 7, &W, NULL, 1, z) == TDM_ERR_INVALID_ARG);
+    CHECK(tdm_conv2d_winograd(&ex, 2, x, 1, 5, 2, 2, &W, NULL, 0, z) == TDM_ERR_INVALID_ARG);
+    free(W.data), free(x);
+}
+
+int main(void) {
+    tdm_status st;
+    for (int p = 0; p < 3; p++) CHECK(tdm_pool_create(&pools[p], p + 1, &st) == TDM_OK);
+    static const tdm_dtype dts[] = {TDM_F32, TDM_F16, TDM_BF16};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int m = 2; m <= 4; m += 2) run_case(&cases[i], m, dts[(i + (size_t)m) % 3], (int)i % 2 == 0);
+    test_routing();
+    for (int p = 0; p < 3; p++) tdm_pool_free(pools[p]);
+    return tdm_test_result();
+}

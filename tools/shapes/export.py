@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""Final stage: gathers the stage outputs of the work folder into models/shapes/ (float16
+safetensors + configs, the diffusers StableDiffusionPipeline layout plus the student UNet, the full
+CLIP and the oracle), writes shapes_family.json (sampling defaults) and the model card README.md, and
+exports `tandem check` fixtures that compare the C engine with PyTorch on the SHIPPED weights
+(tests/fixtures/shapes-trained-*; their case.json points at ../../../models/shapes/<component>, no
+weights are duplicated).
+
+usage (from tools/): /usr/bin/python3 -m shapes.export [--work W] [--out ../models/shapes] [--fixtures ../tests/fixtures]"""
+import argparse
+import os
+import shutil
+import sys
+
+import torch
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "shapes"
+
+from shapes import common, config as C, diffusion, fixtures as FX, st  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def copy_f16(src_dir, dst_dir, weights, extra=()):
+    os.makedirs(dst_dir, exist_ok=True)
+    sd = st.load(os.path.join(src_dir, weights))
+    st.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, os.path.join(dst_dir, weights),
+            metadata={"format": "pt"})
+    for f in ("config.json",) + tuple(extra):
+        shutil.copy(os.path.join(src_dir, f), os.path.join(dst_dir, f))
+
+
+def size_mb(folder):
+    n = 0
+    for d, _, fs in os.walk(folder):
+        for f in fs:
+            n += os.path.getsize(os.path.join(d, f))
+    return n / 1e6
+
+
+def metrics(work, stage):
+    p = os.path.join(common.out_dir(work, stage), "metrics.json")
+    return common.read_json(p) if os.path.exists(p) else {}
+
+
+def export_models(work, out, teacher_w, student_w, student_steps):
+    W = lambda s: common.out_dir(work, s)  # noqa: E731
+    os.makedirs(out, exist_ok=True)
+    tokd = os.path.join(out, "tokenizer")
+    os.makedirs(tokd, exist_ok=True)
+    for f in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(os.path.join(W("tokenizer"), f), os.path.join(tokd, f))
+    copy_f16(os.path.join(W("clip"), "text_encoder"), os.path.join(out, "text_encoder"), "model.safetensors")
+    copy_f16(os.path.join(W("clip"), "clip"), os.path.join(out, "clip"), "model.safetensors",
+             ("preprocessor_config.json",))
+    copy_f16(W("vae"), os.path.join(out, "vae"), "diffusion_pytorch_model.safetensors")
+    copy_f16(W("teacher"), os.path.join(out, "unet"), "diffusion_pytorch_model.safetensors")
+    have_student = os.path.exists(os.path.join(W("student"), "config.json"))
+    if have_student:
+        copy_f16(W("student"), os.path.join(out, "unet_student"), "diffusion_pytorch_model.safetensors")
+    have_oracle = os.path.exists(os.path.join(W("oracle"), "config.json"))
+    if have_oracle:
+        copy_f16(W("oracle"), os.path.join(out, "oracle"), "model.safetensors", ("med_config.json", "vocab.txt",
+                                                                                 "tokenizer_config.json"))
+    os.makedirs(os.path.join(out, "scheduler"), exist_ok=True)
+    common.write_json(os.path.join(out, "scheduler", "scheduler_config.json"), diffusion.scheduler_config())
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.27.2",
+             "feature_extractor": [None, None], "image_encoder": [None, None], "requires_safety_checker": False,
+             "safety_checker": [None, None], "scheduler": ["diffusers", "DDIMScheduler"],
+             "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+             "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+    if have_student:
+        index["unet_student"] = ["diffusers", "UNet2DConditionModel"]
+    common.write_json(os.path.join(out, "model_index.json"), index)
+    fam = {
+        "teacher": {"component": "unet", "sampler": "ddim", "steps": 50, "guidance_scale": teacher_w,
+                    "timesteps": diffusion.ddim_timesteps(50)},
+        "student": {"component": "unet_student", "sampler": "consistency-multistep", "steps": student_steps,
+                    "guidance_scale": student_w, "timesteps": diffusion.cd_timesteps(student_steps),
+                    "grid": "DDIM-50 (leading, steps_offset 1)", "boundary": "alpha_cumprod := 1 at t <= 1",
+                    "renoise": "x = sqrt(a_next) x0 + sqrt(1 - a_next) z with fresh z between steps; output x0"},
+        "negative_prompt": "", "image_size": C.IMAGE_SIZE, "latent_size": C.LATENT_SIZE,
+        "clip": "clip/ (transformers CLIPModel, 64x64 input, CLIPScore oracle)",
+        "oracle": "oracle/ (ImageReward architecture)" if have_oracle else None,
+    }
+    common.write_json(os.path.join(out, "shapes_family.json"), fam)
+    return have_student, have_oracle
+
+
+def trained_fixtures(work, out_models, fx_root):
+    """Fixtures on the shipped (float16) weights: the torch modules run the f16 weights upcast to
+    float32 (and float64 for fp32_vs_fp64)."""
+    rel = lambda comp: os.path.relpath(os.path.join(out_models, comp), os.path.join(fx_root, "x"))  # noqa: E731
+    tok = common.load_tokenizer(work)
+    prompts = ["a small red circle on the left", "on a white background, a blue square above a large yellow triangle"]
+    ids = common.ids_tensor(tok, prompts)
+    # text encoder
+    from shapes import nn_clip, nn_diffusers
+    tcfg = common.read_json(os.path.join(out_models, "text_encoder", "config.json"))
+    te = nn_clip.CLIPTextModel(tcfg)
+    te.load_state_dict({k: v.float() for k, v in st.load(os.path.join(out_models, "text_encoder", "model.safetensors")).items()})
+
+    def run_te(mod, x):
+        hs = []
+        last, pooled = mod.text_model(x["input_ids"], hs)
+        o = {"last_hidden_state": last, "pooler_output": pooled}
+        o.update({"hidden_states_%d" % i: h for i, h in enumerate(hs)})
+        o["penultimate_final_ln"] = mod.text_model.final_layer_norm(hs[-2])
+        return o
+    outs, fp = FX.run_both(te, run_te, {"input_ids": ids})
+    d = os.path.join(fx_root, "shapes-trained-clip-text")
+    FX.write_case(d, "clip-text-shapes-trained", tcfg, None, {"input_ids": ids}, outs,
+                  {"input_ids": "tokenizer ids of %r" % prompts}, {}, fp,
+                  "Shipped text encoder (float16 weights upcast to float32).", {"model": rel("text_encoder")})
+    ctx = outs["last_hidden_state"]
+    # UNets
+    for comp in ("unet", "unet_student"):
+        folder = os.path.join(out_models, comp)
+        if not os.path.exists(folder):
+            continue
+        ucfg = common.read_json(os.path.join(folder, "config.json"))
+        u = nn_diffusers.UNet2DConditionModel(ucfg)
+        u.load_state_dict({k: v.float() for k, v in st.load(os.path.join(folder, "diffusion_pytorch_model.safetensors")).items()})
+        g = torch.Generator().manual_seed(7)
+        inputs = {"sample": torch.randn(2, 4, C.LATENT_SIZE, C.LATENT_SIZE, generator=g, dtype=torch.float64).float(),
+                  "timestep": torch.tensor([981.0, 241.0]), "encoder_hidden_states": ctx}
+
+        def run_u(mod, x):
+            inter = {}
+            y = mod(x["sample"], x["timestep"], x["encoder_hidden_states"], inter)
+            o = {"noise_pred": y}
+            o.update({"inter." + k: v for k, v in inter.items()})
+            return o
+        outs, fp = FX.run_both(u, run_u, inputs)
+        name = "shapes-trained-" + comp.replace("_", "-")
+        FX.write_case(os.path.join(fx_root, name), "unet2d_condition", ucfg, 7, inputs, outs,
+                      {"encoder_hidden_states": "shipped text encoder last_hidden_state of two captions"},
+                      {"noise_pred": "UNet output", "inter": "intermediate (debug aid)"}, fp,
+                      "Shipped %s (float16 weights upcast to float32)." % comp, {"model": rel(comp)})
+    # VAE
+    vcfg = common.read_json(os.path.join(out_models, "vae", "config.json"))
+    vae = nn_diffusers.AutoencoderKL(vcfg)
+    vae.load_state_dict({k: v.float() for k, v in st.load(os.path.join(out_models, "vae", "diffusion_pytorch_model.safetensors")).items()})
+    from shapes import data
+    test = data.dataset(os.path.join(work, "data"), "test", 500, 1001)
+    img = data.to_float(test["images"][:1])
+    with torch.no_grad():
+        lat = vae.encode(img)[0]
+
+    def run_v(mod, x):
+        inter = {}
+        mean, logvar, moments = mod.encode(x["image"], inter)
+        o = {"mean": mean, "logvar": logvar, "moments": moments, "decoded": mod.decode(x["latent"], inter)}
+        o.update({"inter." + k: v for k, v in inter.items()})
+        return o
+    outs, fp = FX.run_both(vae, run_v, {"image": img, "latent": lat})
+    FX.write_case(os.path.join(fx_root, "shapes-trained-vae"), "autoencoder_kl", vcfg, None,
+                  {"image": img, "latent": lat}, outs, {"image": "a test-split scene in [-1,1]",
+                                                       "latent": "its posterior mean (unscaled)"},
+                  {"decoded": "decode(latent), RAW"}, fp, "Shipped VAE (float16 weights upcast to float32).",
+                  {"model": rel("vae")})
+
+
+def model_card(work, out, have_student, have_oracle, tw, sw, ssteps):
+    m = {s: metrics(work, s) for s in ("tokenizer", "clip", "vae", "teacher", "student", "oracle")}
+    ev = common.read_json(os.path.join(work, "eval", "metrics.json")) if os.path.exists(
+        os.path.join(work, "eval", "metrics.json")) else {}
+    fmt = lambda d, k, f="%.3f": (f % d[k]) if k in d and d[k] is not None else "(not measured)"  # noqa: E731
+    mins = lambda s: fmt(m[s], "minutes", "%.1f min")  # noqa: E731
+    steps = lambda s: fmt(m[s], "step", "%d")  # noqa: E731
+    lines = [
+        "# shapes-world model family", "",
+        "A complete Stable-Diffusion-style model family trained from scratch on the procedural shapes world "
+        "(docs/WORLD.md) by tools/shapes (docs/TRAINING.md). Same classes and on-disk layouts as real models: "
+        "a diffusers StableDiffusionPipeline folder (model_index.json) plus the consistency-distilled student "
+        "(`unet_student/`), the full CLIP (`clip/`) and the oracle (`oracle/`). Weights are float16 safetensors.",
+        "", "| component | class | size |", "|---|---|---|"]
+    for comp, cls in [("tokenizer", "CLIPTokenizer (byte-level BPE trained on the captions)"),
+                      ("text_encoder", "CLIPTextModel"), ("unet", "UNet2DConditionModel (teacher)"),
+                      ("unet_student", "UNet2DConditionModel (student, consistency-distilled)"),
+                      ("vae", "AutoencoderKL (64x64x3 <-> 16x16x4)"), ("scheduler", "DDIMScheduler config"),
+                      ("clip", "CLIPModel (text + vision towers)"), ("oracle", "ImageReward architecture")]:
+        if os.path.exists(os.path.join(out, comp)):
+            lines.append("| `%s/` | %s | %.2f MB |" % (comp, cls, size_mb(os.path.join(out, comp))))
+    lines += ["", "Total: %.1f MB." % size_mb(out), "",
+              "## Data", "",
+              "Train split of the shapes world (`tandem world sample --split train --seed 1`), 64x64 scenes with "
+              "grammar captions; evaluation on the test split (`--seed 1001`), which holds the held-out "
+              "(colour, shape) pairs (purple triangle, orange circle, green square) never seen in training.", "",
+              "## Training (2-core CPU, tools/shapes/build_all.sh)", "",
+              "| stage | steps | time |", "|---|---|---|"]
+    for s in ("clip", "vae", "teacher", "student", "oracle"):
+        if m[s]:
+            lines.append("| %s | %s | %s |" % (s, steps(s), mins(s)))
+    lines += ["", "## Sampling", "",
+              "- teacher: DDIM 50 steps (leading, steps_offset 1), classifier-free guidance %.1f, negative prompt \"\"." % tw,
+              "- student: %d-step multistep consistency sampler on the DDIM-50 grid (timesteps %s), guidance %.1f "
+              "(real CFG, two UNet passes a step), boundary alpha := 1 at t <= 1." % (
+                  ssteps, ", ".join(map(str, diffusion.cd_timesteps(ssteps))), sw), "",
+              "## Metrics (checker = `tandem score --checker`)", "",
+              "| metric | value | bar |", "|---|---|---|",
+              "| CLIP text->image top-1 (test, groups of 100) | %s | >= 0.8 |" % fmt(m["clip"], "test_retrieval_top1_group100"),
+              "| VAE test PSNR | %s | |" % fmt(m["vae"], "test_psnr_db", "%.2f dB"),
+              "| teacher one-object mean (DDIM-50) | %s | >= 0.90 |" % fmt(ev.get("teacher", {}), "mean_one_object"),
+              "| teacher two-object mean (DDIM-50) | %s | >= 0.70 |" % fmt(ev.get("teacher", {}), "mean_two_object"),
+              "| student mean / teacher mean | %s | >= 0.90 |" % fmt(ev, "student_over_teacher"),
+              "| student wins among differing prompts | %s | >= 0.30 |" % fmt(ev, "student_wins_among_differing"),
+              "| oracle Spearman vs checker (held-out samples) | %s | >= 0.6 |" % fmt(m["oracle"], "spearman_test"),
+              "", "Evaluated on %s test prompts (same initial noise for teacher and student)." % ev.get("n_prompts", "(no)"),
+              "", "## Reproduce", "", "```", "tools/shapes/build_all.sh   # all stages + export + fixtures", "```", ""]
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default=common.DEFAULT_WORK)
+    ap.add_argument("--out", default=os.path.join(ROOT, "models", "shapes"))
+    ap.add_argument("--fixtures", default=os.path.join(ROOT, "tests", "fixtures"))
+    ap.add_argument("--teacher-guidance", type=float, default=5.0)
+    ap.add_argument("--student-guidance", type=float, default=5.0)
+    ap.add_argument("--student-steps", type=int, default=4)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    hs, ho = export_models(a.work, a.out, a.teacher_guidance, a.student_guidance, a.student_steps)
+    trained_fixtures(a.work, a.out, a.fixtures)
+    model_card(a.work, a.out, hs, ho, a.teacher_guidance, a.student_guidance, a.student_steps)
+    common.log("export", "%s: %.1f MB" % (a.out, size_mb(a.out)))
+
+
+if __name__ == "__main__":
+    main()
