@@ -24,11 +24,15 @@ static tdm_code embed_cond(const tdm_controlnet *cn, const tdm_exec *ex, tdm_are
                            int64_t H, int64_t W, float *emb, tdm_status *st) {
     const tdm_controlnet_config *c = &cn->cfg;
     const int K = c->n_cond_levels, Cc = c->conditioning_channels;
-    int64_t maxc = Cc;
-    for (int k = 0; k < K; k++)
-        if (c->cond_channels[k] > maxc) maxc = c->cond_channels[k];
-    float *p0 = falloc(a, B * maxc * H * W); /* ping-pong [B, <= maxc, H, W] */
-    float *p1 = falloc(a, B * maxc * H * W);
+    /* largest activation: c_k channels at H / 2^k (the bgr copy: Cc at H) */
+    int64_t mx = (int64_t)Cc * H * W, hk = H, wk = W;
+    for (int k = 0; k < K; k++) {
+        if (c->cond_channels[k] * hk * wk > mx) mx = c->cond_channels[k] * hk * wk;
+        hk = (hk + 1) / 2;
+        wk = (wk + 1) / 2;
+    }
+    float *p0 = falloc(a, B * mx); /* ping-pong [B, c_k, H_k, W_k] */
+    float *p1 = falloc(a, B * mx);
     NEED(p0 && p1);
     const float *x = cond;
     if (c->bgr) { /* torch.flip(cond, dims=[1]) */
