@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -628,7 +629,96 @@ static void test_calibrate_run(models *m) {
     tdm_oracle_free(o);
 }
 
-int main(void) {
+
+/* ---- CLI (build/tandem next to this test binary) ---- */
+
+static char g_bin[PATH_MAX];
+
+/* `tandem <args>` with stderr to a file; returns the exit status (-1: crashed), *err = stderr text. */
+static int cli(char **err, const char *args) {
+    char cmd[16384], ef[PATH_MAX];
+    *err = NULL;
+    if (snprintf(ef, sizeof ef, "%s/cli.err", tdm_test_tmpdir()) >= (int)sizeof ef ||
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >/dev/null 2>'%s' </dev/null", tdm_test_tmpdir(), g_bin, args,
+                 ef) >= (int)sizeof cmd)
+        return -1;
+    int rc = system(cmd);
+    size_t n = 0;
+    tdm_status st = {0};
+    tdm_read_file(ef, 1 << 20, err, &n, &st);
+    if (rc == -1 || !WIFEXITED(rc)) return -1;
+    return WEXITSTATUS(rc);
+}
+
+#define CLI(code, needle, args)                                                                          \
+    do {                                                                                                 \
+        char *e_ = NULL;                                                                                 \
+        int rc_ = cli(&e_, args);                                                                        \
+        CHECK_MSG(rc_ == (code) && (!(needle)[0] || (e_ && strstr(e_, needle))), "tandem %s: exit %d: %s", \
+                  args, rc_, e_ ? e_ : "");                                                             \
+        free(e_);                                                                                        \
+    } while (0)
+
+static void test_cli(void) {
+    if (access(g_bin, X_OK) != 0) {
+        printf("CLI part skipped: %s is absent\n", g_bin);
+        return;
+    }
+    const char *base = "generate --adaptive --model tiny-lcm --teacher tiny-sd --prompt 'a red circle on the left' "
+                       "--width 64 --height 64 --steps 2 --teacher-steps 3 --seed 4 -q";
+    char args[2048];
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 -o cli.png --sidecar cli.json", base);
+    CLI(0, "", args);
+    char png[PATH_MAX], *chunk = NULL;
+    tdm_status st = {0};
+    snprintf(png, sizeof png, "%s/cli.png", tdm_test_tmpdir());
+    CHECK(tdm_image_read_text(png, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"decision\":\"refine\""));
+    tdm_free(chunk);
+    snprintf(args, sizeof args, "%s --oracle nonsense --tau 0.5", base);
+    CLI(1, "unknown oracle 'nonsense'", args);
+    snprintf(args, sizeof args, "%s --k 100 --calibration c.json", base);
+    CLI(2, "--k: 100 is outside (0, 100)", args);
+    snprintf(args, sizeof args, "%s --k 50", base);
+    CLI(2, "needs --calibration", args);
+    snprintf(args, sizeof args, "%s --k 50 --calibration missing-calib.json", base);
+    CLI(1, "missing-calib.json", args);
+    snprintf(args, sizeof args, "%s --tau 1 --k 50 --calibration c.json", base);
+    CLI(2, "exactly one of", args);
+    snprintf(args, sizeof args, "%s --tau 1 --strategy sideways", base);
+    CLI(2, "--strategy", args);
+    /* calibrate, then a run with other settings warns */
+    char pf[PATH_MAX];
+    snprintf(pf, sizeof pf, "%s/prompts-cli.txt", tdm_test_tmpdir());
+    write_file(pf, "a red circle on the left\na blue square at the top\n", 49);
+    CLI(0, "", "calibrate --model tiny-lcm --prompts prompts-cli.txt --n 3 --out cal-cli.json --steps 2 --width 64 "
+               "--height 64 --oracle brightness -q");
+    snprintf(args, sizeof args, "%s --oracle brightness --k 50 --calibration cal-cli.json --guidance 3 -o w.png", base);
+    CLI(0, "warning: calibration cal-cli.json was made with student guidance 8.5, this run uses 3", args);
+    snprintf(pf, sizeof pf, "%s/prompts-bad.txt", tdm_test_tmpdir());
+    write_file(pf, "ok\n\xff\n", 5);
+    CLI(1, "prompts-bad.txt:2: invalid UTF-8", "calibrate --model tiny-lcm --prompts prompts-bad.txt --n 2 --out x.json");
+    write_file(pf, "ok\n\nmore\n", 9);
+    CLI(1, "prompts-bad.txt:2: empty line", "calibrate --model tiny-lcm --prompts prompts-bad.txt --n 2 --out x.json");
+    CLI(2, "required", "calibrate --model tiny-lcm --n 2");
+    /* plain generate still works and rejects adaptive-only options */
+    CLI(0, "", "generate --model tiny-sd --prompt x --steps 1 --width 64 --height 64 -q -o plain.png");
+    CLI(2, "unknown option '--tau'", "generate --model tiny-sd --prompt x --tau 1");
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    snprintf(g_bin, sizeof g_bin, "%s", argv[0]); /* <build>/tests/test_adaptive -> <build>/tandem */
+    char *slash = strrchr(g_bin, '/');
+    if (slash) *slash = '\0';
+    slash = strrchr(g_bin, '/');
+    if (slash) snprintf(slash + 1, sizeof g_bin - (size_t)(slash + 1 - g_bin), "tandem");
+    else snprintf(g_bin, sizeof g_bin, "build/tandem");
+    if (g_bin[0] != '/') { /* the CLI runs in the temp dir */
+        char cwd[PATH_MAX], rel[PATH_MAX];
+        snprintf(rel, sizeof rel, "%s", g_bin);
+        if (getcwd(cwd, sizeof cwd) && snprintf(g_bin, sizeof g_bin, "%s/%s", cwd, rel) >= (int)sizeof g_bin)
+            snprintf(g_bin, sizeof g_bin, "%s", rel);
+    }
     test_percentile();
     test_calibration_files();
     test_prompts();
@@ -666,6 +756,7 @@ int main(void) {
     test_decisions(&m);
     test_refine_counts(&m);
     test_calibrate_run(&m);
+    test_cli();
     tdm_model_free(m.sd);
     tdm_model_free(m.lcm);
     tdm_engine_free(m.e1);
