@@ -108,6 +108,9 @@ typedef struct tdm_model_params {
     const char *path;          /* diffusers folder (model_index.json) or single .safetensors file */
     const char *tokenizer_dir; /* folder with vocab.json + merges.txt; NULL: <path>/tokenizer */
     tdm_prediction prediction; /* default TDM_PREDICTION_AUTO */
+    const char *unet_component; /* diffusers folders: the model_index.json component loaded as the UNet;
+                                   NULL = "unet". "unet_student": the distilled student shipped next to the
+                                   teacher in models/shapes (sample it with the "consistency" sampler) */
 } tdm_model_params;
 
 void tdm_model_params_init(tdm_model_params *p);
@@ -313,6 +316,10 @@ typedef struct tdm_adaptive_params {
 
     tdm_progress_fn progress; /* stages of the student and the teacher in turn; may be NULL */
     void *progress_user;
+    /* ControlNet (controlnet block below): the same controls condition the student and the teacher (as
+     * the paper does); each ControlNet must fit both UNets. NULL / 0 by default. */
+    const struct tdm_control *controls;
+    int n_controls;
 } tdm_adaptive_params;
 
 void tdm_adaptive_params_init(tdm_adaptive_params *p);
@@ -337,6 +344,7 @@ typedef struct tdm_adaptive_result {
     char warnings[1024];     /* calibration-provenance mismatches etc., one per line ("" when none) */
     char *parameters;        /* A1111 "parameters" text (owned) */
     char *metadata_json;     /* the "tandem" JSON: oracle, score, tau, k, decision, settings, evals, times */
+    int controlnet_calls_student, controlnet_calls_teacher; /* ControlNet forward calls (with controls) */
 } tdm_adaptive_result;
 
 /* Runs student -> oracle -> (teacher). student and teacher may be the same model. */
@@ -375,6 +383,70 @@ void tdm_calibrate_params_init(tdm_calibrate_params *p);
 /* *resumed receives the samples taken over from a partial file (may be NULL). */
 tdm_code tdm_calibrate(tdm_engine *engine, const tdm_model *student, const tdm_calibrate_params *p, int *resumed,
                        tdm_status *st);
+
+/* ---- evaluation (tandem eval; docs/ADAPTIVE.md "Evaluation") ----
+ * On every (prompt, seed) of a prompts file x a seed list: the student's sample, the teacher-only sample
+ * (tdm_generate with the teacher's settings and the same seed: also the regeneration of the student's
+ * noise) and the teacher's refinement of the student's sample, each generated once and scored by the
+ * oracle and (when the prompt is a shapes-world caption) the checker. From them: the methods student,
+ * teacher, refine-all, regenerate-all, and adaptive-refine / adaptive-regenerate at each k (tau_k from a
+ * calibration file, or the k-th percentile of the evaluation's own student scores). Files in out_dir:
+ *   samples.jsonl  the resumable log: a header line with the settings, then per sample one line per base
+ *                  method (appended, flushed and fsync'ed after each sample)
+ *   results.jsonl  every method's record per sample (base and adaptive), written at the end
+ *   table.md       the summary table (means, teacher share, UNet evaluations and seconds per image,
+ *                  student-vs-teacher wins / ties / losses) */
+
+typedef struct tdm_eval_progress {
+    int done, total;  /* samples finished (resumed ones included) of total */
+    int resumed;      /* samples taken over from the log */
+    int prompt_index; /* the sample just finished (0-based line of the prompts file) */
+    uint64_t seed;
+    float student_oracle, teacher_oracle, refine_oracle;
+    double seconds;   /* its generation time (student + teacher + refinement + scoring) */
+} tdm_eval_progress;
+
+typedef struct tdm_eval_params {
+    const char *prompts_file;  /* UTF-8, one prompt per line (as tandem calibrate) */
+    const uint64_t *seeds;     /* every prompt runs with every seed */
+    int n_seeds;
+    /* The settings of both models: student / teacher stage settings, width / height, negative prompt, clip
+     * skip, emphasis, refine convention and value, force_pixels, controls (the same for every sample),
+     * progress (stages of each run; nonzero cancels). prompt, seed, oracle, threshold, strategy and
+     * keep_student_image are ignored. */
+    tdm_adaptive_params settings;
+    tdm_oracle *oracle;        /* required */
+    const char *oracle_model;  /* recorded with the settings */
+    const double *k;           /* percentiles of the adaptive methods, each in (0, 100); n_k may be 0 */
+    int n_k;
+    const char *calibration;   /* tau_k from this calibration file (its provenance is compared; warnings in
+                                  the summary); NULL: from the evaluation's own student oracle scores */
+    const char *out_dir;       /* created when missing */
+    int restart;               /* 1: discard an existing log instead of resuming it */
+    /* called after each sample; nonzero cancels (the log keeps the finished samples) */
+    int (*on_sample)(void *user, const tdm_eval_progress *progress);
+    void *user;
+    /* seconds for the timings; NULL: the monotonic clock (tests pass a deterministic one) */
+    double (*clock)(void *clock_user);
+    void *clock_user;
+} tdm_eval_params;
+
+void tdm_eval_params_init(tdm_eval_params *p);
+
+typedef struct tdm_eval_summary {
+    int n_samples;       /* prompts x seeds */
+    int n_resumed;       /* taken over from the log */
+    char warnings[1024]; /* calibration-provenance mismatches, one per line */
+} tdm_eval_summary;
+
+/* summary may be NULL. A log made with other settings is refused (TDM_ERR_INVALID_ARG naming the
+ * setting) unless restart is set. */
+tdm_code tdm_eval(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher, const tdm_eval_params *p,
+                  tdm_eval_summary *summary, tdm_status *st);
+
+/* Seed list "A:B" (A, A+1, ..., B-1), "S1,S2,..." or a mix ("0:4,10"); at most 1000000 seeds; *seeds is
+ * malloc'ed (tdm_free). */
+tdm_code tdm_eval_parse_seeds(const char *spec, uint64_t **seeds, int *n, tdm_status *st);
 /* ==== end of the adaptive block ==== */
 
 /* ==== controlnet (docs/CONTROLNET.md) ============================================================

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/json.h"
+#include "io/image.h"
 #include "pipeline/adaptive.h"
 #include "pipeline/calibrate.h"
 #include "tandem.h"
@@ -251,7 +252,8 @@ static void base_params(tdm_adaptive_params *p, tdm_oracle *o) {
     p->oracle = o;
 }
 
-/* The stage runner with the generate streams is tdm_generate, bit for bit (txt2img and img2img). */
+/* The stage runner (tdm_gen_execute) with the generate streams is tdm_generate, bit for bit (txt2img and
+ * img2img). */
 static void test_stage_matches_generate(models *m) {
     tdm_generate_params gp;
     tdm_generate_params_init(&gp);
@@ -265,17 +267,28 @@ static void test_stage_matches_generate(models *m) {
     for (int k = 0; k < 2; k++) {
         gp.sampler = k ? "euler_a" : NULL;
         CHECK(tdm_generate(m->e1, ms[k], &gp, &ref, NULL, &st) == TDM_OK);
-        tdm_stage_job job;
-        memset(&job, 0, sizeof job);
-        job.m = tdm_model_sd(ms[k]);
-        job.ex = tdm_engine_exec(m->e2);
-        job.p = &gp;
-        job.streams = tdm_stage_streams_generate();
+        const tdm_sd_model *sm = tdm_model_sd(ms[k]);
+        const tdm_exec *ex = tdm_engine_exec(m->e2);
+        tdm_gen_request job;
+        tdm_gen_request_init(&job, &gp);
         job.want_latent = 1;
-        tdm_stage_result r;
-        CHECK(tdm_stage_run(&job, &r, &st) == TDM_OK);
+        tdm_gen_result r;
+        CHECK(tdm_gen_execute(sm, ex, &job, &r, &st) == TDM_OK);
         CHECK_MSG(same_image(&r.image, &ref), "stage runner differs from tdm_generate (model %d)", k);
         CHECK(r.latent && r.Cl == 4 && r.h == 8 && r.w == 8);
+
+        /* conditioning encoded beforehand: the same image */
+        tdm_arena arena;
+        tdm_arena_init(&arena, (size_t)1 << 20);
+        tdm_text_cond tc;
+        CHECK(tdm_gen_encode_params(sm, ex, &arena, &gp, &tc, &st) == TDM_OK && (k == 0) == (tc.uncond == NULL));
+        tdm_gen_request pre = job;
+        pre.text = &tc;
+        tdm_gen_result r3;
+        CHECK(tdm_gen_execute(sm, ex, &pre, &r3, &st) == TDM_OK);
+        CHECK_MSG(same_image(&r3.image, &ref), "pre-encoded conditioning differs (model %d)", k);
+        tdm_gen_result_free(&r3);
+        tdm_arena_free(&arena);
 
         /* img2img from pixels */
         tdm_image ref2 = {0};
@@ -284,24 +297,101 @@ static void test_stage_matches_generate(models *m) {
         ip.strength = 0.5f;
         ip.steps = 4;
         CHECK(tdm_generate(m->e1, ms[k], &ip, &ref2, NULL, &st) == TDM_OK);
-        tdm_stage_job ij = job;
+        tdm_gen_request ij = job;
         ij.p = &ip;
-        ij.start = TDM_START_PIXELS;
+        ij.start = TDM_GEN_START_PIXELS;
         ij.init = &ref;
         ij.grid_steps = 4;
         ij.strength = 0.5f;
+        ij.rule = TDM_IMG2IMG_GET_TIMESTEPS;
         ij.want_latent = 0;
-        tdm_stage_result r2;
+        tdm_gen_result r2;
         if (k == 1) { /* (the LCM img2img rule differs from get_timesteps; compared on the SD model) */
-            CHECK(tdm_stage_run(&ij, &r2, &st) == TDM_OK);
+            CHECK(tdm_gen_execute(sm, ex, &ij, &r2, &st) == TDM_OK);
             CHECK_MSG(same_image(&r2.image, &ref2), "stage img2img differs from tdm_generate");
             CHECK(r2.stats.steps_run == 2);
-            tdm_stage_result_free(&r2);
+            tdm_gen_result_free(&r2);
         }
         tdm_image_free(&ref2);
-        tdm_stage_result_free(&r);
+        tdm_gen_result_free(&r);
         tdm_image_free(&ref);
     }
+}
+
+/* ControlNet: the same control conditions the student and the teacher. */
+static void test_controls(models *m) {
+    const char *fx = tdm_test_fixture("controlnet-sd15-tiny");
+    if (!fx) {
+        printf("controlnet-sd15-tiny absent: adaptive ControlNet skipped\n");
+        return;
+    }
+    char cn_dir[PATH_MAX];
+    snprintf(cn_dir, sizeof cn_dir, "%s/model", fx);
+    tdm_status st = {0};
+    tdm_controlnet *cn = NULL;
+    CHECK_MSG(tdm_controlnet_load(cn_dir, &cn, &st) == TDM_OK, "%s", st.msg);
+    tdm_image sq = {0}, edges = {0};
+    CHECK(tdm_image_alloc(&sq, 64, 64, &st) == TDM_OK);
+    for (int y = 0; y < 64; y++)
+        for (int x = 0; x < 64; x++)
+            for (int c = 0; c < 3; c++) sq.pixels[(y * 64 + x) * 3 + c] = (x >= 16 && x < 48 && y >= 20 && y < 44) ? 255 : 0;
+    CHECK(tdm_canny(&sq, 100, 200, 0, &edges, &st) == TDM_OK);
+    tdm_control c;
+    tdm_control_init(&c);
+    c.controlnet = cn;
+    c.image = &edges;
+    if (!cn || !edges.pixels) goto out;
+
+    tdm_adaptive_params p;
+    base_params(&p, NULL);
+    p.oracle_name = "brightness";
+    p.teacher.steps = 3;
+    p.tau = INFINITY;
+    p.keep_student_image = 1;
+    p.controls = &c;
+    p.n_controls = 1;
+    tdm_adaptive_result r, plain, rg;
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+    CHECK(r.controlnet_calls_student == 2 && r.controlnet_calls_teacher == 3 && r.decision == TDM_DECISION_REFINE);
+    CHECK(r.metadata_json && strstr(r.metadata_json, "\"controls\":[{\"scale\":1,\"start\":0,\"end\":1}]") &&
+          strstr(r.metadata_json, "\"controlnet_calls\":5"));
+    /* the student is tdm_generate with the control */
+    tdm_generate_params gp;
+    tdm_generate_params_init(&gp);
+    gp.prompt = p.prompt;
+    gp.seed = p.seed;
+    gp.width = gp.height = 64;
+    gp.steps = 2;
+    gp.controls = &c;
+    gp.n_controls = 1;
+    tdm_image ref = {0};
+    CHECK(tdm_generate(m->e2, m->lcm, &gp, &ref, NULL, &st) == TDM_OK);
+    CHECK_MSG(same_image(&r.student_image, &ref), "adaptive student with ControlNet differs from tdm_generate");
+    tdm_image_free(&ref);
+    /* without the control the student and the refinement differ */
+    p.controls = NULL;
+    p.n_controls = 0;
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &plain) == TDM_OK && plain.controlnet_calls_student == 0);
+    CHECK(!same_image(&plain.student_image, &r.student_image) && !same_image(&plain.image, &r.image));
+    CHECK(plain.metadata_json && !strstr(plain.metadata_json, "\"controls\""));
+    /* regeneration with the control is tdm_generate with the teacher's settings and the control */
+    p.controls = &c;
+    p.n_controls = 1;
+    p.strategy = TDM_ADAPTIVE_REGENERATE;
+    CHECK(run(m->e2, m->lcm, m->sd, &p, &rg) == TDM_OK && rg.controlnet_calls_teacher == 3);
+    gp.steps = 3;
+    gp.sampler = "ddim";
+    gp.guidance_scale = 7.5f;
+    CHECK(tdm_generate(m->e1, m->sd, &gp, &ref, NULL, &st) == TDM_OK);
+    CHECK_MSG(same_image(&rg.image, &ref), "regeneration with ControlNet differs from tdm_generate");
+    tdm_image_free(&ref);
+    tdm_adaptive_result_free(&rg);
+    tdm_adaptive_result_free(&plain);
+    tdm_adaptive_result_free(&r);
+out:
+    tdm_image_free(&sq);
+    tdm_image_free(&edges);
+    tdm_controlnet_free(cn);
 }
 
 static void test_decisions(models *m) {
@@ -754,6 +844,7 @@ int main(int argc, char **argv) {
     }
     test_stage_matches_generate(&m);
     test_decisions(&m);
+    test_controls(&m);
     test_refine_counts(&m);
     test_calibrate_run(&m);
     test_cli();

@@ -1,7 +1,8 @@
 /* Winograd F(2x2,3x3) / F(4x4,3x3) convolution against the scalar reference (tdm_conv2d_ref) on awkward
  * shapes (1, primes, sizes that are not multiples of the tile or SIMD width, several tile chunks and
  * output-channel blocks), all weight dtypes, padding 0 and 1, batches; bit-identical results on 1, 2
- * and 3 threads; tdm_conv2d's algorithm choice and routing.
+ * and 3 threads; tdm_conv2d's algorithm choice and routing; tdm_conv2d_pre (fused GroupNorm / upsampling
+ * input) bit-identical to materialising its input.
  * Tolerance: max |wino - ref| / max |ref|: 2e-6 * sqrt(9 Cin) for F(2,3), max(1e-4, 3e-5 * sqrt(9 Cin)) for
  * F(4,3) (the transform roundings of F(4,3) are about 10x those of F(2,3); see ops_winograd.c). */
 #include <math.h>
@@ -115,6 +116,50 @@ static void test_routing(void) {
     free(W.data), free(x);
 }
 
+/* tdm_conv2d_pre (GroupNorm(+SiLU) coefficients and/or nearest 2x upsampling applied while loading)
+ * equals materialising the pre-op and calling tdm_conv2d, bit for bit, on the Winograd and im2col paths. */
+static void test_pre(void) {
+    static const struct {
+        int64_t N, Cin, Hs, Ws, Cout;
+        int up, gn, silu, k;
+    } pc[] = {
+        {1, 32, 16, 16, 24, 0, 1, 1, 3}, {2, 32, 9, 13, 17, 1, 0, 0, 3}, {1, 16, 12, 12, 16, 1, 1, 0, 3},
+        {1, 8, 5, 7, 3, 0, 1, 1, 3},     {1, 32, 8, 8, 16, 1, 1, 1, 1}, {2, 16, 10, 10, 20, 0, 1, 1, 3},
+    };
+    for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
+        const int64_t N = pc[i].N, Cin = pc[i].Cin, Cout = pc[i].Cout, up = pc[i].up;
+        const int64_t H = up ? 2 * pc[i].Hs : pc[i].Hs, W = up ? 2 * pc[i].Ws : pc[i].Ws, k = pc[i].k;
+        const int pad = k == 3 ? 1 : 0;
+        int64_t ws[4] = {Cout, Cin, k, k};
+        tdm_tensor Wt = make_weight(TDM_F16, 4, ws), bias = make_weight(TDM_F32, 1, &Cout);
+        tdm_tensor gam = make_weight(TDM_F32, 1, &Cin), bet = make_weight(TDM_F16, 1, &Cin);
+        const int64_t nx = N * Cin * pc[i].Hs * pc[i].Ws, nxp = N * Cin * H * W, ny = N * Cout * H * W;
+        float *x = randn(nx), *xp = randn(nxp), *xg = randn(nx), *ref = randn(ny), *cab = randn(N * Cin * 3);
+        tdm_exec ex1 = {pools[1], 0};
+        /* materialised: GroupNorm(+SiLU) at the source size, then upsampling */
+        const float *src = x;
+        if (pc[i].gn) {
+            CHECK(tdm_group_norm(&ex1, x, N, Cin, pc[i].Hs * pc[i].Ws, 4, 1e-6f, &gam, &bet, pc[i].silu, xg) == TDM_OK);
+            CHECK(tdm_group_norm_coeffs(&ex1, x, N, Cin, pc[i].Hs * pc[i].Ws, 4, 1e-6f, &gam, &bet, cab) == TDM_OK);
+            src = xg;
+        }
+        if (up) tdm_upsample_nearest2x(src, N, Cin, pc[i].Hs, pc[i].Ws, xp);
+        else memcpy(xp, src, (size_t)nxp * sizeof(float));
+        CHECK(tdm_conv2d(&ex1, xp, N, Cin, H, W, &Wt, &bias, 1, pad, ref) == TDM_OK);
+        tdm_conv_pre pre = {pc[i].gn ? cab : NULL, pc[i].silu, (int)up};
+        for (int p = 0; p < 3; p++) {
+            float *y = randn(ny);
+            tdm_exec ex = {pools[p], 0};
+            CHECK(tdm_conv2d_pre(&ex, x, N, Cin, H, W, &Wt, &bias, 1, pad, &pre, y) == TDM_OK);
+            CHECK_MSG(memcmp(y, ref, (size_t)ny * sizeof(float)) == 0,
+                      "conv2d_pre case %zu (%lld threads): differs from the materialised pre-op", i, (long long)p + 1);
+            free(y);
+        }
+        free(Wt.data), free(bias.data), free(gam.data), free(bet.data);
+        free(x), free(xp), free(xg), free(ref), free(cab);
+    }
+}
+
 int main(void) {
     tdm_status st;
     for (int p = 0; p < 3; p++) CHECK(tdm_pool_create(&pools[p], p + 1, &st) == TDM_OK);
@@ -122,6 +167,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int m = 2; m <= 4; m += 2) run_case(&cases[i], m, dts[(i + (size_t)m) % 3], (int)i % 2 == 0);
     test_routing();
+    test_pre();
     for (int p = 0; p < 3; p++) tdm_pool_free(pools[p]);
     return tdm_test_result();
 }

@@ -93,7 +93,8 @@ static tdm_code run_loop(tdm_sampler_kind kind, const tdm_scheduler_config *cfg,
         for (int j = 0; j < NS; j++) eps[j] = 0.3f * xin[j] + 0.1f * sinf(t / 100);
         rc = tdm_sampler_step(s, i, eps, x, NS, &src, st);
     }
-    if (!rc && kind == TDM_SAMPLER_LCM) memcpy(x, tdm_sampler_denoised(s), sizeof(float) * NS);
+    if (!rc && (kind == TDM_SAMPLER_LCM || kind == TDM_SAMPLER_CONSISTENCY))
+        memcpy(x, tdm_sampler_denoised(s), sizeof(float) * NS);
     tdm_sampler_free(s);
     return rc;
 }
@@ -101,8 +102,9 @@ static tdm_code run_loop(tdm_sampler_kind kind, const tdm_scheduler_config *cfg,
 static void test_noise_determinism(void) {
     tdm_scheduler_config cfg = sd_config();
     tdm_status st;
-    const tdm_sampler_kind kinds[] = {TDM_SAMPLER_EULER_ANCESTRAL, TDM_SAMPLER_DDPM, TDM_SAMPLER_LCM};
-    for (size_t k = 0; k < 3; k++) {
+    const tdm_sampler_kind kinds[] = {TDM_SAMPLER_EULER_ANCESTRAL, TDM_SAMPLER_DDPM, TDM_SAMPLER_LCM,
+                                      TDM_SAMPLER_CONSISTENCY};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         float a[NS], b[NS], c[NS];
         CHECK(run_loop(kinds[k], &cfg, 8, 42, a, &st) == TDM_OK);
         CHECK(run_loop(kinds[k], &cfg, 8, 42, b, &st) == TDM_OK);
@@ -122,7 +124,8 @@ static void test_noise_determinism(void) {
 /* With the exact model output, a one-step run lands on x0 (epsilon and v prediction). */
 static void test_exact_x0(void) {
     const tdm_sampler_kind kinds[] = {TDM_SAMPLER_DDIM,     TDM_SAMPLER_DDPM,          TDM_SAMPLER_EULER,
-                                      TDM_SAMPLER_EULER_ANCESTRAL, TDM_SAMPLER_DPMPP_2M, TDM_SAMPLER_LCM};
+                                      TDM_SAMPLER_EULER_ANCESTRAL, TDM_SAMPLER_DPMPP_2M, TDM_SAMPLER_LCM,
+                                      TDM_SAMPLER_CONSISTENCY};
     float x0[NS], eps[NS], x[NS], xin[NS], m[NS];
     tdm_randn(x0, NS, 1, 0, 0);
     tdm_randn(eps, NS, 1, 1, 0);
@@ -147,6 +150,7 @@ static void test_exact_x0(void) {
             tdm_noise_source src = tdm_noise_source_seeded(&sn);
             CHECK(tdm_sampler_step(s, 0, m, x, NS, &src, &st) == TDM_OK);
             const float *res = kinds[k] == TDM_SAMPLER_LCM ? tdm_sampler_denoised(s) : x;
+            if (kinds[k] == TDM_SAMPLER_CONSISTENCY) CHECK(memcmp(x, tdm_sampler_denoised(s), sizeof x) == 0);
             double err = tdm_test_max_abs(res, x0, NS);
             CHECK_MSG(err < 2e-3, "%s %s: |x - x0| = %g", tdm_sampler_kind_name(kinds[k]), pt ? "v" : "eps", err);
             tdm_sampler_free(s);
@@ -204,6 +208,71 @@ static void test_multistep_restart(void) {
         CHECK(strstr(st.msg, "out of order") != NULL);
         tdm_sampler_free(s);
     }
+}
+
+/* The multistep consistency sampler (CD-SD1.5 / the shapes student): timesteps on the DDIM-50 grid,
+ * the boundary condition, re-noising only between steps, the result = the last x0. The trajectory
+ * against tools/shapes/diffusion.py is the shapes-consistency-sampler fixture (test_shapes_fixtures). */
+static void test_consistency(void) {
+    tdm_scheduler_config cfg = sd_config();
+    tdm_status st;
+    tdm_sampler *s;
+    /* paper notes 2.2 (CD-SD1.5, 5 steps) and docs/TRAINING.md (the shapes student's k-step rule) */
+    static const struct {
+        int k;
+        float t[5];
+    } grids[] = {{5, {981, 781, 581, 381, 181}}, {4, {981, 741, 481, 241}}, {2, {981, 481}}, {1, {981}}};
+    for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++) {
+        CHECK(tdm_sampler_create(&s, TDM_SAMPLER_CONSISTENCY, &cfg, grids[g].k, 1.0, &st) == TDM_OK);
+        CHECK(tdm_sampler_n_steps(s) == grids[g].k && tdm_sampler_init_noise_sigma(s) == 1.0f);
+        for (int i = 0; i < grids[g].k; i++)
+            CHECK_MSG(tdm_sampler_timestep(s, i) == grids[g].t[i], "k %d step %d: %g", grids[g].k, i,
+                      (double)tdm_sampler_timestep(s, i));
+        tdm_sampler_free(s);
+    }
+    /* defaults of a config that names nothing: SD's schedule and grid, as for LCM */
+    tdm_scheduler_config bare;
+    tdm_scheduler_config_init(&bare);
+    bare.steps_offset = 1;
+    CHECK(tdm_sampler_create(&s, TDM_SAMPLER_CONSISTENCY, &bare, 5, 1.0, &st) == TDM_OK);
+    CHECK(tdm_sampler_timestep(s, 1) == 781 && fabsf(tdm_sampler_betas(s)[999] - 0.012f) < 1e-7f);
+    tdm_sampler_free(s);
+    /* every grid entry with 50 steps; the last, t = 1, is the boundary: x0 = x whatever the model says */
+    CHECK(tdm_sampler_create(&s, TDM_SAMPLER_CONSISTENCY, &cfg, 50, 1.0, &st) == TDM_OK);
+    CHECK(tdm_sampler_timestep(s, 0) == 981 && tdm_sampler_timestep(s, 48) == 21 && tdm_sampler_timestep(s, 49) == 1);
+    float x[NS], m[NS], before[NS];
+    tdm_randn(x, NS, 9, 0, 0);
+    tdm_seeded_noise sn = {11, 1};
+    tdm_noise_source src = tdm_noise_source_seeded(&sn);
+    for (int i = 0; i < 50; i++) {
+        for (int j = 0; j < NS; j++) m[j] = 0.3f * x[j];
+        memcpy(before, x, sizeof x);
+        CHECK(tdm_sampler_step(s, i, m, x, NS, &src, &st) == TDM_OK);
+    }
+    CHECK(memcmp(x, before, sizeof x) == 0 && memcmp(tdm_sampler_denoised(s), before, sizeof x) == 0);
+    tdm_sampler_free(s);
+    /* no noise is drawn on the last step; a missing source is refused before it */
+    CHECK(tdm_sampler_create(&s, TDM_SAMPLER_CONSISTENCY, &cfg, 2, 1.0, &st) == TDM_OK);
+    CHECK(tdm_sampler_step(s, 0, m, x, NS, NULL, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "noise"));
+    tdm_sampler_free(s);
+    CHECK(tdm_sampler_create(&s, TDM_SAMPLER_CONSISTENCY, &cfg, 1, 1.0, &st) == TDM_OK);
+    CHECK(tdm_sampler_step(s, 0, m, x, NS, NULL, &st) == TDM_OK);
+    tdm_sampler_free(s);
+    /* more steps than the grid: refused naming the grid */
+    CHECK(tdm_sampler_create(&s, TDM_SAMPLER_CONSISTENCY, &cfg, 51, 1.0, &st) == TDM_ERR_INVALID_ARG);
+    CHECK(strstr(st.msg, "50-step DDIM grid") != NULL);
+    cfg.original_inference_steps = 100; /* a finer distillation grid */
+    CHECK(tdm_sampler_create(&s, TDM_SAMPLER_CONSISTENCY, &cfg, 4, 1.0, &st) == TDM_OK);
+    CHECK(tdm_sampler_timestep(s, 0) == 991 && tdm_sampler_timestep(s, 1) == 741);
+    tdm_sampler_free(s);
+    /* img2img: get_timesteps keeps the last int(k * strength) steps */
+    cfg.original_inference_steps = 50;
+    CHECK(tdm_sampler_create(&s, TDM_SAMPLER_CONSISTENCY, &cfg, 4, 0.5, &st) == TDM_OK);
+    CHECK(tdm_sampler_n_steps(s) == 2 && tdm_sampler_timestep(s, 0) == 481);
+    tdm_sampler_free(s);
+    tdm_sampler_kind kind;
+    CHECK(tdm_sampler_kind_parse("consistency", &kind, NULL, &st) == TDM_OK && kind == TDM_SAMPLER_CONSISTENCY);
+    CHECK(strcmp(tdm_sampler_kind_name(TDM_SAMPLER_CONSISTENCY), "consistency") == 0);
 }
 
 static tdm_code config_from_text(const char *text, tdm_scheduler_config *cfg, tdm_status *st) {
@@ -321,6 +390,7 @@ int main(void) {
     test_exact_x0();
     test_img2img();
     test_multistep_restart();
+    test_consistency();
     test_invalid();
     test_fixtures();
     return tdm_test_result();

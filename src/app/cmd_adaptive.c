@@ -9,20 +9,17 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/cmd_control.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
 
-static volatile sig_atomic_t g_interrupted = 0;
+volatile sig_atomic_t tdm_cli_interrupted = 0;
 static void on_signal(int sig) {
     (void)sig;
-    g_interrupted = 1;
+    tdm_cli_interrupted = 1;
 }
 
-typedef struct sig_guard {
-    struct sigaction old_int, old_term;
-} sig_guard;
-
-static void sig_install(sig_guard *g) {
+void tdm_cli_sig_install(tdm_cli_sig_guard *g) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -31,12 +28,12 @@ static void sig_install(sig_guard *g) {
     sigaction(SIGTERM, &sa, &g->old_term);
 }
 
-static void sig_restore(sig_guard *g) {
+void tdm_cli_sig_restore(tdm_cli_sig_guard *g) {
     sigaction(SIGINT, &g->old_int, NULL);
     sigaction(SIGTERM, &g->old_term, NULL);
 }
 
-static void fail_line(const char *cmd, const tdm_status *st) {
+void tdm_cli_fail_line(const char *cmd, const tdm_status *st) {
     char msg[sizeof st->msg];
     snprintf(msg, sizeof msg, "%s", st->msg[0] ? st->msg : tdm_code_name(st->code));
     for (char *p = msg; *p; p++)
@@ -45,7 +42,7 @@ static void fail_line(const char *cmd, const tdm_status *st) {
 }
 
 /* A number in (lo, hi) (open_lo / open_hi: exclusive ends). */
-static int arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, int open_lo, int open_hi,
+int tdm_cli_arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, int open_lo, int open_hi,
                       double *out) {
     char *end = NULL;
     errno = 0;
@@ -63,7 +60,7 @@ static int arg_double(const char *cmd, const char *opt, const char *s, double lo
     return 1;
 }
 
-static int sampler_ok(const char *cmd, const char *opt, const char *v) {
+int tdm_cli_sampler_ok(const char *cmd, const char *opt, const char *v) {
     int n = 0;
     const char *const *names = tdm_sampler_names(&n);
     for (int k = 0; k < n; k++)
@@ -72,16 +69,7 @@ static int sampler_ok(const char *cmd, const char *opt, const char *v) {
     return 0;
 }
 
-/* Options shared by both commands: the student's settings, size, prompt handling, oracle, threads. */
-typedef struct common_opts {
-    const char *model, *tokenizer, *negative, *oracle, *oracle_model;
-    tdm_stage_settings student;
-    int width, height, clip_skip, emphasis, threads, quiet;
-    uint64_t seed;
-    int seed_random;
-} common_opts;
-
-static void common_init(common_opts *c) {
+void tdm_cli_common_init(tdm_cli_common_opts *c) {
     memset(c, 0, sizeof *c);
     c->student.guidance = -1.0f;
     c->clip_skip = 1;
@@ -92,7 +80,7 @@ static void common_init(common_opts *c) {
 #define OPT(...) ((v = tdm_arg_value(cmd, argc, argv, &i, (const char *const[]){__VA_ARGS__, NULL}, &err)) || err)
 
 /* 1: argv[*i] was a common option (consumed); 0: not one; -1: bad value (message printed). */
-static int parse_common(const char *cmd, int argc, char **argv, int *ip, common_opts *o) {
+int tdm_cli_common_parse(const char *cmd, int argc, char **argv, int *ip, tdm_cli_common_opts *o) {
     int i = *ip, err = 0;
     const char *v, *a = argv[i];
     int r = 1;
@@ -104,7 +92,7 @@ static int parse_common(const char *cmd, int argc, char **argv, int *ip, common_
     else if (OPT("--negative-prompt")) r = err ? -1 : (o->negative = v, 1);
     else if (OPT("--steps")) r = err || !tdm_arg_int(cmd, "--steps", v, 1, 1000, &o->student.steps) ? -1 : 1;
     else if (OPT("--guidance", "--cfg")) r = err || !tdm_arg_float(cmd, "--guidance", v, 0, 100, &o->student.guidance) ? -1 : 1;
-    else if (OPT("--sampler")) r = err || !sampler_ok(cmd, "--sampler", v) ? -1 : (o->student.sampler = v, 1);
+    else if (OPT("--sampler")) r = err || !tdm_cli_sampler_ok(cmd, "--sampler", v) ? -1 : (o->student.sampler = v, 1);
     else if (OPT("--eta")) r = err || !tdm_arg_float(cmd, "--eta", v, 0, 1, &o->student.eta) ? -1 : 1;
     else if (OPT("--seed")) r = err || !tdm_arg_seed(cmd, "--seed", v, &o->seed, &o->seed_random) ? -1 : 1;
     else if (OPT("--width")) r = err || !tdm_arg_int(cmd, "--width", v, 64, 4096, &o->width) ? -1 : 1;
@@ -118,12 +106,59 @@ static int parse_common(const char *cmd, int argc, char **argv, int *ip, common_
     return r;
 }
 
-static int load_model(const char *path, const char *tokenizer, tdm_model **out, tdm_status *st) {
+int tdm_cli_load_model(const char *path, const char *tokenizer, tdm_model **out, tdm_status *st) {
     tdm_model_params mp;
     tdm_model_params_init(&mp);
     mp.path = path;
     mp.tokenizer_dir = tokenizer;
     return tdm_model_load(&mp, out, st);
+}
+
+void tdm_cli_teacher_init(tdm_cli_teacher_opts *t) {
+    memset(t, 0, sizeof *t);
+    t->settings.guidance = -1.0f;
+    t->strength = t->noise = NAN;
+}
+
+int tdm_cli_teacher_parse(const char *cmd, int argc, char **argv, int *ip, tdm_cli_teacher_opts *t) {
+    int i = *ip, err = 0;
+    const char *v, *a = argv[i];
+    int r = 1;
+    if (strcmp(a, "--refine-through-pixels") == 0) t->pixels = 1;
+    else if (OPT("--teacher")) r = err ? -1 : (t->path = v, 1);
+    else if (OPT("--teacher-steps"))
+        r = err || !tdm_arg_int(cmd, "--teacher-steps", v, 1, 1000, &t->settings.steps) ? -1 : 1;
+    else if (OPT("--teacher-guidance", "--teacher-cfg"))
+        r = err || !tdm_arg_float(cmd, "--teacher-guidance", v, 0, 100, &t->settings.guidance) ? -1 : 1;
+    else if (OPT("--teacher-sampler"))
+        r = err || !tdm_cli_sampler_ok(cmd, "--teacher-sampler", v) ? -1 : (t->settings.sampler = v, 1);
+    else if (OPT("--teacher-eta")) r = err || !tdm_arg_float(cmd, "--teacher-eta", v, 0, 1, &t->settings.eta) ? -1 : 1;
+    else if (OPT("--refine-strength"))
+        r = err || !tdm_cli_arg_double(cmd, "--refine-strength", v, 0, 1, 1, 0, &t->strength) ? -1 : 1;
+    else if (OPT("--refine-noise"))
+        r = err || !tdm_cli_arg_double(cmd, "--refine-noise", v, 0, 1, 1, 1, &t->noise) ? -1 : 1;
+    else r = 0;
+    *ip = i;
+    return r;
+}
+
+int tdm_cli_teacher_check(const char *cmd, const tdm_cli_teacher_opts *t) {
+    if (!isnan(t->strength) && !isnan(t->noise)) {
+        fprintf(stderr, "tandem %s: give --refine-strength or --refine-noise, not both\n", cmd);
+        return 2;
+    }
+    return 0;
+}
+
+void tdm_cli_teacher_apply(const tdm_cli_teacher_opts *t, tdm_adaptive_params *p) {
+    p->teacher = t->settings;
+    if (!isnan(t->noise)) {
+        p->refine_convention = TDM_REFINE_NOISE;
+        p->refine_noise = (float)t->noise;
+    } else if (!isnan(t->strength)) {
+        p->refine_strength = (float)t->strength;
+    }
+    p->force_pixels = t->pixels;
 }
 
 static uint64_t random_seed(void) {
@@ -154,7 +189,7 @@ static int on_progress(void *user, tdm_stage stage, int step, int total) {
         if (stage == TDM_STAGE_DECODE && step == total) fputc('\n', stderr);
         fflush(stderr);
     }
-    return g_interrupted ? 1 : 0;
+    return tdm_cli_interrupted ? 1 : 0;
 }
 
 /* ---- tandem generate --adaptive ---- */
@@ -195,52 +230,51 @@ static void adaptive_help(const char *cmd) {
            "                         \"tandem\" (JSON: oracle, score, tau, k, decision, settings, UNet evals, times)\n"
            "  --sidecar FILE         also write the JSON to FILE\n"
            "  --student-output FILE  also write the student's image\n"
-           "  -q, --quiet            no progress and no summary\n",
+           "  -q, --quiet            no progress and no summary\n"
+           "ControlNet (the same controls condition the student and the teacher; each must fit both UNets):\n",
            cmd);
+    tdm_cli_controls_help();
 }
 
 int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
-    common_opts c;
-    common_init(&c);
-    const char *teacher_path = NULL, *prompt = NULL, *output = "output.png", *sidecar = NULL, *student_out = NULL;
+    tdm_cli_common_opts c;
+    tdm_cli_common_init(&c);
+    const char *prompt = NULL, *output = "output.png", *sidecar = NULL, *student_out = NULL;
     const char *calibration = NULL;
-    tdm_stage_settings teacher = {0, -1.0f, NULL, 0.0f};
-    double tau = NAN, k = NAN, share = NAN, strength = NAN, noise = NAN;
-    int strategy = TDM_ADAPTIVE_REFINE, pixels = 0;
+    tdm_cli_teacher_opts t;
+    tdm_cli_teacher_init(&t);
+    double tau = NAN, k = NAN, share = NAN;
+    int strategy = TDM_ADAPTIVE_REFINE;
+    tdm_cli_controls controls; /* --controlnet ... (cmd_control.c) */
+    memset(&controls, 0, sizeof controls);
     c.seed_random = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
-        int r = parse_common(cmd, argc, argv, &i, &c);
+        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
         if (r < 0) return 2;
         if (r > 0) continue;
+        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if ((r = tdm_cli_controls_parse(cmd, argc, argv, &i, &controls)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             adaptive_help(cmd);
             return 0;
         } else if (strcmp(a, "--adaptive") == 0) {
-        } else if (strcmp(a, "--refine-through-pixels") == 0) {
-            pixels = 1;
-        } else if (OPT("--teacher")) {
-            if (err) return 2;
-            teacher_path = v;
         } else if (OPT("--prompt")) {
             if (err) return 2;
             prompt = v;
-        } else if (OPT("--teacher-steps")) {
-            if (err || !tdm_arg_int(cmd, "--teacher-steps", v, 1, 1000, &teacher.steps)) return 2;
-        } else if (OPT("--teacher-guidance", "--teacher-cfg")) {
-            if (err || !tdm_arg_float(cmd, "--teacher-guidance", v, 0, 100, &teacher.guidance)) return 2;
-        } else if (OPT("--teacher-sampler")) {
-            if (err || !sampler_ok(cmd, "--teacher-sampler", v)) return 2;
-            teacher.sampler = v;
-        } else if (OPT("--teacher-eta")) {
-            if (err || !tdm_arg_float(cmd, "--teacher-eta", v, 0, 1, &teacher.eta)) return 2;
         } else if (OPT("--tau")) {
-            if (err || !arg_double(cmd, "--tau", v, -1e30, 1e30, 0, 0, &tau)) return 2;
+            if (err || !tdm_cli_arg_double(cmd, "--tau", v, -1e30, 1e30, 0, 0, &tau)) return 2;
         } else if (OPT("--k")) {
-            if (err || !arg_double(cmd, "--k", v, 0, 100, 1, 1, &k)) return 2;
+            if (err || !tdm_cli_arg_double(cmd, "--k", v, 0, 100, 1, 1, &k)) return 2;
         } else if (OPT("--teacher-share")) {
-            if (err || !arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
+            if (err || !tdm_cli_arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
         } else if (OPT("--calibration")) {
             if (err) return 2;
             calibration = v;
@@ -252,10 +286,6 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
                 fprintf(stderr, "tandem %s: --strategy: '%s' is not refine or regenerate\n", cmd, v);
                 return 2;
             }
-        } else if (OPT("--refine-strength")) {
-            if (err || !arg_double(cmd, "--refine-strength", v, 0, 1, 1, 0, &strength)) return 2;
-        } else if (OPT("--refine-noise")) {
-            if (err || !arg_double(cmd, "--refine-noise", v, 0, 1, 1, 1, &noise)) return 2;
         } else if (OPT("-o", "--output")) {
             if (err) return 2;
             output = v;
@@ -288,10 +318,8 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
                 !isnan(k) ? "--k" : "--teacher-share");
         return 2;
     }
-    if (!isnan(strength) && !isnan(noise)) {
-        fprintf(stderr, "tandem %s: give --refine-strength or --refine-noise, not both\n", cmd);
-        return 2;
-    }
+    if (tdm_cli_teacher_check(cmd, &t)) return 2;
+    if (tdm_cli_controls_check(cmd, &controls)) return 2;
     if (c.seed_random) c.seed = random_seed();
 
     tdm_status st = {0};
@@ -305,10 +333,11 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     tdm_engine_params_init(&ep);
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
-    if (load_model(c.model, c.tokenizer, &student, &st)) goto fail;
-    if (teacher_path && strcmp(teacher_path, c.model) != 0 && load_model(teacher_path, c.tokenizer, &teacher_model, &st))
+    if (tdm_cli_load_model(c.model, c.tokenizer, &student, &st)) goto fail;
+    if (t.path && strcmp(t.path, c.model) != 0 && tdm_cli_load_model(t.path, c.tokenizer, &teacher_model, &st))
         goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
+    if (tdm_cli_controls_load(&controls, &st)) goto fail;
 
     tdm_adaptive_params p;
     tdm_adaptive_params_init(&p);
@@ -320,7 +349,7 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     p.clip_skip = c.clip_skip;
     p.emphasis = c.emphasis;
     p.student = c.student;
-    p.teacher = teacher;
+    p.teacher = t.settings;
     p.oracle = oracle;
     p.oracle_model = c.oracle_model;
     p.tau = tau;
@@ -328,24 +357,20 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     p.teacher_share = share;
     p.calibration = calibration;
     p.strategy = (tdm_adaptive_strategy)strategy;
-    if (!isnan(noise)) {
-        p.refine_convention = TDM_REFINE_NOISE;
-        p.refine_noise = (float)noise;
-    } else if (!isnan(strength)) {
-        p.refine_strength = (float)strength;
-    }
-    p.force_pixels = pixels;
+    tdm_cli_teacher_apply(&t, &p);
     p.keep_student_image = student_out != NULL;
+    p.controls = controls.c;
+    p.n_controls = controls.n;
     progress_state ps = {0};
     ps.tty = !c.quiet && isatty(STDERR_FILENO);
     p.progress = on_progress;
     p.progress_user = &ps;
     if (c.seed_random && !c.quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)c.seed);
 
-    sig_guard sg;
-    sig_install(&sg);
+    tdm_cli_sig_guard sg;
+    tdm_cli_sig_install(&sg);
     tdm_code rc = tdm_adaptive_generate(engine, student, teacher_model ? teacher_model : student, &p, &res, &st);
-    sig_restore(&sg);
+    tdm_cli_sig_restore(&sg);
     if (ps.tty && rc) fputc('\n', stderr);
     if (rc == TDM_ERR_CANCELLED) {
         fprintf(stderr, "tandem %s: cancelled\n", cmd);
@@ -374,10 +399,11 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     exit_code = 0;
     goto done;
 fail:
-    fail_line(cmd, &st);
+    tdm_cli_fail_line(cmd, &st);
     exit_code = 1;
 done:
     tdm_adaptive_result_free(&res);
+    tdm_cli_controls_free(&controls);
     tdm_oracle_free(oracle);
     tdm_model_free(teacher_model);
     tdm_model_free(student);
@@ -433,20 +459,20 @@ static int on_sample(void *user, int done, int total, float score) {
             fprintf(stderr, "calibrate %d/%d  %.2f s/sample\n", done, total, per);
         if (cp->tty && done == total) fputc('\n', stderr);
     }
-    return g_interrupted ? 1 : 0;
+    return tdm_cli_interrupted ? 1 : 0;
 }
 
 int tdm_cmd_calibrate(int argc, char **argv) {
     const char *cmd = "calibrate";
-    common_opts c;
-    common_init(&c);
+    tdm_cli_common_opts c;
+    tdm_cli_common_init(&c);
     const char *prompts = NULL, *out = NULL;
     int n = 0, restart = 0;
     double share = NAN;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
-        int r = parse_common(cmd, argc, argv, &i, &c);
+        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -463,7 +489,7 @@ int tdm_cmd_calibrate(int argc, char **argv) {
             if (err) return 2;
             out = v;
         } else if (OPT("--teacher-share")) {
-            if (err || !arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
+            if (err || !tdm_cli_arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
         } else {
             fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --help)\n", cmd, a, cmd);
             return 2;
@@ -488,7 +514,7 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
-    if (load_model(c.model, c.tokenizer, &student, &st)) goto fail;
+    if (tdm_cli_load_model(c.model, c.tokenizer, &student, &st)) goto fail;
     tdm_calibrate_params p;
     tdm_calibrate_params_init(&p);
     p.prompts_file = prompts;
@@ -511,10 +537,10 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     p.on_sample = on_sample;
     p.user = &cp;
     int resumed = 0;
-    sig_guard sg;
-    sig_install(&sg);
+    tdm_cli_sig_guard sg;
+    tdm_cli_sig_install(&sg);
     tdm_code rc = tdm_calibrate(engine, student, &p, &resumed, &st);
-    sig_restore(&sg);
+    tdm_cli_sig_restore(&sg);
     if (rc == TDM_ERR_CANCELLED) {
         if (cp.tty && !c.quiet) fputc('\n', stderr);
         fprintf(stderr, "tandem %s: interrupted; rerun the same command to continue (%s.partial)\n", cmd, out);
@@ -540,7 +566,7 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     exit_code = 0;
     goto done;
 fail:
-    fail_line(cmd, &st);
+    tdm_cli_fail_line(cmd, &st);
     exit_code = 1;
 done:
     tdm_calibration_free(cal);

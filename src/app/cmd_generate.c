@@ -21,6 +21,7 @@ static void on_signal(int sig) {
 
 typedef struct gen_opts {
     const char *model, *tokenizer, *prompt, *negative, *sampler, *init_image, *output, *prediction;
+    const char *unet_component; /* --unet-component NAME / --student */
     int steps, width, height, clip_skip, emphasis, threads;
     float guidance, eta, strength;
     uint64_t seed;
@@ -41,6 +42,10 @@ static void print_help(const char *cmd, int img2img) {
            "                         checkpoint (required)\n"
            "  --tokenizer DIR        folder with vocab.json + merges.txt (default: <model>/tokenizer, then the\n"
            "                         Hugging Face cache)\n"
+           "  --unet-component NAME  diffusers folders: load this model_index.json component as the UNet\n"
+           "                         (default: unet)\n"
+           "  --student              same as --unet-component unet_student (the consistency-distilled\n"
+           "                         student of models/shapes; sample it with --sampler consistency)\n"
            "  --prompt TEXT          what to draw (required; may be \"\"). A1111 emphasis syntax: (word),\n"
            "                         (word:1.3), [word]; prompts longer than 75 tokens are split in chunks\n"
            "  --negative-prompt TEXT what to avoid (default: \"\")\n"
@@ -150,6 +155,11 @@ static int parse(const char *cmd, int img2img, int argc, char **argv, gen_opts *
             o->emphasis = 0;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
+        } else if (strcmp(a, "--student") == 0) {
+            o->unet_component = "unet_student";
+        } else if (OPT("--unet-component")) {
+            if (err) return 2;
+            o->unet_component = v;
         } else if (OPT("--model")) {
             if (err) return 2;
             o->model = v;
@@ -273,6 +283,7 @@ int tdm_cmd_generate(const char *cmd, int img2img, int argc, char **argv) {
     tdm_model_params_init(&mp);
     mp.path = o.model;
     mp.tokenizer_dir = o.tokenizer;
+    mp.unet_component = o.unet_component;
     if (o.prediction) mp.prediction = strcmp(o.prediction, "epsilon") == 0 ? TDM_PREDICTION_EPSILON : TDM_PREDICTION_V;
     if (tdm_model_load(&mp, &model, &st) != TDM_OK) goto fail;
 

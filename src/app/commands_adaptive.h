@@ -5,7 +5,59 @@
 #ifndef TDM_APP_COMMANDS_ADAPTIVE_H
 #define TDM_APP_COMMANDS_ADAPTIVE_H
 
+#include <signal.h>
+#include <stdint.h>
+
+#include "tandem.h"
+
 int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv);
 int tdm_cmd_calibrate(int argc, char **argv);
+/* tandem eval (cmd_eval.c): every method on the same prompts and seeds */
+int tdm_cmd_eval(int argc, char **argv);
+
+/* ---- option helpers shared by the adaptive commands (cmd_adaptive.c) ---- */
+
+/* Set by SIGINT / SIGTERM while a guard is installed (progress callbacks return it to cancel). */
+extern volatile sig_atomic_t tdm_cli_interrupted;
+typedef struct tdm_cli_sig_guard {
+    struct sigaction old_int, old_term;
+} tdm_cli_sig_guard;
+void tdm_cli_sig_install(tdm_cli_sig_guard *g);
+void tdm_cli_sig_restore(tdm_cli_sig_guard *g);
+
+/* "tandem CMD: <message>" on one line. */
+void tdm_cli_fail_line(const char *cmd, const tdm_status *st);
+/* A number in lo..hi (open_lo / open_hi: exclusive ends); 1 ok, 0 message printed. */
+int tdm_cli_arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, int open_lo, int open_hi,
+                       double *out);
+int tdm_cli_sampler_ok(const char *cmd, const char *opt, const char *v);
+int tdm_cli_load_model(const char *path, const char *tokenizer, tdm_model **out, tdm_status *st);
+
+/* The student's settings, size, prompt handling, oracle, threads (--model/--student, --tokenizer,
+ * --negative-prompt, --steps, --guidance, --sampler, --eta, --seed, --width, --height, --clip-skip,
+ * --[no-]emphasis, --threads, --oracle, --oracle-model, -q). */
+typedef struct tdm_cli_common_opts {
+    const char *model, *tokenizer, *negative, *oracle, *oracle_model;
+    tdm_stage_settings student;
+    int width, height, clip_skip, emphasis, threads, quiet;
+    uint64_t seed;
+    int seed_random;
+} tdm_cli_common_opts;
+void tdm_cli_common_init(tdm_cli_common_opts *c);
+/* 1: argv[*i] was one (consumed, *i advanced past its value); 0: not one; -1: bad value (printed). */
+int tdm_cli_common_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli_common_opts *o);
+
+/* The teacher and the refinement: --teacher, --teacher-steps, --teacher-guidance, --teacher-sampler,
+ * --teacher-eta, --refine-strength, --refine-noise, --refine-through-pixels. */
+typedef struct tdm_cli_teacher_opts {
+    const char *path;            /* NULL: the student's model */
+    tdm_stage_settings settings;
+    double strength, noise;      /* NAN when not given */
+    int pixels;
+} tdm_cli_teacher_opts;
+void tdm_cli_teacher_init(tdm_cli_teacher_opts *t);
+int tdm_cli_teacher_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli_teacher_opts *t); /* as above */
+int tdm_cli_teacher_check(const char *cmd, const tdm_cli_teacher_opts *t); /* 0 ok, 2 printed */
+void tdm_cli_teacher_apply(const tdm_cli_teacher_opts *t, tdm_adaptive_params *p);
 
 #endif

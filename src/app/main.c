@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
                "  world     shapes-world dataset: world sample|captions\n"
                "  score     score an image against a caption (--checker)\n"
                "  calibrate oracle-score percentiles of student samples for generate --adaptive\n"
+               "  eval      student, teacher, refine / regenerate-all and adaptive methods on prompts x seeds\n"
                "  bench     time the models on SD-shaped random weights (speed, memory)\n"
                "\n  --version  print the version\n"
                "Run 'tandem COMMAND --help' for the options of a command.\n");
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "world") == 0) return tdm_cmd_world(argc - 2, argv + 2);
     if (strcmp(argv[1], "score") == 0) return tdm_cmd_score(argc - 2, argv + 2);
     if (strcmp(argv[1], "calibrate") == 0) return tdm_cmd_calibrate(argc - 2, argv + 2);
+    if (strcmp(argv[1], "eval") == 0) return tdm_cmd_eval(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return tdm_cmd_bench(argc - 2, argv + 2);
     if (strcmp(argv[1], "generate") == 0 || strcmp(argv[1], "txt2img") == 0)
         return tdm_cmd_generate(argv[1], 0, argc - 2, argv + 2);

@@ -49,6 +49,11 @@ static tdm_code fill(tdm_tokenizer_files *out, const char *dir, const char *sour
         have = read_pad_token(p, out->pad_token, sizeof out->pad_token);
     }
     if (!have) return TDM_OK;
+    /* pad_id here is only the conventional id of the two well-known pad tokens (openai CLIP and OpenCLIP
+     * vocabularies), kept for callers that do not load the vocabulary. A tokenizer with its own
+     * vocabulary (the shapes world's 627 ids) numbers them differently: the model loader
+     * (pipeline/sd_model.c resolve_pad_id) looks pad_token up in the loaded vocab.json, which is
+     * what counts for encoding. */
     if (strcmp(out->pad_token, "<|endoftext|>") == 0) out->pad_id = 49407;
     else if (strcmp(out->pad_token, "!") == 0) out->pad_id = 0;
     else {

@@ -72,7 +72,8 @@ tdm_code tdm_clip_text_load(tdm_clip_text **out, const tdm_clip_text_config *cfg
     m->ws = *ws; /* ownership moves in */
     memset(ws, 0, sizeof *ws);
     m->cfg = *cfg;
-    tdm_code rc = tdm_clip_text_config_validate(cfg, "clip text config", st);
+    if (cfg->is_clip_model) m->cfg.projection_dim = cfg->clip_model_projection_dim; /* CLIPModel's width */
+    tdm_code rc = tdm_clip_text_config_validate(&m->cfg, "clip text config", st);
     if (!rc) rc = load_all(m, st);
     if (rc) {
         tdm_clip_text_free(m);
@@ -90,7 +91,7 @@ tdm_code tdm_clip_text_load_dir(tdm_clip_text **out, const char *dir, tdm_status
     TDM_TRY(tdm_clip_text_config_load(path, &cfg, st));
     tdm_weights ws;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    TDM_TRY(tdm_weights_open_file(&ws, "text encoder", path, "", tdm_clip_text_hf_mapper, NULL, st));
+    TDM_TRY(tdm_weights_open_file(&ws, "text encoder", path, "", tdm_clip_text_mapper_for(&cfg), NULL, st));
     return tdm_clip_text_load(out, &cfg, &ws, st);
 }
 

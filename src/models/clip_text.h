@@ -47,12 +47,22 @@ typedef struct tdm_clip_text_config {
     int projection_dim;          /* used when the weights hold text_projection.weight */
     int eos_token_id;            /* 2 in legacy configs (pool at the highest id), else the eos id */
     int bos_token_id, pad_token_id;
+    int is_clip_model;           /* 1: read from a full CLIPModel config.json (text_config + vision_config);
+                                    its weights hold the vision tower too: load them with
+                                    tdm_clip_text_clipmodel_mapper (tdm_clip_text_mapper_for does) */
+    int clip_model_projection_dim; /* CLIPModel: the top-level projection_dim (default 512), the width of its
+                                    text_projection (transformers CLIPModel builds Linear(hidden,
+                                    config.projection_dim); text_config.projection_dim, kept in
+                                    projection_dim, is not read by CLIPModel). tdm_clip_text_load uses it
+                                    when is_clip_model and stores it in the model's cfg.projection_dim. */
 } tdm_clip_text_config;
 
 /* transformers CLIPTextConfig defaults (512 wide, 12 layers, 8 heads, quick_gelu, eos 49407). */
 void tdm_clip_text_config_default(tdm_clip_text_config *cfg);
-/* config.json of a transformers CLIPTextModel (or a full CLIPModel: its "text_config" is used).
- * Missing fields take the CLIPTextConfig defaults; bad values are errors naming the field. */
+/* config.json of a transformers CLIPTextModel / CLIPTextModelWithProjection, or of a full CLIPModel:
+ * then its "text_config" is used (the CLIPTextConfig), is_clip_model is set and the top-level
+ * projection_dim goes to clip_model_projection_dim. Missing fields take the CLIPTextConfig defaults;
+ * bad values are errors naming the field. */
 tdm_code tdm_clip_text_config_load(const char *path, tdm_clip_text_config *cfg, tdm_status *st);
 tdm_code tdm_clip_text_config_from_json(const cJSON *obj, const char *what, tdm_clip_text_config *cfg,
                                         tdm_status *st);
@@ -73,6 +83,22 @@ tdm_code tdm_clip_text_config_infer(const tdm_safetensors *f, const char *prefix
  * text_model.embeddings.position_ids. ctx unused. */
 tdm_code tdm_clip_text_hf_mapper(tdm_weights *ws, const char *name, const tdm_tensor *t, void *ctx,
                                  tdm_status *st);
+
+/* ctx of tdm_clip_text_clipmodel_mapper (NULL = keep_projection 1). */
+typedef struct tdm_clip_model_map {
+    int keep_projection; /* 1: text_projection.weight is loaded (text_embeds); 0: dropped by name */
+} tdm_clip_model_map;
+
+/* tdm_name_mapper for a full transformers CLIPModel file (model.safetensors of a CLIP folder): the text
+ * encoder takes text_model.* (as tdm_clip_text_hf_mapper) and text_projection.weight (when asked);
+ * vision_model.*, visual_projection.weight and logit_scale are dropped by name (they belong to the
+ * vision tower / the CLIP score). Any other name is emitted, so tdm_weights_check_unused reports it. */
+tdm_code tdm_clip_text_clipmodel_mapper(tdm_weights *ws, const char *name, const tdm_tensor *t, void *ctx,
+                                        tdm_status *st);
+
+/* The mapper for weights of a folder whose config.json gave cfg: tdm_clip_text_clipmodel_mapper for a
+ * CLIPModel (cfg->is_clip_model), else tdm_clip_text_hf_mapper. */
+tdm_name_mapper tdm_clip_text_mapper_for(const tdm_clip_text_config *cfg);
 
 /* ctx of tdm_clip_text_openclip_mapper. */
 typedef struct tdm_clip_openclip_map {
@@ -118,7 +144,8 @@ typedef struct tdm_clip_text {
  * return (it is zeroed). */
 tdm_code tdm_clip_text_load(tdm_clip_text **out, const tdm_clip_text_config *cfg, tdm_weights *ws,
                             tdm_status *st);
-/* Convenience: a transformers / diffusers text_encoder folder (config.json + model.safetensors). */
+/* Convenience: a transformers / diffusers text_encoder folder (config.json + model.safetensors), or a
+ * full CLIPModel folder (its text tower and text_projection; the vision weights are dropped by name). */
 tdm_code tdm_clip_text_load_dir(tdm_clip_text **out, const char *dir, tdm_status *st);
 void tdm_clip_text_free(tdm_clip_text *m);
 

@@ -26,6 +26,7 @@ void tdm_clip_text_config_default(tdm_clip_text_config *c) {
 
 tdm_code tdm_clip_text_config_from_json(const cJSON *obj, const char *what, tdm_clip_text_config *cfg,
                                         tdm_status *st) {
+    const cJSON *top = obj;
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(obj, "text_config");
     if (cJSON_IsObject(tc)) obj = tc; /* a full CLIPModel config */
     tdm_clip_text_config c;
@@ -51,6 +52,12 @@ tdm_code tdm_clip_text_config_from_json(const cJSON *obj, const char *what, tdm_
         int *field = (int *)((char *)&c + ints[i].off);
         TDM_TRY(tdm_json_int(obj, ints[i].key, what, 1, *field, ints[i].lo, ints[i].hi, &v, st));
         *field = (int)v;
+    }
+    if (obj != top) {
+        /* transformers CLIPModel: text_projection = Linear(text hidden, config.projection_dim) (top level) */
+        c.is_clip_model = 1;
+        TDM_TRY(tdm_json_int(top, "projection_dim", what, 1, 512, 1, 1 << 16, &v, st));
+        c.clip_model_projection_dim = (int)v;
     }
     TDM_TRY(tdm_json_num(obj, "layer_norm_eps", what, 1, c.layer_norm_eps, 0.0, 1.0, &c.layer_norm_eps, st));
     char act[64];
@@ -174,6 +181,22 @@ tdm_code tdm_clip_text_hf_mapper(tdm_weights *ws, const char *name, const tdm_te
                                  tdm_status *st) {
     if (!strcmp(name, "text_model.embeddings.position_ids")) return TDM_OK; /* int64 buffer (transformers < 4.31) */
     return tdm_weights_emit(ws, name, t, st);
+}
+
+tdm_code tdm_clip_text_clipmodel_mapper(tdm_weights *ws, const char *name, const tdm_tensor *t, void *ctx,
+                                        tdm_status *st) {
+    const tdm_clip_model_map *m = ctx;
+    const int keep_projection = m ? m->keep_projection : 1;
+    /* the vision half of transformers CLIPModel and the contrastive temperature: not the text encoder's */
+    if (!strncmp(name, "vision_model.", 13) || !strcmp(name, "visual_projection.weight") ||
+        !strcmp(name, "logit_scale"))
+        return TDM_OK;
+    if (!strcmp(name, "text_projection.weight") && !keep_projection) return TDM_OK;
+    return tdm_clip_text_hf_mapper(ws, name, t, NULL, st);
+}
+
+tdm_name_mapper tdm_clip_text_mapper_for(const tdm_clip_text_config *cfg) {
+    return cfg && cfg->is_clip_model ? tdm_clip_text_clipmodel_mapper : tdm_clip_text_hf_mapper;
 }
 
 /* A view of rows [r0, r0 + n) of a contiguous tensor (dim 0). */

@@ -75,34 +75,37 @@ static void debug_out(const tdm_unet_inputs *in, const char *name, const float *
 }
 
 /* diffusers ResnetBlock2D: h = conv1(silu(gn1(x))) + time_emb_proj(silu(emb)); h = conv2(silu(gn2(h)));
- * y = shortcut(x) + h. x [B, cin, H, W] -> y [B, cout, H, W] (y must not alias x). */
+ * y = shortcut(x) + h. x [B, cin, H, W] -> y [B, cout, H, W] (y must not alias x). Each GroupNorm+SiLU is
+ * applied while its conv loads the input (tdm_conv2d_pre: the same values as a separate pass). */
 static tdm_code resnet(fwd *f, const unet_resnet *r, const float *x, int64_t H, int64_t W, float *y) {
     const tdm_unet_config *c = &f->u->cfg;
     const int64_t B = f->B, HW = H * W;
     tdm_arena_mark m = tdm_arena_get_mark(f->a);
-    float *h = falloc(f, B * r->cin * HW);  /* [B, cin, H, W] */
     float *h1 = falloc(f, B * r->cout * HW); /* [B, cout, H, W] */
     float *t = falloc(f, B * r->cout);      /* [B, cout] */
-    NEED(h && h1 && t);
-    OP(tdm_group_norm(f->ex, x, B, r->cin, HW, c->norm_num_groups, c->norm_eps, &r->norm1_w, &r->norm1_b, 1, h),
+    float *cab = falloc(f, B * (r->cin > r->cout ? r->cin : r->cout) * 3); /* [B, C, 3] GroupNorm coefficients */
+    NEED(h1 && t && cab);
+    const tdm_conv_pre pre = {cab, 1, 0};
+    OP(tdm_group_norm_coeffs(f->ex, x, B, r->cin, HW, c->norm_num_groups, c->norm_eps, &r->norm1_w, &r->norm1_b, cab),
        "resnet norm1");
-    OP(tdm_conv2d(f->ex, h, B, r->cin, H, W, &r->conv1_w, &r->conv1_b, 1, 1, h1), "resnet conv1");
+    OP(tdm_conv2d_pre(f->ex, x, B, r->cin, H, W, &r->conv1_w, &r->conv1_b, 1, 1, &pre, h1), "resnet conv1");
     OP(tdm_linear(f->ex, f->temb_act, B, c->time_embed_dim, &r->temb_w, &r->temb_b, t), "resnet time_emb_proj");
     for (int64_t b = 0; b < B; b++)
         for (int64_t ch = 0; ch < r->cout; ch++) {
             float *p = h1 + (b * r->cout + ch) * HW, tv = t[b * r->cout + ch];
             for (int64_t i = 0; i < HW; i++) p[i] += tv;
         }
-    OP(tdm_group_norm(f->ex, h1, B, r->cout, HW, c->norm_num_groups, c->norm_eps, &r->norm2_w, &r->norm2_b, 1, h1),
+    OP(tdm_group_norm_coeffs(f->ex, h1, B, r->cout, HW, c->norm_num_groups, c->norm_eps, &r->norm2_w, &r->norm2_b,
+                             cab),
        "resnet norm2");
-    OP(tdm_conv2d(f->ex, h1, B, r->cout, H, W, &r->conv2_w, &r->conv2_b, 1, 1, y), "resnet conv2");
+    OP(tdm_conv2d_pre(f->ex, h1, B, r->cout, H, W, &r->conv2_w, &r->conv2_b, 1, 1, &pre, y), "resnet conv2");
     const int64_t n = B * r->cout * HW;
     if (r->has_shortcut) {
         tdm_tensor w4 = tdm_tensor_view(r->short_w.dtype, r->short_w.data, 4, (int64_t[]){r->cout, r->cin, 1, 1});
         OP(tdm_conv2d(f->ex, x, B, r->cin, H, W, &w4, &r->short_b, 1, 0, h1), "resnet conv_shortcut");
-        for (int64_t i = 0; i < n; i++) y[i] = h1[i] + y[i];
+        tdm_add_ex(f->ex, y, h1, n);
     } else {
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] + y[i];
+        tdm_add_ex(f->ex, y, x, n);
     }
     tdm_arena_reset(f->a, m);
     return TDM_OK;
@@ -167,16 +170,16 @@ static tdm_code transformer(fwd *f, const unet_transformer *t, const float *x, i
         OP(tdm_layer_norm(f->ex, hs, M, C, 1e-5f, &b->norm1_w, &b->norm1_b, g), "transformer norm1");
         TDM_TRY(attention(f, t->heads, C, g, HW, g, HW, C, &b->q1, &b->k1, &b->v1, &b->o1_w, &b->o1_b, q, k, v, att,
                           tok));
-        add_inplace(hs, tok, M * C);
+        tdm_add_ex(f->ex, hs, tok, M * C);
         OP(tdm_layer_norm(f->ex, hs, M, C, 1e-5f, &b->norm2_w, &b->norm2_b, g), "transformer norm2");
         TDM_TRY(attention(f, t->heads, C, g, HW, f->ctx, f->Lc, Dctx, &b->q2, &b->k2, &b->v2, &b->o2_w, &b->o2_b, q,
                           k, v, att, tok));
-        add_inplace(hs, tok, M * C);
+        tdm_add_ex(f->ex, hs, tok, M * C);
         OP(tdm_layer_norm(f->ex, hs, M, C, 1e-5f, &b->norm3_w, &b->norm3_b, g), "transformer norm3");
         OP(tdm_linear(f->ex, g, M, C, &b->ff1_w, &b->ff1_b, ff), "transformer ff.net.0.proj");
-        tdm_geglu(ff, M, 4 * C, gg);
+        tdm_geglu_ex(f->ex, ff, M, 4 * C, gg);
         OP(tdm_linear(f->ex, gg, M, 4 * C, &b->ff2_w, &b->ff2_b, tok), "transformer ff.net.2");
-        add_inplace(hs, tok, M * C);
+        tdm_add_ex(f->ex, hs, tok, M * C);
     }
     OP(tdm_linear(f->ex, hs, M, C, &t->proj_out_w, &t->proj_out_b, tok), "transformer proj_out");
     for (int64_t bb = 0; bb < B; bb++)
@@ -393,12 +396,16 @@ static tdm_code forward(fwd *f, const tdm_unet_inputs *in, float *out) {
             /* diffusers: upsample to the size of the next skip (forward_upsample_size) when the
              * latent is not a multiple of 2^(levels-1); otherwise exactly 2x */
             const int64_t Ho = ns > 0 ? skips[ns - 1].H : 2 * H, Wo = ns > 0 ? skips[ns - 1].W : 2 * W;
-            if (Ho == 2 * H && Wo == 2 * W) tdm_upsample_nearest2x(h, B, C, H, W, cat);
-            else upsample_nearest_to(h, B * C, H, W, Ho, Wo, cat);
+            float *y = h == p0 ? p1 : p0;
+            if (Ho == 2 * H && Wo == 2 * W) { /* nearest 2x done while the conv loads its input */
+                const tdm_conv_pre up = {NULL, 0, 1};
+                OP(tdm_conv2d_pre(f->ex, h, B, C, Ho, Wo, &l->sample_w, &l->sample_b, 1, 1, &up, y), "upsample conv");
+            } else {
+                upsample_nearest_to(h, B * C, H, W, Ho, Wo, cat);
+                OP(tdm_conv2d(f->ex, cat, B, C, Ho, Wo, &l->sample_w, &l->sample_b, 1, 1, y), "upsample conv");
+            }
             H = Ho;
             W = Wo;
-            float *y = h == p0 ? p1 : p0;
-            OP(tdm_conv2d(f->ex, cat, B, C, H, W, &l->sample_w, &l->sample_b, 1, 1, y), "upsample conv");
             h = y;
         }
         snprintf(name, sizeof name, "up_blocks.%d", i);

@@ -213,10 +213,37 @@ typedef struct vae_run {
     const tdm_exec *ex;
     tdm_arena *arena;
     tdm_status *st;
-    float *cur, *nxt, *tmp;
+    float *buf[3];          /* activation buffers, capacities cap[] (floats); see alloc_run */
+    int64_t cap[3];
+    float *cur, *nxt, *tmp; /* the current activation; output and scratch of the next step (take) */
+    float *cab;             /* [max channels, 3] GroupNorm coefficients (tdm_group_norm_coeffs) */
     int64_t C, H, W;
     int64_t b; /* image index, for the debug hook */
 } vae_run;
+
+/* Assigns nxt (need_nxt floats) and tmp (need_tmp floats) among the two buffers cur is not in: the
+ * smaller buffer that fits goes to nxt, so the one large buffer of the decoder stays free for the
+ * upsampling steps (the only outputs that need it). */
+static tdm_code take(vae_run *r, int64_t need_nxt, int64_t need_tmp) {
+    int f[2], k = 0;
+    for (int i = 0; i < 3 && k < 2; i++)
+        if (r->buf[i] != r->cur) f[k++] = i;
+    if (k == 2 && r->cap[f[1]] < r->cap[f[0]]) {
+        int t = f[0];
+        f[0] = f[1];
+        f[1] = t;
+    }
+    for (int o = 0; k == 2 && o < 2; o++) {
+        int a = f[o], b = f[1 - o];
+        if (r->cap[a] >= need_nxt && r->cap[b] >= need_tmp) {
+            r->nxt = r->buf[a];
+            r->tmp = r->buf[b];
+            return TDM_OK;
+        }
+    }
+    return tdm_fail(r->st, TDM_ERR_INTERNAL, "vae: activation buffers too small for %lld + %lld values",
+                    (long long)need_nxt, (long long)need_tmp);
+}
 
 static void swap_cur(vae_run *r) {
     float *t = r->cur;
@@ -239,6 +266,7 @@ static void debug(const vae_run *r, const char *fmt, ...) {
 static tdm_code conv_step(vae_run *r, const tdm_tensor *w, const tdm_tensor *b, int stride, int pad) {
     int64_t cout = w->shape[0], k = w->shape[2];
     int64_t Ho = (r->H + 2 * pad - k) / stride + 1, Wo = (r->W + 2 * pad - k) / stride + 1;
+    TDM_TRY(take(r, cout * Ho * Wo, 0));
     TDM_TRY(tdm_conv2d(r->ex, r->cur, 1, r->C, r->H, r->W, w, b, stride, pad, r->nxt));
     swap_cur(r);
     r->C = cout;
@@ -247,17 +275,21 @@ static tdm_code conv_step(vae_run *r, const tdm_tensor *w, const tdm_tensor *b, 
     return TDM_OK;
 }
 
-/* ResnetBlock2D: y = shortcut(x) + conv2(silu(gn2(conv1(silu(gn1(x)))))) */
+/* ResnetBlock2D: y = shortcut(x) + conv2(silu(gn2(conv1(silu(gn1(x)))))). The GroupNorm+SiLU of each
+ * conv is applied while the conv loads its input (tdm_conv2d_pre: the same values as a separate pass),
+ * so no full-size normalised copy is made: cur [cin], nxt and tmp [cout]. */
 static tdm_code resnet_fwd(vae_run *r, const tdm_vae_resnet *rs) {
     const tdm_exec *ex = r->ex;
     const int g = r->vae->cfg.norm_num_groups;
     const int64_t HW = r->H * r->W;
     const float *x = r->cur; /* [cin, H, W] */
+    TDM_TRY(take(r, rs->cout * HW, rs->cout * HW));
     float *t = r->tmp, *y = r->nxt;
-    TDM_TRY(tdm_group_norm(ex, x, 1, rs->cin, HW, g, VAE_EPS, &rs->norm1_w, &rs->norm1_b, 1, t)); /* [cin,H,W] */
-    TDM_TRY(tdm_conv2d(ex, t, 1, rs->cin, r->H, r->W, &rs->conv1_w, &rs->conv1_b, 1, 1, y));       /* [cout,H,W] */
-    TDM_TRY(tdm_group_norm(ex, y, 1, rs->cout, HW, g, VAE_EPS, &rs->norm2_w, &rs->norm2_b, 1, y));
-    TDM_TRY(tdm_conv2d(ex, y, 1, rs->cout, r->H, r->W, &rs->conv2_w, &rs->conv2_b, 1, 1, t)); /* [cout,H,W] */
+    const tdm_conv_pre pre = {r->cab, 1, 0}; /* silu(gn(.)) with the coefficients in r->cab */
+    TDM_TRY(tdm_group_norm_coeffs(ex, x, 1, rs->cin, HW, g, VAE_EPS, &rs->norm1_w, &rs->norm1_b, r->cab));
+    TDM_TRY(tdm_conv2d_pre(ex, x, 1, rs->cin, r->H, r->W, &rs->conv1_w, &rs->conv1_b, 1, 1, &pre, y)); /* [cout,H,W] */
+    TDM_TRY(tdm_group_norm_coeffs(ex, y, 1, rs->cout, HW, g, VAE_EPS, &rs->norm2_w, &rs->norm2_b, r->cab));
+    TDM_TRY(tdm_conv2d_pre(ex, y, 1, rs->cout, r->H, r->W, &rs->conv2_w, &rs->conv2_b, 1, 1, &pre, t)); /* [cout,H,W] */
     if (rs->has_shortcut) TDM_TRY(tdm_conv2d(ex, x, 1, rs->cin, r->H, r->W, &rs->short_w, &rs->short_b, 1, 0, y));
     else memcpy(y, x, (size_t)(rs->cout * HW) * sizeof(float));
     for (int64_t i = 0; i < rs->cout * HW; i++) y[i] += t[i];
@@ -276,9 +308,9 @@ static tdm_code attn_fwd(vae_run *r, const tdm_vae_attn *a) {
     float *q = tdm_arena_alloc(r->arena, (size_t)(HW * C) * sizeof(float));   /* [HW, C] */
     float *k = tdm_arena_alloc(r->arena, (size_t)(HW * C) * sizeof(float));   /* [HW, C] */
     float *v = tdm_arena_alloc(r->arena, (size_t)(HW * C) * sizeof(float));   /* [HW, C] */
-    tdm_code rc = TDM_OK;
-    if (!tok || !q || !k || !v) rc = tdm_fail(r->st, TDM_ERR_NOMEM, "vae attention: out of memory (%lld tokens)",
-                                              (long long)HW);
+    tdm_code rc = take(r, C * HW, C * HW);
+    if (!rc && (!tok || !q || !k || !v))
+        rc = tdm_fail(r->st, TDM_ERR_NOMEM, "vae attention: out of memory (%lld tokens)", (long long)HW);
     if (!rc) rc = tdm_group_norm(ex, r->cur, 1, C, HW, r->vae->cfg.norm_num_groups, VAE_EPS, &a->norm_w, &a->norm_b, 0,
                                  r->tmp); /* [C, HW] */
     if (!rc) {
@@ -309,6 +341,7 @@ static tdm_code mid_fwd(vae_run *r, const tdm_vae_mid *m) {
 /* Downsample2D(padding=0): zero pad right and bottom by one, then 3x3 stride-2 conv, no padding. */
 static tdm_code downsample_fwd(vae_run *r, const tdm_vae_level *lv) {
     const int64_t C = r->C, H = r->H, W = r->W, Hp = H + 1, Wp = W + 1;
+    TDM_TRY(take(r, C * ((Hp - 3) / 2 + 1) * ((Wp - 3) / 2 + 1), C * Hp * Wp));
     float *p = r->tmp; /* [C, H+1, W+1] */
     for (int64_t c = 0; c < C; c++) {
         for (int64_t y = 0; y < H; y++) {
@@ -324,12 +357,14 @@ static tdm_code downsample_fwd(vae_run *r, const tdm_vae_level *lv) {
     return TDM_OK;
 }
 
-/* Upsample2D: nearest 2x, then 3x3 conv, padding 1. */
+/* Upsample2D: nearest 2x, then 3x3 conv, padding 1 (the upsampling is done while the conv loads its
+ * input: no upsampled copy). */
 static tdm_code upsample_fwd(vae_run *r, const tdm_vae_level *lv) {
-    tdm_upsample_nearest2x(r->cur, 1, r->C, r->H, r->W, r->tmp);
+    const tdm_conv_pre up = {NULL, 0, 1};
     r->H *= 2;
     r->W *= 2;
-    TDM_TRY(tdm_conv2d(r->ex, r->tmp, 1, r->C, r->H, r->W, &lv->sample_w, &lv->sample_b, 1, 1, r->nxt));
+    TDM_TRY(take(r, r->C * r->H * r->W, 0));
+    TDM_TRY(tdm_conv2d_pre(r->ex, r->cur, 1, r->C, r->H, r->W, &lv->sample_w, &lv->sample_b, 1, 1, &up, r->nxt));
     swap_cur(r);
     return TDM_OK;
 }
@@ -352,29 +387,39 @@ static int64_t max_floats_encoder(const tdm_vae_config *c, int64_t H, int64_t W)
     return max64(m, 2 * (int64_t)c->latent_channels * H * W);
 }
 
-/* Largest activation (floats) of one image through the decoder, including the upsampled copy. */
-static int64_t max_floats_decoder(const tdm_vae_config *c, int64_t h, int64_t w) {
+/* Largest activation (floats) of one image through the decoder (the upsampled level inputs), and in
+ * *tmp the largest of everything else (every resnet's outputs [cout, H, W], the mid block, conv_in/out):
+ * one buffer of the first size and two of the second suffice (take). */
+static int64_t max_floats_decoder(const tdm_vae_config *c, int64_t h, int64_t w, int64_t *tmp) {
     const int n = c->n_levels, *bo = c->block_out_channels;
     int64_t m = max64(c->latent_channels, bo[n - 1]) * h * w;
+    *tmp = m; /* latent, post_quant_conv, conv_in, mid block */
     for (int i = 0; i < n; i++) {
         int64_t out = bo[n - 1 - i], prev = i == 0 ? bo[n - 1] : bo[n - i];
         m = max64(m, max64(prev, out) * h * w);
+        *tmp = max64(*tmp, out * h * w);
         if (i < n - 1) {
             h *= 2;
             w *= 2;
             m = max64(m, out * h * w);
         }
     }
+    *tmp = max64(*tmp, (int64_t)c->out_channels * h * w);
     return max64(m, (int64_t)c->out_channels * h * w);
 }
 
-static tdm_code alloc_run(vae_run *r, int64_t floats) {
-    size_t bytes = (size_t)floats * sizeof(float);
-    r->cur = tdm_arena_alloc(r->arena, bytes);
-    r->nxt = tdm_arena_alloc(r->arena, bytes);
-    r->tmp = tdm_arena_alloc(r->arena, bytes);
-    if (!r->cur || !r->nxt || !r->tmp)
-        return tdm_fail(r->st, TDM_ERR_NOMEM, "vae: out of memory (3 x %.1f MB of activations)", (double)bytes / 1e6);
+/* One buffer of `floats` and two of `small` floats (<= floats); cur starts in the smallest. */
+static tdm_code alloc_run(vae_run *r, int64_t floats, int64_t small) {
+    int64_t maxc = r->vae->cfg.in_channels;
+    for (int i = 0; i < r->vae->cfg.n_levels; i++) maxc = max64(maxc, r->vae->cfg.block_out_channels[i]);
+    r->cap[0] = floats, r->cap[1] = r->cap[2] = small < floats ? small : floats;
+    int ok = 1;
+    for (int i = 0; i < 3; i++) ok &= (r->buf[i] = tdm_arena_alloc(r->arena, (size_t)r->cap[i] * sizeof(float))) != NULL;
+    r->cab = tdm_arena_alloc(r->arena, (size_t)(3 * maxc) * sizeof(float));
+    if (!ok || !r->cab)
+        return tdm_fail(r->st, TDM_ERR_NOMEM, "vae: out of memory (%.1f MB of activations)",
+                        (double)(r->cap[0] + 2 * r->cap[1]) * sizeof(float) / 1e6);
+    r->cur = r->buf[1];
     return TDM_OK;
 }
 
@@ -420,8 +465,9 @@ tdm_code tdm_vae_encode(const tdm_vae *vae, const tdm_exec *ex, tdm_arena *arena
     const int64_t L = vae->cfg.latent_channels, hw = (H / s) * (W / s);
     const int64_t in_n = vae->cfg.in_channels * H * W;
     tdm_arena_mark mark = tdm_arena_get_mark(arena);
-    vae_run r = {vae, ex, arena, st, NULL, NULL, NULL, 0, 0, 0, 0};
-    tdm_code rc = alloc_run(&r, max_floats_encoder(&vae->cfg, H, W));
+    vae_run r = {vae, ex, arena, st, {NULL, NULL, NULL}, {0, 0, 0}, NULL, NULL, NULL, NULL, 0, 0, 0, 0};
+    const int64_t enc_floats = max_floats_encoder(&vae->cfg, H, W);
+    tdm_code rc = alloc_run(&r, enc_floats, enc_floats);
     for (int64_t b = 0; !rc && b < B; b++) {
         r.b = b;
         rc = encode_one(&r, image + b * in_n, H, W);
@@ -471,8 +517,10 @@ tdm_code tdm_vae_decode(const tdm_vae *vae, const tdm_exec *ex, tdm_arena *arena
     TDM_TRY(check_size("decode", B, h * s, w * s, s, st));
     const int64_t lat_n = vae->cfg.latent_channels * h * w, out_n = vae->cfg.out_channels * h * s * w * s;
     tdm_arena_mark mark = tdm_arena_get_mark(arena);
-    vae_run r = {vae, ex, arena, st, NULL, NULL, NULL, 0, 0, 0, 0};
-    tdm_code rc = alloc_run(&r, max_floats_decoder(&vae->cfg, h, w));
+    vae_run r = {vae, ex, arena, st, {NULL, NULL, NULL}, {0, 0, 0}, NULL, NULL, NULL, NULL, 0, 0, 0, 0};
+    int64_t dec_tmp = 0;
+    const int64_t dec_floats = max_floats_decoder(&vae->cfg, h, w, &dec_tmp);
+    tdm_code rc = alloc_run(&r, dec_floats, dec_tmp);
     for (int64_t b = 0; !rc && b < B; b++) {
         r.b = b;
         rc = decode_one(&r, latent + b * lat_n, h, w);

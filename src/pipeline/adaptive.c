@@ -55,9 +55,8 @@ static double now_seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* A float parameter as the decimal a user typed (0.7f -> 0.7, not 0.699999988): the shortest
- * representation that reads back as the same float, parsed as double (what Python would hold). */
-static double float_as_decimal(float v) {
+/* 0.7f -> 0.7, not 0.699999988 (what Python would hold). */
+double tdm_float_as_decimal(float v) {
     char buf[32];
     for (int prec = 1; prec <= 9; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
@@ -82,6 +81,8 @@ static void stage_params(const tdm_adaptive_params *p, const tdm_stage_settings 
     gp->emphasis = p->emphasis;
     gp->progress = p->progress;
     gp->progress_user = p->progress_user;
+    gp->controls = p->controls; /* the same ControlNets condition the student and the teacher */
+    gp->n_controls = p->n_controls;
 }
 
 static void append_warning(tdm_adaptive_result *r, const char *text) {
@@ -144,7 +145,7 @@ static void add_num(cJSON *o, const char *key, double v) {
 }
 
 /* float fields as their shortest decimal (7.5, 0.4) */
-static void add_float(cJSON *o, const char *key, float v) { add_num(o, key, float_as_decimal(v)); }
+static void add_float(cJSON *o, const char *key, float v) { add_num(o, key, tdm_float_as_decimal(v)); }
 
 static cJSON *stage_json(const char *model, const tdm_gen_plan *pl, int evals, int calls, double seconds) {
     cJSON *o = cJSON_CreateObject();
@@ -214,6 +215,17 @@ static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
         cJSON_AddStringToObject(rf, "handoff", r->handoff_latent ? "latent" : "pixels");
         cJSON_AddStringToObject(rf, "handoff_reason", r->handoff_reason);
     }
+    if (p->n_controls > 0) { /* ControlNet: the same controls for the student and the teacher */
+        cJSON *cs = cJSON_AddArrayToObject(o, "controls");
+        for (int k = 0; k < p->n_controls; k++) {
+            cJSON *c = cJSON_CreateObject();
+            add_float(c, "scale", p->controls[k].scale);
+            add_float(c, "start", p->controls[k].start);
+            add_float(c, "end", p->controls[k].end);
+            cJSON_AddItemToArray(cs, c);
+        }
+        cJSON_AddNumberToObject(o, "controlnet_calls", r->controlnet_calls_student + r->controlnet_calls_teacher);
+    }
     cJSON_AddNumberToObject(o, "unet_evals", r->unet_evals_student + r->unet_evals_teacher);
     cJSON *sec = cJSON_AddObjectToObject(o, "seconds");
     add_num(sec, "student", r->seconds_student);
@@ -246,15 +258,15 @@ static char *parameters_text(const tdm_model *student, const tdm_generate_params
     if (!isnan(r->k)) len += snprintf(extra + len, sizeof extra - (size_t)len, ", Tau k: %g", r->k);
     len += snprintf(extra + len, sizeof extra - (size_t)len, ", Teacher: %s, Teacher steps: %d, Teacher sampler: %s, "
                     "Teacher CFG scale: %g, Strategy: %s",
-                    mi->teacher_name, mi->tp->steps, tdm_gen_sampler_label(mi->tp->sampler), float_as_decimal(mi->tp->guidance),
+                    mi->teacher_name, mi->tp->steps, tdm_gen_sampler_label(mi->tp->sampler), tdm_float_as_decimal(mi->tp->guidance),
                     p->strategy == TDM_ADAPTIVE_REGENERATE ? "regenerate" : "refine");
     if (p->strategy == TDM_ADAPTIVE_REFINE) {
         if (p->refine_convention == TDM_REFINE_STRENGTH)
             len += snprintf(extra + len, sizeof extra - (size_t)len, ", Refine strength: %g",
-                            float_as_decimal(p->refine_strength));
+                            tdm_float_as_decimal(p->refine_strength));
         else
             len += snprintf(extra + len, sizeof extra - (size_t)len, ", Refine noise: %g",
-                            float_as_decimal(p->refine_noise));
+                            tdm_float_as_decimal(p->refine_noise));
     }
     snprintf(extra + len, sizeof extra - (size_t)len, ", UNet evals: %d, Version: tandem %s",
              r->unet_evals_student + r->unet_evals_teacher, TDM_VERSION_STRING);
@@ -263,6 +275,75 @@ static char *parameters_text(const tdm_model *student, const tdm_generate_params
     if (out) snprintf(out, n, "%s%s", base, extra);
     free(base);
     return out;
+}
+
+/* ---- settings and stages ---- */
+
+tdm_code tdm_adaptive_setup_make(const tdm_sd_model *sm, const tdm_sd_model *tm, const tdm_exec *ex,
+                                 const tdm_adaptive_params *p, tdm_adaptive_setup *s, tdm_status *st) {
+    memset(s, 0, sizeof *s);
+    s->sm = sm;
+    s->tm = tm;
+    s->ex = ex;
+    s->rp.target_timestep = s->rp.start_sigma = NAN;
+    stage_params(p, &p->student, p->width, p->height, &s->sgp);
+    if (tdm_gen_resolve(sm, &s->sgp, &s->sp, st)) return tdm_fail_context(st, "student");
+    stage_params(p, &p->teacher, s->sp.width, s->sp.height, &s->tgp);
+    if (tdm_gen_resolve(tm, &s->tgp, &s->tp, st)) return tdm_fail_context(st, "teacher");
+    const int ss = tdm_vae_latent_scale(&sm->vae->cfg), ts = tdm_vae_latent_scale(&tm->vae->cfg);
+    s->same_latent_shape = sm->vae->cfg.latent_channels == tm->vae->cfg.latent_channels && ss == ts;
+    return TDM_OK;
+}
+
+tdm_code tdm_adaptive_setup_refine(tdm_adaptive_setup *s, const tdm_adaptive_params *p, tdm_status *st) {
+    const tdm_sd_model *sm = s->sm, *tm = s->tm;
+    const int strength = p->refine_convention == TDM_REFINE_STRENGTH;
+    if (p->refine_convention != TDM_REFINE_STRENGTH && p->refine_convention != TDM_REFINE_NOISE)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "unknown refine convention %d", (int)p->refine_convention);
+    TDM_TRY(tdm_refine_plan_make(tm, s->tp.sampler, s->tp.eta, s->tp.steps, p->refine_convention,
+                                 tdm_float_as_decimal(strength ? p->refine_strength : p->refine_noise), &s->rp, st));
+    if (p->force_pixels) {
+        s->handoff_latent = 0;
+        snprintf(s->handoff_reason, sizeof s->handoff_reason, "through pixels on request");
+    } else if (!s->same_latent_shape) {
+        s->handoff_latent = 0;
+        snprintf(s->handoff_reason, sizeof s->handoff_reason, "latent shapes differ");
+    } else {
+        char why[160];
+        s->handoff_latent = tdm_vae_shared(sm, tm, why, sizeof why);
+        snprintf(s->handoff_reason, sizeof s->handoff_reason, "%s", why);
+    }
+    return TDM_OK;
+}
+
+tdm_code tdm_adaptive_run_student(const tdm_adaptive_setup *s, int want_latent, tdm_gen_result *out,
+                                  tdm_status *st) {
+    tdm_gen_request rq;
+    tdm_gen_request_init(&rq, &s->sgp); /* the generate streams: bit-identical to tdm_generate */
+    rq.want_latent = want_latent;
+    return tdm_gen_execute(s->sm, s->ex, &rq, out, st);
+}
+
+tdm_code tdm_adaptive_run_teacher(const tdm_adaptive_setup *s, tdm_adaptive_decision how, const tdm_gen_result *student,
+                                  const tdm_text_cond *text, tdm_gen_result *out, tdm_status *st) {
+    tdm_gen_request rq;
+    tdm_gen_request_init(&rq, &s->tgp);
+    rq.text = text;
+    if (how == TDM_DECISION_REFINE) {
+        if (!student || (s->handoff_latent ? !student->latent : !student->image.pixels))
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "refine: no student %s to hand over",
+                            s->handoff_latent ? "latent" : "image");
+        rq.start = s->handoff_latent ? TDM_GEN_START_LATENT : TDM_GEN_START_PIXELS;
+        rq.x0 = student->latent;
+        rq.init = &student->image;
+        rq.grid_steps = s->rp.grid_steps;
+        rq.strength = s->rp.strength;
+        rq.rule = TDM_IMG2IMG_GET_TIMESTEPS;
+        rq.streams = tdm_adaptive_streams_refine();
+    } else if (how != TDM_DECISION_REGENERATE) {
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "teacher stage: decision %d runs no teacher", (int)how);
+    } /* regenerate: start NOISE with the generate streams (the student's initial noise) */
+    return tdm_gen_execute(s->tm, s->ex, &rq, out, st);
 }
 
 /* ---- the run ---- */
@@ -280,12 +361,9 @@ tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, con
     const tdm_exec *ex = tdm_engine_exec(engine);
 
     /* settings, resolved with the models' defaults */
-    tdm_generate_params sgp, tgp;
-    stage_params(p, &p->student, p->width, p->height, &sgp);
-    tdm_gen_plan sp, tp;
-    if (tdm_gen_resolve(sm, &sgp, &sp, st)) return tdm_fail_context(st, "student");
-    stage_params(p, &p->teacher, sp.width, sp.height, &tgp);
-    if (tdm_gen_resolve(tm, &tgp, &tp, st)) return tdm_fail_context(st, "teacher");
+    tdm_adaptive_setup su;
+    TDM_TRY(tdm_adaptive_setup_make(sm, tm, ex, p, &su, st));
+    const tdm_gen_plan *sp = &su.sp, *tp = &su.tp;
 
     /* oracle */
     tdm_oracle *own_oracle = NULL, *oracle = p->oracle;
@@ -296,67 +374,42 @@ tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, con
         oracle = own_oracle;
     }
     const char *oracle_name = tdm_oracle_get_name(oracle);
-    tdm_code rc = resolve_threshold(p, tdm_model_name(student), &sp, oracle_name, r, st);
+    tdm_code rc = resolve_threshold(p, tdm_model_name(student), sp, oracle_name, r, st);
     if (rc) goto done;
 
     /* teacher plan, checked before anything runs */
-    const int ss = tdm_vae_latent_scale(&sm->vae->cfg), ts = tdm_vae_latent_scale(&tm->vae->cfg);
-    const int same_latent_shape = sm->vae->cfg.latent_channels == tm->vae->cfg.latent_channels && ss == ts;
-    tdm_refine_plan rp;
-    memset(&rp, 0, sizeof rp);
-    rp.target_timestep = rp.start_sigma = NAN;
-    if (p->strategy == TDM_ADAPTIVE_REGENERATE) {
-        if (!same_latent_shape) {
+    if (p->strategy != TDM_ADAPTIVE_REGENERATE && p->strategy != TDM_ADAPTIVE_REFINE) {
+        rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "unknown adaptive strategy %d", (int)p->strategy);
+        goto done;
+    }
+    if (p->strategy == TDM_ADAPTIVE_REFINE) {
+        rc = tdm_adaptive_setup_refine(&su, p, st);
+        if (rc) goto done;
+    } else {
+        if (!su.same_latent_shape) {
+            const int ss = tdm_vae_latent_scale(&sm->vae->cfg), ts = tdm_vae_latent_scale(&tm->vae->cfg);
             rc = tdm_fail(st, TDM_ERR_INVALID_ARG,
                           "regenerate: the student's latent is [%d, %d, %d] but the teacher's is [%d, %d, %d]; "
                           "regeneration reuses the student's initial noise, so both must have the same latent shape "
                           "(use the refine strategy)",
-                          sm->vae->cfg.latent_channels, sp.height / ss, sp.width / ss, tm->vae->cfg.latent_channels,
-                          tp.height / ts, tp.width / ts);
+                          sm->vae->cfg.latent_channels, sp->height / ss, sp->width / ss, tm->vae->cfg.latent_channels,
+                          tp->height / ts, tp->width / ts);
             goto done;
         }
-    } else if (p->strategy == TDM_ADAPTIVE_REFINE) {
-        const int strength = p->refine_convention == TDM_REFINE_STRENGTH;
-        if (p->refine_convention != TDM_REFINE_STRENGTH && p->refine_convention != TDM_REFINE_NOISE) {
-            rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "unknown refine convention %d", (int)p->refine_convention);
-            goto done;
-        }
-        rc = tdm_refine_plan_make(tm, tp.sampler, tp.eta, tp.steps, p->refine_convention,
-                                  float_as_decimal(strength ? p->refine_strength : p->refine_noise), &rp, st);
-        if (rc) goto done;
-        if (p->force_pixels) {
-            r->handoff_latent = 0;
-            snprintf(r->handoff_reason, sizeof r->handoff_reason, "through pixels on request");
-        } else if (!same_latent_shape) {
-            r->handoff_latent = 0;
-            snprintf(r->handoff_reason, sizeof r->handoff_reason, "latent shapes differ");
-        } else {
-            char why[160];
-            r->handoff_latent = tdm_vae_shared(sm, tm, why, sizeof why);
-            snprintf(r->handoff_reason, sizeof r->handoff_reason, "%s", why);
-        }
-    } else {
-        rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "unknown adaptive strategy %d", (int)p->strategy);
-        goto done;
     }
+    r->handoff_latent = su.handoff_latent;
+    snprintf(r->handoff_reason, sizeof r->handoff_reason, "%s", su.handoff_reason);
 
     /* 1. student */
-    tdm_stage_job job;
-    memset(&job, 0, sizeof job);
-    job.m = sm;
-    job.ex = ex;
-    job.p = &sgp;
-    job.start = TDM_START_NOISE;
-    job.streams = tdm_stage_streams_generate();
-    job.want_latent = p->strategy == TDM_ADAPTIVE_REFINE && r->handoff_latent;
-    tdm_stage_result sres;
+    tdm_gen_result sres;
     double t0 = now_seconds();
-    rc = tdm_stage_run(&job, &sres, st);
+    rc = tdm_adaptive_run_student(&su, p->strategy == TDM_ADAPTIVE_REFINE && su.handoff_latent, &sres, st);
     r->seconds_student = now_seconds() - t0;
     if (rc) {
         tdm_fail_context(st, "student");
         goto done;
     }
+    r->controlnet_calls_student = sres.stats.controlnet_calls;
     r->unet_calls_student = sres.stats.unet_calls;
     r->unet_evals_student = sres.stats.unet_calls * sres.stats.unet_batch;
 
@@ -365,7 +418,7 @@ tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, con
     rc = tdm_oracle_score(oracle, p->prompt, &sres.image, &r->oracle_score, st);
     r->seconds_oracle = now_seconds() - t0;
     if (rc) {
-        tdm_stage_result_free(&sres);
+        tdm_gen_result_free(&sres);
         goto done;
     }
     const int keep = (double)r->oracle_score >= r->tau;
@@ -374,42 +427,27 @@ tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, con
 
     /* 3. teacher */
     if (!keep) {
-        tdm_stage_job tj;
-        memset(&tj, 0, sizeof tj);
-        tj.m = tm;
-        tj.ex = ex;
-        tj.p = &tgp;
-        if (r->decision == TDM_DECISION_REGENERATE) {
-            tj.start = TDM_START_NOISE;
-            tj.streams = tdm_stage_streams_generate(); /* the student's initial noise */
-        } else {
-            tj.start = r->handoff_latent ? TDM_START_LATENT : TDM_START_PIXELS;
-            tj.x0 = sres.latent;
-            tj.init = &sres.image;
-            tj.grid_steps = rp.grid_steps;
-            tj.strength = rp.strength;
-            tj.streams = tdm_stage_streams_refine();
-        }
-        tdm_stage_result tres;
+        tdm_gen_result tres;
         t0 = now_seconds();
-        rc = tdm_stage_run(&tj, &tres, st);
+        rc = tdm_adaptive_run_teacher(&su, r->decision, &sres, NULL, &tres, st);
         r->seconds_teacher = now_seconds() - t0;
         if (rc) {
             tdm_fail_context(st, "teacher");
-            tdm_stage_result_free(&sres);
+            tdm_gen_result_free(&sres);
             goto done;
         }
+        r->controlnet_calls_teacher = tres.stats.controlnet_calls;
         r->unet_calls_teacher = tres.stats.unet_calls;
         r->unet_evals_teacher = tres.stats.unet_calls * tres.stats.unet_batch;
         if (r->decision == TDM_DECISION_REFINE) {
-            r->refine_grid_steps = rp.grid_steps;
+            r->refine_grid_steps = su.rp.grid_steps;
             r->refine_steps = tres.stats.steps_run;
             r->refine_start_timestep = tres.first_timestep;
             r->refine_sigma = tres.start_sigma;
         }
         r->image = tres.image;
         tres.image.pixels = NULL;
-        tdm_stage_result_free(&tres);
+        tdm_gen_result_free(&tres);
         if (p->keep_student_image) {
             r->student_image = sres.image;
             sres.image.pixels = NULL;
@@ -423,12 +461,12 @@ tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, con
                 memcpy(r->student_image.pixels, r->image.pixels, (size_t)r->image.width * r->image.height * 3);
         }
     }
-    tdm_stage_result_free(&sres);
+    tdm_gen_result_free(&sres);
     r->seconds_total = now_seconds() - t_start;
 
-    meta_in mi = {p, tdm_model_name(student), tdm_model_name(teacher), oracle_name, &sp, &tp, &rp};
+    meta_in mi = {p, tdm_model_name(student), tdm_model_name(teacher), oracle_name, &su.sp, &su.tp, &su.rp};
     r->metadata_json = metadata_json(&mi, r);
-    r->parameters = parameters_text(student, &sgp, &mi, r);
+    r->parameters = parameters_text(student, &su.sgp, &mi, r);
     if (!r->metadata_json || !r->parameters) rc = tdm_fail(st, TDM_ERR_NOMEM, "adaptive: out of memory (metadata)");
 done:
     tdm_oracle_free(own_oracle);

@@ -1,10 +1,9 @@
 /* Adaptive student-teacher pipeline: internals (public API in tandem.h, algorithm in docs/ADAPTIVE.md).
  *
- *  adaptive_stage.c  one denoising run of one model that can start from noise, from a clean latent
- *                    (latent hand-off) or from pixels, with its own noise streams, and return its
- *                    final latent: the same loop as tdm_gen_run (generate.c), which it reproduces bit
- *                    for bit with the generate streams (tests/test_adaptive.c checks it)
- *  adaptive.c        the decision (oracle, tau), refinement / regeneration, metadata
+ *  adaptive.c        the settings of both models, the decision (oracle, tau), the student / refinement /
+ *                    regeneration stages (each one tdm_gen_execute run: generate.h), metadata
+ *  adaptive_refine.c the refinement plan (both sigma conventions) and the shared-VAE test
+ *  eval.c            tandem eval: every method on the same prompts and seeds (pipeline/eval.h)
  *  calibrate.c       percentiles, calibration files, prompts files, the resumable calibration run
  *
  * Noise streams (tdm_randn(seed, stream, ...), docs/ADAPTIVE.md):
@@ -32,50 +31,17 @@ const tdm_sd_model *tdm_model_sd(const tdm_model *model);
 const char *tdm_model_name(const tdm_model *model);
 const tdm_exec *tdm_engine_exec(const tdm_engine *engine);
 
-/* ---- one stage (adaptive_stage.c) ---- */
+/* ---- stages (adaptive.c): every denoising run is tdm_gen_execute (generate.h) ---- */
 
-typedef enum tdm_stage_start {
-    TDM_START_NOISE = 0, /* txt2img: noise(init stream) * init_noise_sigma */
-    TDM_START_LATENT,    /* x0 = the given clean latent (already scaled), noised to the first kept step */
-    TDM_START_PIXELS     /* x0 = scaling * (mean + std * noise(posterior)) of the VAE-encoded image */
-} tdm_stage_start;
+/* The refinement's streams for tdm_gen_execute: sampler draw k from 3 * 2^32 + k, the noise added to the
+ * student's result from 2^33, the VAE posterior sample (pixel hand-off) from 2^33 + 1. */
+tdm_gen_streams tdm_adaptive_streams_refine(void);
 
-typedef struct tdm_stage_streams {
-    uint64_t init, sampler_base, add_noise, posterior;
-} tdm_stage_streams;
+/* A float parameter as the decimal a user typed (0.7f -> 0.7): the shortest representation that reads
+ * back as the same float, parsed as double. */
+double tdm_float_as_decimal(float v);
 
-/* The streams of tdm_generate (generate.h) and of the refinement (above). */
-tdm_stage_streams tdm_stage_streams_generate(void);
-tdm_stage_streams tdm_stage_streams_refine(void);
-
-typedef struct tdm_stage_job {
-    const tdm_sd_model *m;
-    const tdm_exec *ex;
-    const tdm_generate_params *p; /* prompt, negative, steps (NOISE), guidance, sampler, eta, seed, size,
-                                     clip skip, emphasis, progress; init_image and strength are ignored */
-    tdm_stage_start start;
-    const float *x0;        /* LATENT: [Cl, h, w] */
-    const tdm_image *init;  /* PIXELS: any size (Lanczos-resized to the target size) */
-    int grid_steps;         /* LATENT / PIXELS: schedule length N */
-    double strength;        /* LATENT / PIXELS: StableDiffusionImg2ImgPipeline.get_timesteps fraction */
-    tdm_stage_streams streams;
-    int want_latent;
-} tdm_stage_job;
-
-typedef struct tdm_stage_result {
-    tdm_image image;
-    float *latent; /* [Cl, h, w] (malloc) with want_latent: what was decoded (scaled latent) */
-    int Cl, h, w;
-    tdm_generate_stats stats;
-    float first_timestep;
-    double start_sigma; /* 1 - alphabar at the first step run */
-} tdm_stage_result;
-
-tdm_code tdm_stage_run(const tdm_stage_job *job, tdm_stage_result *out, tdm_status *st);
-void tdm_stage_result_free(tdm_stage_result *r);
-
-/* alphabar at a (possibly fractional) timestep t, linear between table entries. */
-double tdm_alphabar_at(const float *alphas_cumprod, int n_train, double t);
+/* ---- refinement plan and shared VAE (adaptive_refine.c) ---- */
 
 /* Refinement plan for T teacher steps: the schedule length N, the strength passed to the sampler, the
  * first timestep and 1 - alphabar there.
@@ -99,6 +65,40 @@ tdm_code tdm_refine_plan_make(const tdm_sd_model *teacher, const char *sampler, 
 /* Whether two models share the VAE (same object, or same config and byte-identical weights);
  * reason: a short explanation for the metadata. */
 int tdm_vae_shared(const tdm_sd_model *a, const tdm_sd_model *b, char *reason, size_t reason_size);
+
+/* ---- settings and stages (adaptive.c) ---- */
+
+/* The resolved settings of an adaptive run (and of an evaluation, which runs both strategies): both
+ * models' generation params and plans, the refinement plan and the hand-off. The params keep p's
+ * prompt and seed; a caller may change sgp / tgp .prompt and .seed between runs (eval.c does). */
+typedef struct tdm_adaptive_setup {
+    const tdm_sd_model *sm, *tm;
+    const tdm_exec *ex;
+    tdm_generate_params sgp, tgp; /* student / teacher stage params (controls: p's, for both) */
+    tdm_gen_plan sp, tp;          /* resolved (teacher at the student's size) */
+    int same_latent_shape;        /* regeneration possible: same latent channels and VAE scale */
+    tdm_refine_plan rp;           /* for the refinement */
+    int handoff_latent;           /* refinement hand-off: 1 latent, 0 pixels */
+    char handoff_reason[192];
+} tdm_adaptive_setup;
+
+/* Resolves p's settings against the models (errors say "student" / "teacher"). */
+tdm_code tdm_adaptive_setup_make(const tdm_sd_model *sm, const tdm_sd_model *tm, const tdm_exec *ex,
+                                 const tdm_adaptive_params *p, tdm_adaptive_setup *s, tdm_status *st);
+/* The refinement plan (p's convention and value) and the hand-off (force_pixels, latent shapes,
+ * tdm_vae_shared); needed before tdm_adaptive_run_teacher(REFINE). */
+tdm_code tdm_adaptive_setup_refine(tdm_adaptive_setup *s, const tdm_adaptive_params *p, tdm_status *st);
+
+/* The student's sample: generate streams, start NOISE (want_latent: also its final latent, for the latent
+ * hand-off). */
+tdm_code tdm_adaptive_run_student(const tdm_adaptive_setup *s, int want_latent, tdm_gen_result *out,
+                                  tdm_status *st);
+/* The teacher's stage. REGENERATE: the teacher from the student's initial noise (generate streams: this is
+ * tdm_generate with the teacher's settings, the "teacher only" sample). REFINE: the student's result
+ * (student->latent with the latent hand-off, else student->image) re-noised and denoised by the teacher
+ * (refinement streams, rp's schedule). text: the teacher's conditioning pre-encoded (NULL: encoded). */
+tdm_code tdm_adaptive_run_teacher(const tdm_adaptive_setup *s, tdm_adaptive_decision how, const tdm_gen_result *student,
+                                  const tdm_text_cond *text, tdm_gen_result *out, tdm_status *st);
 
 /* ---- calibration internals (calibrate.c) ---- */
 

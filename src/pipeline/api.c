@@ -100,6 +100,7 @@ tdm_code tdm_model_load(const tdm_model_params *p, tdm_model **out, tdm_status *
     tdm_sd_load_opts_init(&o);
     o.path = p->path;
     o.tokenizer_dir = p->tokenizer_dir;
+    o.unet_component = p->unet_component;
     switch (p->prediction) {
     case TDM_PREDICTION_AUTO: o.prediction = NULL; break;
     case TDM_PREDICTION_EPSILON: o.prediction = "epsilon"; break;

@@ -125,24 +125,21 @@ done:
     return rc;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static tdm_code write_final(const char *out_path, cJSON *settings, const double *scores, int n, tdm_status *st) {
     cJSON_AddNumberToObject(settings, "n", n);
     cJSON_AddStringToObject(settings, "percentile_method", "numpy.percentile default (linear): rank = k/100 * (n - 1)");
     double *sorted = malloc(sizeof(double) * (size_t)n);
     if (!sorted) return tdm_fail(st, TDM_ERR_NOMEM, "calibration: out of memory");
     memcpy(sorted, scores, sizeof(double) * (size_t)n);
-    for (int a = 1; a < n; a++) { /* insertion sort: n is modest and this keeps it dependency-free */
-        double v = sorted[a];
-        int b = a - 1;
-        while (b >= 0 && sorted[b] > v) {
-            sorted[b + 1] = sorted[b];
-            b--;
-        }
-        sorted[b + 1] = v;
-    }
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
     cJSON *tau = cJSON_AddObjectToObject(settings, "tau");
     for (int k = 1; k <= 99; k++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof key, "%d", k);
         cJSON_AddNumberToObject(tau, key, tdm_percentile_sorted(sorted, n, k));
     }

@@ -129,20 +129,24 @@ void tdm_check_exact(tdm_check *c, const char *name, int ok, const char *detail)
     tdm_check_line(c, "%s %-48s %s", ok ? "PASS" : "FAIL", name, detail ? detail : "");
 }
 
+/* Kinds are matched exactly, or by prefix where `prefix` is set (a family of fixtures sharing one
+ * format: clip-text-tiny, clip-text-shapes-full, ...; imagereward-tiny, imagereward-shapes). */
 static const struct {
     const char *kind;
+    int prefix;
     tdm_check_handler fn;
 } handlers[] = {
-    {"unet2d_condition", tdm_check_unet},
-    {"autoencoder_kl", tdm_check_vae},
-    {"clip-text", tdm_check_clip_text}, /* prefix: clip-text-tiny, clip-text-tiny-gelu-proj, ... */
-    {"tokenizer-clip", tdm_check_tokenizer_clip},
-    {"scheduler", tdm_check_scheduler},
-    {"imagereward-tiny", tdm_check_imagereward},
-    {"tokenizer-bert", tdm_check_tokenizer_bert},
-    {"preprocessing", tdm_check_preprocessing},
-    {"controlnet", tdm_check_controlnet},
-    {"clip-vision-tiny", tdm_check_clip_vision},
+    {"unet2d_condition", 0, tdm_check_unet},
+    {"autoencoder_kl", 0, tdm_check_vae},
+    {"clip-text", 1, tdm_check_clip_text},
+    {"tokenizer-clip", 0, tdm_check_tokenizer_clip},
+    {"scheduler", 0, tdm_check_scheduler},
+    {"imagereward", 1, tdm_check_imagereward},
+    {"tokenizer-bert", 0, tdm_check_tokenizer_bert},
+    {"preprocessing", 0, tdm_check_preprocessing},
+    {"controlnet", 0, tdm_check_controlnet},
+    {"clip-vision-tiny", 0, tdm_check_clip_vision},
+    {"sampler-consistency", 0, tdm_check_sampler_consistency},
 };
 
 tdm_code tdm_check_fixture(const char *dir, int n_threads, tdm_check_line_fn line_fn, void *user, int *n_pass,
@@ -161,7 +165,7 @@ tdm_code tdm_check_fixture(const char *dir, int n_threads, tdm_check_line_fn lin
     tdm_check_handler fn = NULL;
     for (size_t i = 0; !rc && i < sizeof handlers / sizeof handlers[0]; i++)
         if (strcmp(kind, handlers[i].kind) == 0 ||
-            (strcmp(handlers[i].kind, "clip-text") == 0 && strncmp(kind, "clip-text", 9) == 0))
+            (handlers[i].prefix && strncmp(kind, handlers[i].kind, strlen(handlers[i].kind)) == 0))
             fn = handlers[i].fn;
     if (!rc && !fn) rc = tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: fixture kind '%s' is not supported", dir, kind);
     tdm_check_path(&c, "io.safetensors", path, sizeof path);

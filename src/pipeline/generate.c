@@ -169,10 +169,41 @@ static tdm_code init_image_tensor(const tdm_image *init, int W, int H, float *x,
     return TDM_OK;
 }
 
+tdm_gen_streams tdm_gen_streams_generate(void) {
+    tdm_gen_streams s = {TDM_STREAM_INIT_LATENT, TDM_STREAM_SAMPLER_BASE, TDM_STREAM_IMG2IMG_NOISE,
+                         TDM_STREAM_VAE_POSTERIOR};
+    return s;
+}
+
+void tdm_gen_request_init(tdm_gen_request *r, const tdm_generate_params *p) {
+    memset(r, 0, sizeof *r);
+    r->p = p;
+    r->start = TDM_GEN_START_NOISE;
+    r->strength = NAN;
+    r->rule = TDM_IMG2IMG_AUTO;
+    r->streams = tdm_gen_streams_generate();
+}
+
+void tdm_gen_result_free(tdm_gen_result *r) {
+    if (!r) return;
+    tdm_image_free(&r->image);
+    free(r->latent);
+    r->latent = NULL;
+}
+
+double tdm_alphabar_at(const float *ac, int n_train, double t) {
+    if (!(t > 0)) return ac[0];
+    if (t >= n_train - 1) return ac[n_train - 1];
+    int i = (int)floor(t);
+    double f = t - i;
+    return (1.0 - f) * ac[i] + f * ac[i + 1];
+}
+
 typedef struct gen_ctx {
     const tdm_sd_model *m;
     const tdm_exec *ex;
     const tdm_generate_params *p;
+    const tdm_gen_request *req;
     tdm_gen_plan plan;
     tdm_arena arena;
     tdm_sampler *sampler;
@@ -182,39 +213,47 @@ typedef struct gen_ctx {
     int Cl;     /* latent channels */
 } gen_ctx;
 
-/* Initial latents x[n]: txt2img noise, or the encoded init image noised to the first kept step. */
+/* Initial latents x[n]: noise (NOISE), or a clean latent (LATENT: given; PIXELS: the VAE-encoded image)
+ * noised to the first kept step. */
 static tdm_code prepare_latents(gen_ctx *g, float *x, tdm_status *st) {
     const tdm_gen_plan *pl = &g->plan;
-    if (!pl->img2img) {
-        tdm_randn(x, (size_t)g->n, pl->seed, TDM_STREAM_INIT_LATENT, 0);
+    const tdm_gen_request *rq = g->req;
+    if (rq->start == TDM_GEN_START_NOISE) {
+        tdm_randn(x, (size_t)g->n, pl->seed, rq->streams.init, 0);
         float sigma = tdm_sampler_init_noise_sigma(g->sampler);
         for (int64_t i = 0; i < g->n; i++) x[i] *= sigma;
         return TDM_OK;
     }
-    TDM_TRY(report(g->p, TDM_STAGE_ENCODE_IMAGE, 0, 1, st));
-    double t0 = now_seconds();
-    const tdm_vae *vae = g->m->vae;
     tdm_arena_mark mk = tdm_arena_get_mark(&g->arena);
-    const int W = pl->width, H = pl->height;
-    float *img = tdm_arena_alloc(&g->arena, sizeof(float) * 3 * (size_t)W * H); /* [1, 3, H, W] */
-    float *mean = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);      /* [1, Cl, h, w] */
-    float *logvar = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);    /* [1, Cl, h, w] */
-    float *noise = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);     /* [1, Cl, h, w] */
-    if (!img || !mean || !logvar || !noise) return tdm_fail(st, TDM_ERR_NOMEM, "img2img: out of memory");
-    TDM_TRY(init_image_tensor(g->p->init_image, W, H, img, st));
-    TDM_TRY(tdm_vae_encode(vae, g->ex, &g->arena, img, 1, H, W, mean, logvar, NULL, st));
-    /* z = mean + std * eps (DiagonalGaussianDistribution.sample), latents = scaling_factor * z. */
-    tdm_randn(noise, (size_t)g->n, pl->seed, TDM_STREAM_VAE_POSTERIOR, 0);
-    const float sf = (float)vae->cfg.scaling_factor;
-    for (int64_t i = 0; i < g->n; i++) {
-        float stdv = expf(0.5f * logvar[i]);
-        mean[i] = sf * (mean[i] + stdv * noise[i]);
+    float *x0 = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);    /* [1, Cl, h, w] */
+    float *noise = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n); /* [1, Cl, h, w] */
+    if (!x0 || !noise) return tdm_fail(st, TDM_ERR_NOMEM, "initial latents: out of memory");
+    if (rq->start == TDM_GEN_START_LATENT) {
+        memcpy(x0, rq->x0, sizeof(float) * (size_t)g->n);
+    } else {
+        TDM_TRY(report(g->p, TDM_STAGE_ENCODE_IMAGE, 0, 1, st));
+        double t0 = now_seconds();
+        const tdm_vae *vae = g->m->vae;
+        const int W = pl->width, H = pl->height;
+        float *img = tdm_arena_alloc(&g->arena, sizeof(float) * 3 * (size_t)W * H); /* [1, 3, H, W] */
+        float *logvar = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);   /* [1, Cl, h, w] */
+        if (!img || !logvar) return tdm_fail(st, TDM_ERR_NOMEM, "img2img: out of memory");
+        TDM_TRY(init_image_tensor(rq->init, W, H, img, st));
+        TDM_TRY(tdm_vae_encode(vae, g->ex, &g->arena, img, 1, H, W, x0, logvar, NULL, st));
+        /* z = mean + std * eps (DiagonalGaussianDistribution.sample), latents = scaling_factor * z. */
+        tdm_randn(noise, (size_t)g->n, pl->seed, rq->streams.posterior, 0);
+        const float sf = (float)vae->cfg.scaling_factor;
+        for (int64_t i = 0; i < g->n; i++) {
+            float stdv = expf(0.5f * logvar[i]);
+            x0[i] = sf * (x0[i] + stdv * noise[i]);
+        }
+        g->stats.seconds_encode += now_seconds() - t0;
+        TDM_TRY(report(g->p, TDM_STAGE_ENCODE_IMAGE, 1, 1, st));
     }
-    tdm_randn(noise, (size_t)g->n, pl->seed, TDM_STREAM_IMG2IMG_NOISE, 0);
-    tdm_sampler_add_noise(g->sampler, mean, noise, x, g->n);
+    tdm_randn(noise, (size_t)g->n, pl->seed, rq->streams.add_noise, 0);
+    tdm_sampler_add_noise(g->sampler, x0, noise, x, g->n);
     tdm_arena_reset(&g->arena, mk);
-    g->stats.seconds_encode += now_seconds() - t0;
-    return report(g->p, TDM_STAGE_ENCODE_IMAGE, 1, 1, st);
+    return TDM_OK;
 }
 
 /* The sampler loop; x[n] holds the result on return (LCM: the last denoised prediction). */
@@ -258,7 +297,7 @@ static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_statu
     tdm_gen_controls gc; /* ControlNet: embeddings and residual buffers for the run */
     TDM_TRY(tdm_gen_controls_prepare(g->m, g->ex, a, g->p, pl->width, pl->height, g->h, g->w, B, &gc, st));
 
-    tdm_seeded_noise sn = {pl->seed, TDM_STREAM_SAMPLER_BASE};
+    tdm_seeded_noise sn = {pl->seed, g->req->streams.sampler_base};
     tdm_noise_source noise = tdm_noise_source_seeded(&sn);
     TDM_TRY(report(g->p, TDM_STAGE_DENOISE, 0, N, st));
     double t0 = now_seconds();
@@ -309,20 +348,65 @@ static tdm_code decode(gen_ctx *g, const float *x, tdm_image *out, tdm_status *s
     return rc;
 }
 
-tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_generate_params *p, tdm_image *out,
-                     tdm_generate_stats *stats, tdm_status *st) {
-    memset(out, 0, sizeof *out);
-    if (stats) memset(stats, 0, sizeof *stats);
+static tdm_code check_model(const tdm_sd_model *m, tdm_status *st) {
     const unsigned need = TDM_SD_TOKENIZER | TDM_SD_TEXT_ENCODER | TDM_SD_UNET | TDM_SD_VAE | TDM_SD_SCHEDULER;
-    if ((m->loaded & need) != need || !m->tokenizer || !m->text_encoder || !m->unet || !m->vae)
+    if (!m || (m->loaded & need) != need || !m->tokenizer || !m->text_encoder || !m->unet || !m->vae)
         return tdm_fail(st, TDM_ERR_MISSING, "generate: the model lacks a component (tokenizer, text encoder, UNet, "
                                              "VAE or scheduler)");
+    return TDM_OK;
+}
+
+/* Request checks that need the resolved plan: the start's inputs and the pre-encoded conditioning. */
+static tdm_code check_request(const gen_ctx *g, tdm_status *st) {
+    const tdm_gen_request *rq = g->req;
+    switch (rq->start) {
+    case TDM_GEN_START_NOISE: break;
+    case TDM_GEN_START_LATENT:
+        if (!rq->x0) return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: a latent start needs a latent");
+        break;
+    case TDM_GEN_START_PIXELS:
+        if (!rq->init || !rq->init->pixels || rq->init->channels != 3 || rq->init->width <= 0 || rq->init->height <= 0)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: an image start needs an RGB8 image with pixels");
+        break;
+    default: return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: unknown start %d", (int)rq->start);
+    }
+    if (rq->start != TDM_GEN_START_NOISE && (rq->grid_steps < 0 || rq->grid_steps > 1000))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: schedule length %d is out of range [1, 1000]", rq->grid_steps);
+    const tdm_text_cond *tc = rq->text;
+    if (tc && (!tc->cond || tc->len < 1 || tc->C != g->m->text_encoder->cfg.hidden_size ||
+               (g->plan.use_cfg && !tc->uncond)))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: the pre-encoded conditioning does not fit this model and "
+                                                 "these settings (width %d, %s negative prompt)",
+                        tc->C, tc->uncond ? "with" : "without");
+    return TDM_OK;
+}
+
+tdm_code tdm_gen_execute(const tdm_sd_model *m, const tdm_exec *ex, const tdm_gen_request *req, tdm_gen_result *out,
+                         tdm_status *st) {
+    memset(out, 0, sizeof *out);
+    out->start_sigma = NAN;
+    if (!req || !req->p) return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: no request or params");
+    TDM_TRY(check_model(m, st));
     gen_ctx g;
     memset(&g, 0, sizeof g);
     g.m = m;
     g.ex = ex;
-    g.p = p;
-    TDM_TRY(tdm_gen_resolve(m, p, &g.plan, st));
+    g.p = req->p;
+    g.req = req;
+    TDM_TRY(tdm_gen_resolve(m, req->p, &g.plan, st));
+    TDM_TRY(check_request(&g, st));
+    const int from_image = req->start != TDM_GEN_START_NOISE;
+    double strength = 1.0;
+    tdm_img2img_rule rule = TDM_IMG2IMG_AUTO;
+    if (from_image) { /* the schedule: grid_steps (or the steps) of which a share `strength` is kept */
+        if (req->grid_steps > 0) g.plan.steps = req->grid_steps;
+        strength = isnan(req->strength) ? (double)g.plan.strength : req->strength;
+        if (!(strength > 0.0 && strength <= 1.0))
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "strength %g is out of range (0, 1]", strength);
+        g.plan.strength = (float)strength;
+        g.plan.img2img = 1;
+        rule = req->rule;
+    }
     const tdm_unet_config *uc = tdm_unet_get_config(m->unet);
     const tdm_vae_config *vc = &m->vae->cfg;
     if (uc->in_channels != vc->latent_channels || uc->out_channels != vc->latent_channels)
@@ -337,31 +421,42 @@ tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_genera
     g.h = g.plan.height / s;
     g.w = g.plan.width / s;
     g.n = (int64_t)g.Cl * g.h * g.w;
+    out->Cl = g.Cl;
+    out->h = g.h;
+    out->w = g.w;
 
     tdm_scheduler_config cfg = m->scheduler;
     /* The sampler name decides Karras sigmas (only dpmpp_2m_karras), whatever the model's config says. */
     cfg.use_karras_sigmas = g.plan.karras;
     cfg.eta = g.plan.eta;
     tdm_arena_init(&g.arena, (size_t)32 << 20);
-    tdm_code rc = tdm_sampler_create(&g.sampler, g.plan.kind, &cfg, g.plan.steps, g.plan.strength, st);
+    tdm_code rc = tdm_sampler_create_ex(&g.sampler, g.plan.kind, &cfg, g.plan.steps, strength, rule, st);
     if (rc) goto done;
     if (tdm_sampler_n_steps(g.sampler) < 1) {
-        rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "strength %g with %d steps leaves no step to run", g.plan.strength,
+        rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "strength %g with %d steps leaves no step to run", strength,
                       g.plan.steps);
         goto done;
     }
+    out->first_timestep = tdm_sampler_timestep(g.sampler, 0);
+    if (from_image)
+        out->start_sigma = 1.0 - tdm_alphabar_at(tdm_sampler_alphas_cumprod(g.sampler), cfg.num_train_timesteps,
+                                                 out->first_timestep);
 
     /* 1. text */
-    rc = report(p, TDM_STAGE_ENCODE_TEXT, 0, 1, st);
-    if (rc) goto done;
-    double t0 = now_seconds();
-    tdm_text_cond tc;
-    rc = tdm_gen_encode_text(m, ex, &g.arena, &g.plan, g.plan.use_cfg, &tc, st);
-    if (rc) goto done;
-    g.stats.prompt_chunks = tc.n_windows;
-    g.stats.seconds_encode = now_seconds() - t0;
-    rc = report(p, TDM_STAGE_ENCODE_TEXT, 1, 1, st);
-    if (rc) goto done;
+    tdm_text_cond own_tc;
+    const tdm_text_cond *tc = req->text;
+    if (!tc) {
+        rc = report(g.p, TDM_STAGE_ENCODE_TEXT, 0, 1, st);
+        if (rc) goto done;
+        double t0 = now_seconds();
+        rc = tdm_gen_encode_text(m, ex, &g.arena, &g.plan, g.plan.use_cfg, &own_tc, st);
+        if (rc) goto done;
+        g.stats.seconds_encode = now_seconds() - t0;
+        rc = report(g.p, TDM_STAGE_ENCODE_TEXT, 1, 1, st);
+        if (rc) goto done;
+        tc = &own_tc;
+    }
+    g.stats.prompt_chunks = tc->n_windows;
 
     /* 2. latents */
     float *x = tdm_arena_alloc(&g.arena, sizeof(float) * (size_t)g.n); /* [1, Cl, h, w] */
@@ -371,12 +466,35 @@ tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_genera
     }
     rc = prepare_latents(&g, x, st);
     /* 3. loop, 4. decode */
-    if (!rc) rc = denoise(&g, &tc, x, st);
-    if (!rc) rc = decode(&g, x, out, st);
+    if (!rc) rc = denoise(&g, tc, x, st);
+    if (!rc && req->want_latent) {
+        out->latent = malloc(sizeof(float) * (size_t)g.n);
+        if (!out->latent) rc = tdm_fail(st, TDM_ERR_NOMEM, "latents: out of memory");
+        else memcpy(out->latent, x, sizeof(float) * (size_t)g.n);
+    }
+    if (!rc) rc = decode(&g, x, &out->image, st);
 done:
     g.stats.arena_peak = g.arena.peak;
-    if (stats) *stats = g.stats;
+    out->stats = g.stats;
     tdm_sampler_free(g.sampler);
     tdm_arena_free(&g.arena);
+    if (rc) tdm_gen_result_free(out);
+    return rc;
+}
+
+tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_generate_params *p, tdm_image *out,
+                     tdm_generate_stats *stats, tdm_status *st) {
+    memset(out, 0, sizeof *out);
+    if (stats) memset(stats, 0, sizeof *stats);
+    tdm_gen_request rq;
+    tdm_gen_request_init(&rq, p);
+    if (p && p->init_image) { /* img2img: the sampler's own rule (LCM: LCMScheduler's) */
+        rq.start = TDM_GEN_START_PIXELS;
+        rq.init = p->init_image;
+    }
+    tdm_gen_result r;
+    tdm_code rc = tdm_gen_execute(m, ex, &rq, &r, st);
+    if (stats) *stats = r.stats;
+    *out = r.image; /* empty on failure */
     return rc;
 }

@@ -19,7 +19,10 @@
  *      Stochastic samplers draw noise k from stream 1 + k.
  *   4. VAE decode of x / scaling_factor (+ shift_factor when the VAE has one) -> RGB8.
  * Noise streams are tdm_randn(seed, stream, offset 0...) (Philox): the image does not depend on the
- * thread count. */
+ * thread count.
+ * Steps 1-4 are ONE function, tdm_gen_execute (below), whose request also says where the run starts
+ * (noise / a clean latent / an image) and which streams it draws from: tdm_generate and every stage of
+ * the adaptive pipeline and of tandem eval run it. */
 #ifndef TDM_PIPELINE_GENERATE_H
 #define TDM_PIPELINE_GENERATE_H
 
@@ -74,10 +77,6 @@ tdm_code tdm_gen_resolve(const tdm_sd_model *m, const tdm_generate_params *p, td
 /* A1111 display name of a public sampler name ("Euler a", "DPM++ 2M Karras", ...). */
 const char *tdm_gen_sampler_label(const char *sampler);
 
-/* Runs the pipeline. ex: the engine's executor. */
-tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_generate_params *p, tdm_image *out,
-                     tdm_generate_stats *stats, tdm_status *st);
-
 /* ---- text conditioning (generate_text.c) ---- */
 
 typedef struct tdm_text_cond {
@@ -91,6 +90,80 @@ typedef struct tdm_text_cond {
 /* Encodes the prompt (and the negative prompt when need_uncond) into arena memory. */
 tdm_code tdm_gen_encode_text(const tdm_sd_model *m, const tdm_exec *ex, tdm_arena *arena, const tdm_gen_plan *plan,
                              int need_uncond, tdm_text_cond *out, tdm_status *st);
+/* The conditioning tdm_gen_execute would compute for p (defaults resolved; the negative prompt when p uses
+ * classifier-free guidance), into arena memory: for a request's `text`, to encode once for several runs. */
+tdm_code tdm_gen_encode_params(const tdm_sd_model *m, const tdm_exec *ex, tdm_arena *arena,
+                               const tdm_generate_params *p, tdm_text_cond *out, tdm_status *st);
+
+/* tdm_generate: txt2img (start NOISE) or img2img (start PIXELS from p->init_image, the sampler's own
+ * img2img rule) with the generate streams, through tdm_gen_execute. ex: the engine's executor. */
+tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_generate_params *p, tdm_image *out,
+                     tdm_generate_stats *stats, tdm_status *st);
+
+/* ---- the denoising stage: the ONE text-conditioning + sampler loop of the project ----
+ * tdm_generate (through tdm_gen_run) and every stage of the adaptive pipeline (student, teacher
+ * refinement, teacher regeneration; pipeline/adaptive.c) and of the evaluation (pipeline/eval.c) run
+ * tdm_gen_execute. A request says where the run starts and which noise streams it draws from:
+ *   NOISE   x = noise(streams.init) * init_noise_sigma                               (txt2img)
+ *   LATENT  x0 = the given clean latent (scaled, [Cl, h, w]); x = add_noise(x0, noise(streams.add_noise),
+ *           first kept timestep)                                                    (latent hand-off)
+ *   PIXELS  x0 = scaling_factor * (mean + exp(logvar / 2) noise(streams.posterior)) of the VAE-encoded
+ *           image (Lanczos-resized to the target size); then as LATENT              (img2img, pixel hand-off)
+ * then the sampler loop (ControlNets of p->controls applied), sampler draw k from streams.sampler_base + k,
+ * and the VAE decode. */
+
+typedef enum tdm_gen_start {
+    TDM_GEN_START_NOISE = 0,
+    TDM_GEN_START_LATENT,
+    TDM_GEN_START_PIXELS
+} tdm_gen_start;
+
+typedef struct tdm_gen_streams {
+    uint64_t init;         /* NOISE: initial latent noise */
+    uint64_t sampler_base; /* sampler draw k: stream sampler_base + k */
+    uint64_t add_noise;    /* LATENT / PIXELS: the noise added at the first kept step */
+    uint64_t posterior;    /* PIXELS: the VAE posterior sample */
+} tdm_gen_streams;
+
+/* The streams of tdm_generate: 0, 1 + k, 2^32, 2^32 + 1 (docs/CLI.md). */
+tdm_gen_streams tdm_gen_streams_generate(void);
+
+typedef struct tdm_gen_request {
+    /* prompt, negative prompt, steps, guidance, sampler, eta, seed, size, clip skip, emphasis, progress and
+     * controls (ControlNet); init_image only sets the default size (and is validated); strength is used by
+     * LATENT / PIXELS starts when `strength` below is NAN */
+    const tdm_generate_params *p;
+    const tdm_text_cond *text;        /* conditioning already encoded for this model and p (NULL: encode p's
+                                         prompts; then the ENCODE_TEXT progress stage is reported) */
+    tdm_gen_start start;
+    const float *x0;       /* LATENT: [Cl, h, w] */
+    const tdm_image *init; /* PIXELS: RGB8, any size */
+    int grid_steps;        /* LATENT / PIXELS: schedule length N (0: the resolved steps) */
+    double strength;       /* LATENT / PIXELS: fraction of the schedule kept, (0, 1] (NAN: p->strength) */
+    tdm_img2img_rule rule; /* LATENT / PIXELS: how the kept steps are chosen (TDM_IMG2IMG_AUTO: the
+                              sampler's img2img rule, as tdm_generate; GET_TIMESTEPS: the refinement's) */
+    tdm_gen_streams streams;
+    int want_latent;       /* also return the final latent (what the VAE decodes) */
+} tdm_gen_request;
+
+/* A request with the generate streams, start NOISE, strength NAN. */
+void tdm_gen_request_init(tdm_gen_request *r, const tdm_generate_params *p);
+
+typedef struct tdm_gen_result {
+    tdm_image image;      /* decoded RGB8 */
+    float *latent;        /* [Cl, h, w] (malloc) with want_latent: the scaled latent the VAE decoded */
+    int Cl, h, w;         /* latent shape */
+    tdm_generate_stats stats;
+    float first_timestep; /* timestep of the first step run */
+    double start_sigma;   /* LATENT / PIXELS: 1 - alphabar at the first step run (NAN for NOISE) */
+} tdm_gen_result;
+
+tdm_code tdm_gen_execute(const tdm_sd_model *m, const tdm_exec *ex, const tdm_gen_request *req, tdm_gen_result *out,
+                         tdm_status *st);
+void tdm_gen_result_free(tdm_gen_result *r);
+
+/* alphabar at a (possibly fractional) timestep t, linear between table entries. */
+double tdm_alphabar_at(const float *alphas_cumprod, int n_train, double t);
 
 /* ---- ControlNet (generate_control.c) ---- */
 

@@ -112,3 +112,11 @@ done:
     tdm_clip_windows_free(&we);
     return rc;
 }
+
+tdm_code tdm_gen_encode_params(const tdm_sd_model *m, const tdm_exec *ex, tdm_arena *arena,
+                               const tdm_generate_params *p, tdm_text_cond *out, tdm_status *st) {
+    memset(out, 0, sizeof *out);
+    tdm_gen_plan plan;
+    TDM_TRY(tdm_gen_resolve(m, p, &plan, st));
+    return tdm_gen_encode_text(m, ex, arena, &plan, plan.use_cfg, out, st);
+}

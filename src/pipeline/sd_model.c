@@ -15,6 +15,25 @@ static tdm_code load_tokenizer(tdm_sd_model *m, const tdm_tokenizer_files *tf, t
     return TDM_OK;
 }
 
+/* The pad id the text encoder was trained with, as the loaded vocabulary numbers it: the pad token the
+ * tokenizer folder states (diffusers pads with tokenizer.pad_token_id), else the family's (SD1 and
+ * unknown families such as the shapes world: "<|endoftext|>"; SD2: "!"). Without a loaded tokenizer,
+ * the family's conventional id (49407 / 0). */
+static tdm_code resolve_pad_id(tdm_sd_model *m, const char *stated, tdm_status *st) {
+    const char *token = stated && *stated ? stated : m->family == TDM_FAMILY_SD2 ? "!" : "<|endoftext|>";
+    if (!m->tokenizer) {
+        m->pad_id = stated && *stated && m->tokenizer_files.pad_id >= 0 ? m->tokenizer_files.pad_id
+                                                                        : tdm_family_default_pad_id(m->family);
+        return TDM_OK;
+    }
+    int id = tdm_clip_token_id(m->tokenizer, token);
+    if (id < 0)
+        return tdm_fail(st, TDM_ERR_FORMAT, "%s: pad token '%s' is not in vocab.json (%d tokens)",
+                        m->tokenizer_files.vocab_path, token, tdm_clip_vocab_size(m->tokenizer));
+    m->pad_id = id;
+    return TDM_OK;
+}
+
 void tdm_sd_load_opts_init(tdm_sd_load_opts *o) {
     memset(o, 0, sizeof *o);
     o->components = TDM_SD_ALL;
@@ -122,9 +141,15 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
     /* UNet config: needed for the UNet, and gives the family (context width) */
     tdm_unet_config ucfg;
     int have_ucfg = 0;
-    c = tdm_model_dir_find(&md, "unet");
+    const char *unet_name = m->unet_component;
+    c = tdm_model_dir_find(&md, unet_name);
+    if ((want & TDM_SD_UNET) && !c && strcmp(unet_name, "unet") != 0) {
+        rc = tdm_fail(st, TDM_ERR_MISSING, "%s/model_index.json: no component '%s' to load as the UNet", md.root,
+                      unet_name);
+        goto done;
+    }
     if (want & TDM_SD_UNET) {
-        if ((rc = tdm_model_dir_need(&md, "unet", 1, &c, st))) goto done;
+        if ((rc = tdm_model_dir_need(&md, unet_name, 1, &c, st))) goto done;
         if ((rc = tdm_unet_config_load(c->config_path, &ucfg, st))) goto done;
         have_ucfg = 1;
     } else if (c && c->has_config) {
@@ -139,6 +164,7 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
         tdm_weights_init(&ws, "unet");
         if ((rc = finish_or_free(&ws, tdm_component_add_weights(c, &ws, NULL, NULL, st), st))) goto done;
         if ((rc = with_file(load_unet(m, &ucfg, &ws, st), st, c->weight_files[0]))) goto done;
+        if (strcmp(unet_name, "unet") != 0) describe(m, "; UNet from component %s", unet_name);
         if (c->is_fp16_variant || c->index_path[0])
             describe(m, "; unet%s%s", c->is_fp16_variant ? " fp16 variant" : "", c->index_path[0] ? " sharded" : "");
     }
@@ -164,7 +190,7 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
             goto done;
         tdm_weights ws;
         tdm_weights_init(&ws, "text_encoder");
-        if ((rc = finish_or_free(&ws, tdm_component_add_weights(c, &ws, tdm_clip_text_hf_mapper, NULL, st), st)))
+        if ((rc = finish_or_free(&ws, tdm_component_add_weights(c, &ws, tdm_clip_text_mapper_for(&tcfg), NULL, st), st)))
             goto done;
         if ((rc = with_file(load_text_encoder(m, &tcfg, &ws, st), st, c->weight_files[0]))) goto done;
     }
@@ -176,8 +202,7 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
         describe(m, "; tokenizer %s", m->tokenizer_files.source);
     }
     /* pad: the tokenizer folder's own pad token (diffusers pads with tokenizer.pad_token_id) */
-    m->pad_id = m->tokenizer_files.dir[0] && m->tokenizer_files.pad_id >= 0 ? m->tokenizer_files.pad_id
-                                                                           : tdm_family_default_pad_id(m->family);
+    if ((rc = resolve_pad_id(m, m->tokenizer_files.pad_token, st))) goto done;
     if (want & TDM_SD_SCHEDULER) {
         if ((rc = tdm_model_dir_need(&md, "scheduler", 0, &c, st))) goto done;
         if ((rc = tdm_scheduler_config_load(c->config_path, &m->scheduler, st))) goto done;
@@ -272,6 +297,11 @@ static tdm_code infer_text_config(const tdm_sd_model *m, tdm_clip_text_config *c
 
 static tdm_code load_single(tdm_sd_model *m, const tdm_sd_load_opts *o, unsigned want, tdm_status *st) {
     m->layout = TDM_LAYOUT_SINGLE_FILE;
+    if (strcmp(m->unet_component, "unet") != 0)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                        "%s: a single-file checkpoint holds one UNet; the UNet component '%s' applies to diffusers "
+                        "folders (model_index.json)",
+                        o->path, m->unet_component);
     TDM_TRY(tdm_st_open(&m->single, o->path, st));
     const tdm_safetensors *f = &m->single;
     tdm_single_file_info *in = &m->single_info;
@@ -323,7 +353,7 @@ static tdm_code load_single(tdm_sd_model *m, const tdm_sd_load_opts *o, unsigned
         describe(m, "; tokenizer %s", m->tokenizer_files.source);
     }
     /* the family's training-time padding, whatever tokenizer folder supplied the vocabulary */
-    m->pad_id = tdm_family_default_pad_id(m->family);
+    TDM_TRY(resolve_pad_id(m, NULL, st));
     if (want & TDM_SD_SCHEDULER) {
         int v = in->v_prediction_guess;
         cJSON *j = tdm_default_scheduler_config(m->family, v ? "v_prediction" : "epsilon");
@@ -351,8 +381,13 @@ tdm_code tdm_sd_model_load(tdm_sd_model **out, const tdm_sd_load_opts *opts, tdm
         tdm_prediction_type p;
         TDM_TRY(tdm_sd_parse_prediction(opts->prediction, &p, st));
     }
+    const char *uc = opts->unet_component && *opts->unet_component ? opts->unet_component : "unet";
+    if (strlen(uc) >= sizeof ((tdm_sd_model *)0)->unet_component || strchr(uc, '/') || strcmp(uc, "..") == 0)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "UNet component '%.64s' is not a model_index.json component name",
+                        uc);
     tdm_sd_model *m = calloc(1, sizeof *m);
     if (!m) return tdm_fail(st, TDM_ERR_NOMEM, "out of memory");
+    snprintf(m->unet_component, sizeof m->unet_component, "%s", uc);
     m->max_length = 77;
     m->clip_skip = 1;
     m->clip_final_ln = 1;

@@ -36,6 +36,11 @@ typedef struct tdm_sd_load_opts {
                                   default (single files; SD2 uses a weight-statistics guess) */
     unsigned components;       /* TDM_SD_* mask; 0 = TDM_SD_ALL */
     int prefer_fp16;           /* diffusers: use *.fp16.safetensors variants when present */
+    const char *unet_component; /* diffusers: the model_index.json component loaded as the UNet; NULL / "" =
+                                   "unet". E.g. "unet_student": the consistency-distilled student that
+                                   models/shapes ships next to the teacher (docs/TRAINING.md); tokenizer,
+                                   text encoder, VAE and scheduler stay the folder's. Single files: only
+                                   "unet" (they hold one UNet). */
 } tdm_sd_load_opts;
 
 void tdm_sd_load_opts_init(tdm_sd_load_opts *o);
@@ -65,6 +70,7 @@ typedef struct tdm_sd_model {
     /* Where everything came from (for --verbose and error reports). */
     char source[2048];
     char prediction_source[160]; /* "scheduler_config.json", "--prediction", "SD2 weight statistics ..." */
+    char unet_component[64];     /* the component the UNet came from ("unet", "unet_student"; single file: "unet") */
     tdm_tokenizer_files tokenizer_files;
 
     /* single-file layout: the mapped file every component's weights view (not used otherwise) */

@@ -11,7 +11,7 @@
 /* ---- names ---- */
 
 static const char *const kind_names[TDM_SAMPLER_KIND_COUNT] = {"ddim",     "ddpm",  "euler", "euler_a",
-                                                               "dpmpp_2m", "unipc", "lcm"};
+                                                               "dpmpp_2m", "unipc", "lcm",   "consistency"};
 
 const char *tdm_sampler_kind_name(tdm_sampler_kind kind) {
     return (unsigned)kind < TDM_SAMPLER_KIND_COUNT ? kind_names[kind] : "unknown";
@@ -26,7 +26,8 @@ tdm_code tdm_sampler_kind_parse(const char *name, tdm_sampler_kind *kind, int *k
                    {"euler_ancestral", TDM_SAMPLER_EULER_ANCESTRAL},
                    {"dpmpp_2m", TDM_SAMPLER_DPMPP_2M}, {"dpmpp2m", TDM_SAMPLER_DPMPP_2M},
                    {"dpm++2m", TDM_SAMPLER_DPMPP_2M}, {"dpmsolver++", TDM_SAMPLER_DPMPP_2M},
-                   {"unipc", TDM_SAMPLER_UNIPC},     {"lcm", TDM_SAMPLER_LCM}};
+                   {"unipc", TDM_SAMPLER_UNIPC},     {"lcm", TDM_SAMPLER_LCM},
+                   {"consistency", TDM_SAMPLER_CONSISTENCY}};
     char base[64];
     size_t len = strlen(name);
     int k = 0;
@@ -43,7 +44,8 @@ tdm_code tdm_sampler_kind_parse(const char *name, tdm_sampler_kind *kind, int *k
             return TDM_OK;
         }
     return tdm_fail(st, TDM_ERR_INVALID_ARG,
-                    "unknown sampler '%s' (choose ddim, ddpm, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, lcm)",
+                    "unknown sampler '%s' (choose ddim, ddpm, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, lcm, "
+                    "consistency)",
                     name);
 }
 
@@ -53,13 +55,16 @@ static tdm_code resolve_config(tdm_sampler_kind kind, const tdm_scheduler_config
                                tdm_status *st) {
     *c = *in;
     int lcm = kind == TDM_SAMPLER_LCM;
-    if (isnan(c->beta_start)) c->beta_start = lcm ? 0.00085 : 0.0001;
-    if (isnan(c->beta_end)) c->beta_end = lcm ? 0.012 : 0.02;
-    if (c->beta_schedule == TDM_BETAS_DEFAULT) c->beta_schedule = lcm ? TDM_BETAS_SCALED_LINEAR : TDM_BETAS_LINEAR;
+    /* the consistency sampler belongs to SD students: SD's schedule (as LCM), DDIM's leading grid, no clipping */
+    int sd_class = lcm || kind == TDM_SAMPLER_CONSISTENCY;
+    if (isnan(c->beta_start)) c->beta_start = sd_class ? 0.00085 : 0.0001;
+    if (isnan(c->beta_end)) c->beta_end = sd_class ? 0.012 : 0.02;
+    if (c->beta_schedule == TDM_BETAS_DEFAULT)
+        c->beta_schedule = sd_class ? TDM_BETAS_SCALED_LINEAR : TDM_BETAS_LINEAR;
     if (c->timestep_spacing == TDM_SPACING_DEFAULT)
-        c->timestep_spacing = (kind == TDM_SAMPLER_DDIM || kind == TDM_SAMPLER_DDPM || lcm) ? TDM_SPACING_LEADING
-                                                                                           : TDM_SPACING_LINSPACE;
-    if (c->clip_sample < 0) c->clip_sample = !lcm;
+        c->timestep_spacing = (kind == TDM_SAMPLER_DDIM || kind == TDM_SAMPLER_DDPM || sd_class) ? TDM_SPACING_LEADING
+                                                                                                 : TDM_SPACING_LINSPACE;
+    if (c->clip_sample < 0) c->clip_sample = !sd_class;
     if (c->set_alpha_to_one < 0) c->set_alpha_to_one = 1;
     if (c->solver_order == 0) c->solver_order = 2;
     if (c->num_train_timesteps < 1) return tdm_fail(st, TDM_ERR_INVALID_ARG, "num_train_timesteps must be positive");
@@ -83,7 +88,7 @@ static tdm_code resolve_config(tdm_sampler_kind kind, const tdm_scheduler_config
             return tdm_fail(st, TDM_ERR_UNSUPPORTED, "unipc: solver_order %d is not supported (1 or 2)",
                             c->solver_order);
     }
-    if (lcm && c->original_inference_steps > c->num_train_timesteps)
+    if (sd_class && c->original_inference_steps > c->num_train_timesteps)
         return tdm_fail(st, TDM_ERR_INVALID_ARG,
                         "`original_steps`: %d cannot be larger than `self.config.train_timesteps`: %d as the unet "
                         "model trained with this scheduler can only handle maximal %d timesteps.",
@@ -167,6 +172,25 @@ static tdm_code lcm_timesteps(tdm_sampler *s, int N, double strength, tdm_status
     return TDM_OK;
 }
 
+/* Consistency sampler: k = N entries of the DDIM-G grid at indices floor(i * G / N) (CD-SD1.5 sample():
+ * G = num_scales = 50, indices 0, 10, 20, 30, 40 for 5 steps; docs/TRAINING.md's k-step rule). */
+static tdm_code consistency_timesteps(tdm_sampler *s, int N, tdm_status *st) {
+    const int G = s->cfg.original_inference_steps;
+    if (N > G)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                        "consistency: %d steps exceed the %d-step DDIM grid the student was distilled on "
+                        "(original_inference_steps); use at most %d",
+                        N, G, G);
+    double *grid = malloc((size_t)G * sizeof *grid);
+    if (!grid) return tdm_fail(st, TDM_ERR_NOMEM, "sampler: out of memory");
+    spacing_single(&s->cfg, G, grid);
+    for (int i = 0; i < N; i++) s->t_int[i] = (int64_t)rint(grid[(int64_t)i * G / N]);
+    free(grid);
+    s->grid_steps = G;
+    s->n_sched = N;
+    return TDM_OK;
+}
+
 /* sigma table of the training schedule: sqrt((1 - alphas_cumprod) / alphas_cumprod) in float32. */
 static void train_sigmas(const tdm_sampler *s, float *sig) {
     for (int t = 0; t < s->T; t++) {
@@ -206,6 +230,7 @@ static tdm_code set_timesteps(tdm_sampler *s, int N, double lcm_strength, tdm_st
         s->n_sched = N;
         break;
     case TDM_SAMPLER_LCM: rc = lcm_timesteps(s, N, lcm_strength, st); break;
+    case TDM_SAMPLER_CONSISTENCY: rc = consistency_timesteps(s, N, st); break;
     case TDM_SAMPLER_EULER:
     case TDM_SAMPLER_EULER_ANCESTRAL: {
         spacing_single(c, N, tmp);
@@ -473,9 +498,10 @@ static tdm_code ensure_buffers(tdm_sampler *s, int64_t n, tdm_status *st) {
         s->hist1 = malloc(bytes);
     }
     if (s->kind == TDM_SAMPLER_UNIPC) s->last_sample = malloc(bytes);
-    if (s->kind == TDM_SAMPLER_LCM) s->denoised = malloc(bytes);
+    const int want_denoised = s->kind == TDM_SAMPLER_LCM || s->kind == TDM_SAMPLER_CONSISTENCY;
+    if (want_denoised) s->denoised = malloc(bytes);
     int ok = s->work && (s->kind != TDM_SAMPLER_DPMPP_2M && s->kind != TDM_SAMPLER_UNIPC ? 1 : s->hist0 && s->hist1) &&
-             (s->kind != TDM_SAMPLER_UNIPC || s->last_sample) && (s->kind != TDM_SAMPLER_LCM || s->denoised);
+             (s->kind != TDM_SAMPLER_UNIPC || s->last_sample) && (!want_denoised || s->denoised);
     if (!ok) {
         s->n = 0;
         return tdm_fail(st, TDM_ERR_NOMEM, "sampler: out of memory for %lld values", (long long)n);
@@ -515,6 +541,7 @@ tdm_code tdm_sampler_step(tdm_sampler *s, int i, const float *model_out, float *
     case TDM_SAMPLER_DDIM: rc = tdm_step_ddim(s, k, model_out, x, n, z); break;
     case TDM_SAMPLER_DDPM: rc = tdm_step_ddpm(s, k, model_out, x, n, z); break;
     case TDM_SAMPLER_LCM: rc = tdm_step_lcm(s, k, model_out, x, n, z); break;
+    case TDM_SAMPLER_CONSISTENCY: rc = tdm_step_consistency(s, k, model_out, x, n, z); break;
     case TDM_SAMPLER_EULER: rc = tdm_step_euler(s, k, model_out, x, n); break;
     case TDM_SAMPLER_EULER_ANCESTRAL: rc = tdm_step_euler_ancestral(s, k, model_out, x, n, z); break;
     case TDM_SAMPLER_DPMPP_2M: rc = tdm_step_dpmpp_2m(s, k, model_out, x, n); break;

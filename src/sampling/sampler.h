@@ -1,6 +1,7 @@
 /* Samplers (diffusers v0.27.2 schedulers, reproduced in float32 as diffusers computes them on CPU):
  * DDIM, DDPM, Euler, Euler ancestral, DPM-Solver++ 2M (optionally Karras sigmas), UniPC (bh1/bh2, order
- * <= 2) and LCM, behind one interface. The denoising loop of a pipeline is
+ * <= 2) and LCM, plus the multistep consistency sampler of consistency-distilled students (CD-SD1.5, the
+ * shapes-world student), behind one interface. The denoising loop of a pipeline is
  *
  *     tdm_sampler_create(&s, kind, &cfg, num_steps, strength, &st);
  *     x = noise * tdm_sampler_init_noise_sigma(s)          (txt2img)   or
@@ -10,7 +11,19 @@
  *         model_out = unet(xin, tdm_sampler_timestep(s, i));
  *         tdm_sampler_step(s, i, model_out, x, n, &noise_source, &st);
  *     }
- *     result = x   (LCM: tdm_sampler_denoised(s), the denoised output of the last step)
+ *     result = x   (LCM: tdm_sampler_denoised(s), the denoised output of the last step; consistency:
+ *                   x holds the last step's x0, which tdm_sampler_denoised(s) also gives)
+ *
+ * Consistency (TDM_SAMPLER_CONSISTENCY, "consistency"): the k-step sampler of CD-SD1.5
+ * (consistency_models_sd cm/diffusion.py sample(), sampler 'stochastic'; docs/SAMPLERS.md). Timesteps
+ * are entries floor(i * G / k), i < k, of the DDIM grid of G = cfg.original_inference_steps (50) steps
+ * with the config's spacing (SD: leading + steps_offset 1 -> 981, 961, ..., 1), so k = 5 gives 981,
+ * 781, 581, 381, 181 (the paper's student) and k = 4 gives 981, 741, 481, 241 (the shapes student,
+ * docs/TRAINING.md). Each step: x0 = c_skip x + c_out (x - sqrt(1 - a_t) eps) / sqrt(a_t) with the
+ * boundary condition c_skip = 1[t <= 1], c_out = 1[t > 1] (f(x, 1) = x); then, except after the last
+ * step, x = sqrt(a_next) x0 + sqrt(1 - a_next) z with fresh noise z (draw k = step i). After the last
+ * step x = x0: the released code's final re-noising to t = 1 and identity step is skipped. The model
+ * output is the (classifier-free guided) eps of the pipeline; v and sample predictions convert as DDIM.
  *
  * Strength (img2img): strength = 1 is txt2img. Otherwise StableDiffusionImg2ImgPipeline.get_timesteps:
  * init = min(int(N * strength), N), t_start = max(N - init, 0), the run keeps the steps from t_start on
@@ -36,6 +49,7 @@ typedef enum tdm_sampler_kind {
     TDM_SAMPLER_DPMPP_2M, /* DPMSolverMultistepScheduler, algorithm dpmsolver++ (Karras: cfg.use_karras_sigmas) */
     TDM_SAMPLER_UNIPC,    /* UniPCMultistepScheduler, predict_x0, bh2 by default */
     TDM_SAMPLER_LCM,
+    TDM_SAMPLER_CONSISTENCY, /* multistep consistency sampling (CD-SD1.5 "stochastic"; see below) */
     TDM_SAMPLER_KIND_COUNT
 } tdm_sampler_kind;
 
@@ -61,7 +75,7 @@ tdm_noise_source tdm_noise_source_seeded(tdm_seeded_noise *ctx);
 
 typedef struct tdm_sampler tdm_sampler;
 
-/* Sampler names: "ddim", "ddpm", "euler", "euler_a", "dpmpp_2m", "unipc", "lcm" (plus aliases
+/* Sampler names: "ddim", "ddpm", "euler", "euler_a", "dpmpp_2m", "unipc", "lcm", "consistency" (plus aliases
  * "euler_ancestral", "dpmpp2m", "dpm++2m", "dpmsolver++"). A "_karras" suffix sets *karras (may be NULL
  * when not wanted). */
 tdm_code tdm_sampler_kind_parse(const char *name, tdm_sampler_kind *kind, int *karras, tdm_status *st);
@@ -99,8 +113,8 @@ void tdm_sampler_scale_model_input(const tdm_sampler *s, int i, const float *x, 
 tdm_code tdm_sampler_step(tdm_sampler *s, int i, const float *model_out, float *x, int64_t n,
                           const tdm_noise_source *noise, tdm_status *st);
 
-/* LCM: the denoised prediction of the last step run (the LCM pipeline's result); NULL before the first
- * step and for the other samplers. */
+/* LCM and consistency: the denoised prediction (x0) of the last step run (the pipeline's result); NULL
+ * before the first step and for the other samplers. */
 const float *tdm_sampler_denoised(const tdm_sampler *s);
 
 /* img2img: x_out[n] = x0 noised to the first kept step (scheduler.add_noise at timesteps[t_start]). */

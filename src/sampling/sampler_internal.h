@@ -14,6 +14,7 @@ struct tdm_sampler {
     float *alphas_cumprod;    /* [T] */
     float final_alpha_cumprod;/* DDIM / LCM: alphas_cumprod "before" step 0 (1 or alphas_cumprod[0]) */
     int num_inference_steps;  /* N as given to set_timesteps (DDIM/DDPM step size T // N, LCM last step) */
+    int grid_steps;           /* consistency: G, the DDIM grid the timesteps are taken from */
     int n_sched;              /* len(scheduler.timesteps) */
     int64_t *t_int;           /* [n_sched] integer timesteps (all kinds; Euler: unused) */
     float *t_model;           /* [n_sched] timestep value given to the model */
@@ -29,7 +30,7 @@ struct tdm_sampler {
     float *hist0, *hist1;     /* [n] multistep history: converted model outputs of the last two steps */
     float *last_sample;       /* [n] UniPC: the sample before the last predictor step */
     float *work;              /* [n] scratch: noise draw / converted model output */
-    float *denoised;          /* [n] LCM: denoised output of the last step */
+    float *denoised;          /* [n] LCM / consistency: denoised output of the last step */
     int have_denoised;
     int lower_order_nums;     /* multistep warm-up count */
     int this_order;           /* UniPC: order of the last predictor step */
@@ -39,6 +40,8 @@ struct tdm_sampler {
 tdm_code tdm_step_ddim(tdm_sampler *s, int k, const float *model_out, float *x, int64_t n, const float *noise);
 tdm_code tdm_step_ddpm(tdm_sampler *s, int k, const float *model_out, float *x, int64_t n, const float *noise);
 tdm_code tdm_step_lcm(tdm_sampler *s, int k, const float *model_out, float *x, int64_t n, const float *noise);
+tdm_code tdm_step_consistency(tdm_sampler *s, int k, const float *model_out, float *x, int64_t n,
+                              const float *noise);
 tdm_code tdm_step_euler(tdm_sampler *s, int k, const float *model_out, float *x, int64_t n);
 tdm_code tdm_step_euler_ancestral(tdm_sampler *s, int k, const float *model_out, float *x, int64_t n,
                                   const float *noise);

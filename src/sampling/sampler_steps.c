@@ -12,6 +12,7 @@ int tdm_step_draws_noise(const tdm_sampler *s, int k) {
     case TDM_SAMPLER_DDPM: return s->t_int[k] > 0;
     case TDM_SAMPLER_EULER_ANCESTRAL: return 1;
     case TDM_SAMPLER_LCM: return k != s->num_inference_steps - 1;
+    case TDM_SAMPLER_CONSISTENCY: return k + 1 < s->n_sched; /* re-noising before every step but the first */
     default: return 0;
     }
 }
@@ -111,6 +112,35 @@ tdm_code tdm_step_lcm(tdm_sampler *s, int k, const float *model_out, float *x, i
         float d = c_out * x0 + c_skip * x[j];
         s->denoised[j] = d;
         x[j] = noise ? sa_prev * d + sb_prev * noise[j] : d;
+    }
+    s->have_denoised = 1;
+    return TDM_OK;
+}
+
+/* Multistep consistency sampling (CD-SD1.5, consistency_models_sd cm/diffusion.py: scheduler_denoise with
+ * final_alpha_cumprod = 1 and sample(sampler='stochastic'); tools/shapes/diffusion.py sample_consistency):
+ *   x0 = c_skip x + c_out (x - sqrt(1 - a_t) eps) / sqrt(a_t),  c_skip = 1[t <= 1], c_out = 1[t > 1]
+ *   x_next = sqrt(a_next) x0 + sqrt(1 - a_next) z   (a_next at the next timestep; not after the last step,
+ *                                                    where x = x0: the identity step at t = 1 is skipped)
+ * float32 in the torch expression order ((x - sqrt(1 - a) eps) / sqrt(a); sqrt(a) x0 + sqrt(1 - a) z). */
+tdm_code tdm_step_consistency(tdm_sampler *s, int k, const float *model_out, float *x, int64_t n,
+                              const float *noise) {
+    const int64_t t = s->t_int[k];
+    const int last = k + 1 >= s->n_sched;
+    const float a_t = s->alphas_cumprod[t];
+    const float sa = sqrtf(a_t), sb = sqrtf(1.0f - a_t);
+    const int boundary = t <= 1; /* c_skip = 1, c_out = 0: f(x, t) = x */
+    float sa_next = 0, sb_next = 0;
+    if (!last) {
+        const float a_next = s->alphas_cumprod[s->t_int[k + 1]];
+        sa_next = sqrtf(a_next);
+        sb_next = sqrtf(1.0f - a_next);
+    }
+    const tdm_prediction_type p = s->cfg.prediction_type;
+    for (int64_t j = 0; j < n; j++) {
+        const float d = boundary ? x[j] : pred_x0_alpha(p, sa, sb, x[j], model_out[j]);
+        s->denoised[j] = d;
+        x[j] = last || !noise ? d : sa_next * d + sb_next * noise[j];
     }
     s->have_denoised = 1;
     return TDM_OK;

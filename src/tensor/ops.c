@@ -70,6 +70,7 @@ typedef struct {
     int groups, silu;
     float eps;
     const tdm_tensor *gamma, *beta;
+    float *cab;        /* coefficients only: [N, C, 3] (c, a, b) instead of y; else NULL */
     atomic_llong next; /* next unit to take */
 } gn_job;
 
@@ -89,7 +90,12 @@ static void gn_task(void *ctx, int ith, int nth) {
             double ga = tdm_ops_weight_at(J->gamma, c0 + ch, 1.0f);
             /* (x - mean) rstd ga + beta = (x - c) a + b, a = rstd ga, b = beta - (mean - c) a */
             float a = (float)(rstd * ga), b = (float)(tdm_ops_weight_at(J->beta, c0 + ch, 0.0f) - (mean - c) * rstd * ga);
-            tdm_vec_affine(xg + ch * J->HW, yg + ch * J->HW, J->HW, c, a, b, J->silu);
+            if (J->cab) {
+                float *o = J->cab + (u / J->groups * J->C + c0 + ch) * 3;
+                o[0] = c, o[1] = a, o[2] = b;
+            } else {
+                tdm_vec_affine(xg + ch * J->HW, yg + ch * J->HW, J->HW, c, a, b, J->silu);
+            }
         }
     }
 }
@@ -99,12 +105,38 @@ tdm_code tdm_group_norm(const tdm_exec *ex, const float *x, int64_t N, int64_t C
     if (tdm_exec_ref(ex)) return tdm_group_norm_ref(x, N, C, HW, groups, eps, gamma, beta, silu, y);
     if (groups < 1 || C % groups != 0 || N < 0 || HW < 0) return TDM_ERR_INVALID_ARG;
     if (!tdm_ops_opt_weight_ok(gamma, C) || !tdm_ops_opt_weight_ok(beta, C)) return TDM_ERR_INVALID_ARG;
-    gn_job J = {x, y, C, HW, C / groups, N * groups, groups, silu, eps, gamma, beta, 0};
+    gn_job J = {x, y, C, HW, C / groups, N * groups, groups, silu, eps, gamma, beta, NULL, 0};
     if (J.units <= 1 || tdm_exec_threads(ex) == 1)
         gn_task(&J, 0, 1);
     else
         tdm_pool_run(ex->pool, gn_task, &J);
     return TDM_OK;
+}
+
+tdm_code tdm_group_norm_coeffs(const tdm_exec *ex, const float *x, int64_t N, int64_t C, int64_t HW, int groups,
+                               float eps, const tdm_tensor *gamma, const tdm_tensor *beta, float *cab) {
+    if (groups < 1 || C % groups != 0 || N < 0 || HW < 0 || !cab) return TDM_ERR_INVALID_ARG;
+    if (!tdm_ops_opt_weight_ok(gamma, C) || !tdm_ops_opt_weight_ok(beta, C)) return TDM_ERR_INVALID_ARG;
+    gn_job J = {x, NULL, C, HW, C / groups, N * groups, groups, 0, eps, gamma, beta, cab, 0};
+    if (J.units <= 1 || tdm_exec_threads(ex) == 1)
+        gn_task(&J, 0, 1);
+    else
+        tdm_pool_run(ex->pool, gn_task, &J);
+    return TDM_OK;
+}
+
+void tdm_conv_pre_apply(const tdm_conv_pre *pre, int64_t n, int64_t ci, int64_t Cin, const float *src, int64_t W,
+                        float *dst) {
+    if (pre->upsample2x) {
+        for (int64_t i = 0; i < W; i++) dst[i] = src[i / 2];
+        src = dst;
+    }
+    if (pre->cab) {
+        const float *k = pre->cab + (n * Cin + ci) * 3;
+        tdm_vec_affine(src, dst, W, k[0], k[1], k[2], pre->silu);
+    } else if (src != dst) {
+        memcpy(dst, src, (size_t)W * sizeof(float));
+    }
 }
 
 /* ---- layer norm --------------------------------------------------------------------------------- */
@@ -197,6 +229,26 @@ void tdm_activation(const tdm_exec *ex, tdm_act act, float *x, int64_t n) {
         act_task(&J, 0, 1);
     else
         tdm_pool_run(ex->pool, act_task, &J);
+}
+
+typedef struct {
+    float *y;
+    const float *x;
+    int64_t n;
+} add_job;
+
+static void add_task(void *ctx, int ith, int nth) {
+    const add_job *J = ctx;
+    long u0, u1;
+    tdm_split_range((long)((J->n + ACT_BLOCK - 1) / ACT_BLOCK), ith, nth, &u0, &u1);
+    int64_t i0 = (int64_t)u0 * ACT_BLOCK, i1 = (int64_t)u1 * ACT_BLOCK < J->n ? (int64_t)u1 * ACT_BLOCK : J->n;
+    for (int64_t i = i0; i < i1; i++) J->y[i] += J->x[i];
+}
+
+void tdm_add_ex(const tdm_exec *ex, float *y, const float *x, int64_t n) {
+    add_job J = {y, x, n};
+    if (n <= 4 * ACT_BLOCK || tdm_exec_threads(ex) == 1) add_task(&J, 0, 1);
+    else tdm_pool_run(ex->pool, add_task, &J);
 }
 
 typedef struct {

@@ -109,4 +109,33 @@ tdm_conv_algo tdm_conv_get_algo(void);
 tdm_conv_algo tdm_conv_pick(int64_t N, int64_t Cin, int64_t Cout, int64_t kh, int64_t kw, int stride, int64_t Ho,
                             int64_t Wo);
 
+
+/* ---- Additions (performance): group norm fused into the next convolution -------------------------- */
+
+/* tdm_group_norm's per-channel affine without applying it: cab [N, C, 3] = (c, a, b) such that
+ * y = (x - c) a + b (then SiLU) is exactly what tdm_group_norm writes (same float operations; the
+ * statistics are always those of the fast path, also when ex->reference is set). */
+tdm_code tdm_group_norm_coeffs(const tdm_exec *ex, const float *x, int64_t N, int64_t C, int64_t HW, int groups,
+                               float eps, const tdm_tensor *gamma, const tdm_tensor *beta, float *cab);
+
+/* What tdm_conv2d_pre applies to its input before convolving: x' = silu?((up(x) - c) a + b). */
+typedef struct tdm_conv_pre {
+    const float *cab; /* [N, Cin, 3] from tdm_group_norm_coeffs, or NULL (no affine) */
+    int silu;         /* with cab: SiLU after the affine (GroupNorm + SiLU) */
+    int upsample2x;   /* x is [N, Cin, H/2, W/2], read as its nearest-neighbour 2x upsampling */
+} tdm_conv_pre;
+
+/* tdm_conv2d of x' (H, W: the size x' has, even when upsample2x). The result is bit-identical to
+ * materialising x' (tdm_group_norm / tdm_upsample_nearest2x) and calling tdm_conv2d; the Winograd path
+ * applies pre while loading input rows (no full-size x' buffer); other paths materialise x'. */
+tdm_code tdm_conv2d_pre(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W,
+                        const tdm_tensor *weight, const tdm_tensor *bias, int stride, int pad, const tdm_conv_pre *pre,
+                        float *y);
+/* y[i] += x[i], i < n, split over ex->pool in fixed blocks (ex may be NULL). */
+void tdm_add_ex(const tdm_exec *ex, float *y, const float *x, int64_t n);
+
+/* One row of x': dst[0..W) for sample n, channel ci from the source row src (W/2 values when upsample2x). */
+void tdm_conv_pre_apply(const tdm_conv_pre *pre, int64_t n, int64_t ci, int64_t Cin, const float *src, int64_t W,
+                        float *dst);
+
 #endif

@@ -1,7 +1,7 @@
 /* 2-D convolution (NCHW) as GEMM: per sample, y[Cout, HoWo] = W[Cout, K] col[K, HoWo], K = Cin kh kw.
  * 1x1 / stride 1 / no padding: col is the input itself. Otherwise im2col over bounded tiles of output
  * pixels (col buffer <= CONV_COL_BYTES whatever the image size). Each tile: pass 1 fills col (rows of
- * K split over the pool), pass 2 runs units of (CONV_CO output channels x CONV_PX pixels), each a
+ * K split over the pool), pass 2 runs units of (bco output channels x bpx pixels, sized as tdm_linear's blocks), each a
  * single-threaded sgemm with its slice of W widened to f32 in per-thread scratch. All block sizes
  * depend on shapes only, so results are identical for any thread count. */
 #include <pthread.h>
@@ -11,8 +11,8 @@
 
 #include "tensor/ops_internal.h"
 
-#define CONV_COL_BYTES ((int64_t)8 << 20) /* im2col tile budget */
-enum { CONV_CO = 128, CONV_PX = 256 };     /* unit: output channels x output pixels */
+#define CONV_COL_BYTES ((int64_t)16 << 20) /* im2col tile budget */
+#define CONV_W_FLOATS ((int64_t)1 << 20)    /* widened weight block per thread (4 MB) */
 
 typedef struct {
     /* geometry */
@@ -20,7 +20,8 @@ typedef struct {
     int stride, pad;
     const tdm_tensor *weight; /* [Cout, K] */
     const float *bias;        /* [Cout] widened, or NULL */
-    tdm_scratch wscr;         /* per thread [CONV_CO, K] (non-F32 weights) */
+    tdm_scratch wscr;         /* per thread [bco, K] (non-F32 weights) */
+    int64_t bco, bpx;         /* unit: output channels x pixels (functions of the shapes) */
     /* current tile */
     const float *xn; /* [Cin, H, W] input of this sample */
     float *yn;       /* [Cout, Ho*Wo] output of this sample */
@@ -72,12 +73,12 @@ static void im2col_task(void *ctx, int ith, int nth) {
 
 static void gemm_task(void *ctx, int ith, int nth) {
     conv_job *J = ctx;
-    int64_t units = (J->Cout + CONV_CO - 1) / CONV_CO * J->n_px;
+    int64_t units = (J->Cout + J->bco - 1) / J->bco * J->n_px;
     int64_t widened = -1; /* co-block in this thread's scratch */
     for (int64_t u; (u = tdm_take_unit(&J->next)) < units;) {
         int64_t cb = u / J->n_px, pb = u % J->n_px; /* co-block major: consecutive units share W tile */
-        int64_t co0 = cb * CONV_CO, nco = J->Cout - co0 < CONV_CO ? J->Cout - co0 : CONV_CO;
-        int64_t q0 = pb * CONV_PX, npx = J->P - q0 < CONV_PX ? J->P - q0 : CONV_PX;
+        int64_t co0 = cb * J->bco, nco = J->Cout - co0 < J->bco ? J->Cout - co0 : J->bco;
+        int64_t q0 = pb * J->bpx, npx = J->P - q0 < J->bpx ? J->P - q0 : J->bpx;
         const float *w; /* [nco, K] */
         if (J->weight->dtype == TDM_F32) {
             w = (const float *)J->weight->data + co0 * J->K;
@@ -162,7 +163,7 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
     int64_t P = HoWo;
     if (!direct) { /* pixels per im2col tile, a function of the shapes only */
         int64_t fit = CONV_COL_BYTES / (J.K * (int64_t)sizeof(float));
-        P = fit >= CONV_PX ? fit / CONV_PX * CONV_PX : (fit >= 16 ? fit / 16 * 16 : 16);
+        P = fit >= 16 ? fit / 16 * 16 : 16;
         if (P > HoWo) P = HoWo;
     }
     int nth = tdm_exec_threads(ex);
@@ -173,7 +174,15 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
         tdm_ops_widen(bias, 0, J.Cout, bf);
         J.bias = bf;
     }
-    if (weight->dtype != TDM_F32 && tdm_scratch_alloc(&J.wscr, nth, CONV_CO * J.K) != TDM_OK) goto done;
+    /* unit sizes from the output channels and the pixels of a full tile; the widened weight block is
+     * bounded (CONV_W_FLOATS) */
+    tdm_linear_blocks(J.Cout, P, &J.bco, &J.bpx);
+    {
+        int64_t cap = CONV_W_FLOATS / J.K;
+        cap = cap >= 16 ? cap / 16 * 16 : 16;
+        if (J.bco > cap) J.bco = cap;
+    }
+    if (weight->dtype != TDM_F32 && tdm_scratch_alloc(&J.wscr, nth, J.bco * J.K) != TDM_OK) goto done;
     if (!direct && !(J.colbuf = malloc((size_t)(J.K * P) * sizeof(float)))) goto done;
 
     for (int64_t n = 0; n < N; n++) {
@@ -182,7 +191,7 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
         for (int64_t p0 = 0; p0 < HoWo; p0 += P) {
             J.p0 = p0;
             J.P = HoWo - p0 < P ? HoWo - p0 : P;
-            J.n_px = (J.P + CONV_PX - 1) / CONV_PX;
+            J.n_px = (J.P + J.bpx - 1) / J.bpx;
             if (direct) {
                 J.col = J.xn + p0;
                 J.ldcol = HoWo;
@@ -191,7 +200,7 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
                 J.col = J.colbuf;
                 J.ldcol = J.P;
             }
-            int64_t units = (J.Cout + CONV_CO - 1) / CONV_CO * J.n_px;
+            int64_t units = (J.Cout + J.bco - 1) / J.bco * J.n_px;
             atomic_store(&J.next, 0);
             run_pool(ex, units > 1, gemm_task, &J);
         }
@@ -201,5 +210,34 @@ done:
     free(J.colbuf);
     tdm_scratch_free(&J.wscr);
     free(bf);
+    return rc;
+}
+
+/* ---- convolution with an input pre-op (GroupNorm+SiLU, nearest 2x upsampling) ----------------------- */
+
+tdm_code tdm_conv2d_pre(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W,
+                        const tdm_tensor *weight, const tdm_tensor *bias, int stride, int pad, const tdm_conv_pre *pre,
+                        float *y) {
+    if (!pre || (!pre->cab && !pre->upsample2x)) return tdm_conv2d(ex, x, N, Cin, H, W, weight, bias, stride, pad, y);
+    if (!weight || weight->ndim != 4 || weight->shape[1] != Cin || stride < 1 || pad < 0 || N < 0 || H < 1 || W < 1)
+        return TDM_ERR_INVALID_ARG;
+    if (pre->upsample2x && (H % 2 || W % 2)) return TDM_ERR_INVALID_ARG;
+    const int64_t kh = weight->shape[2], kw = weight->shape[3];
+    if (kh < 1 || kw < 1 || H + 2 * pad < kh || W + 2 * pad < kw) return TDM_ERR_INVALID_ARG;
+    const int64_t Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+    tdm_conv_algo algo = tdm_conv_pick(N, Cin, weight->shape[0], kh, kw, stride, Ho, Wo);
+    if (!tdm_exec_ref(ex) && (algo == TDM_CONV_WINO2 || algo == TDM_CONV_WINO4))
+        return tdm_conv2d_winograd_pre(ex, algo == TDM_CONV_WINO2 ? 2 : 4, x, N, Cin, H, W, weight, bias, pad, pre, y);
+    /* other algorithms: materialise x' */
+    float *xp = malloc((size_t)(N * Cin * H * W) * sizeof(float)); /* [N, Cin, H, W] */
+    if (!xp) return TDM_ERR_NOMEM;
+    const int64_t Hs = pre->upsample2x ? H / 2 : H, Ws = pre->upsample2x ? W / 2 : W;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ci = 0; ci < Cin; ci++)
+            for (int64_t iy = 0; iy < H; iy++)
+                tdm_conv_pre_apply(pre, n, ci, Cin, x + ((n * Cin + ci) * Hs + (pre->upsample2x ? iy / 2 : iy)) * Ws, W,
+                                   xp + ((n * Cin + ci) * H + iy) * W);
+    tdm_code rc = tdm_conv2d(ex, xp, N, Cin, H, W, weight, bias, stride, pad, y);
+    free(xp);
     return rc;
 }

@@ -88,7 +88,37 @@ tdm_code tdm_gemm(const tdm_exec *ex, int trans_a, int trans_b, int64_t M, int64
 
 /* ---- tdm_linear --------------------------------------------------------------------------------- */
 
-enum { LIN_BM = 256, LIN_BN = 128 }; /* unit = LIN_BM rows of x by LIN_BN output features */
+/* Units: bm rows of x by bn output features, sizes a function of (M, N) only. Measured (one core,
+ * OpenBLAS Zen kernel, docs/PERFORMANCE.md): sgemm runs at 40-45 GFLOP/s on 256 x 128 blocks and 70-80
+ * on blocks >= 256 x 320, so blocks are as large as possible while giving >= LIN_UNITS units (dynamic
+ * scheduling balances 2-4 threads): bn = N up to LIN_BN_MAX features (else N split evenly in blocks of
+ * <= 512), bm = M split evenly into enough blocks of >= LIN_BM_MIN rows. Up to LIN_SMALL_M rows (text
+ * encoders, the UNet's 8x8 / 16x16 levels) only the features are split (blocks of >= 128): widening the
+ * f16 weights then costs as much as the product, and each block is widened by one thread only. */
+enum { LIN_UNITS = 8, LIN_BN_MAX = 768, LIN_BN_SPLIT = 512, LIN_BM_MIN = 64, LIN_SMALL_M = 512 };
+
+static int64_t round_up16(int64_t v) { return (v + 15) / 16 * 16; }
+
+void tdm_linear_blocks(int64_t M, int64_t N, int64_t *bm, int64_t *bn) {
+    int64_t n_nb, n_mb;
+    if (M <= LIN_SMALL_M) { /* few rows: split the features only, so each weight block is widened once */
+        n_nb = (N + 127) / 128;
+        if (n_nb > LIN_UNITS) n_nb = LIN_UNITS;
+        if (n_nb < (N + LIN_BN_SPLIT - 1) / LIN_BN_SPLIT) n_nb = (N + LIN_BN_SPLIT - 1) / LIN_BN_SPLIT;
+        n_mb = 1;
+    } else {
+        n_nb = N <= LIN_BN_MAX ? 1 : (N + LIN_BN_SPLIT - 1) / LIN_BN_SPLIT;
+        n_mb = (LIN_UNITS + n_nb - 1) / n_nb;
+        int64_t max_mb = (M + LIN_BM_MIN - 1) / LIN_BM_MIN;
+        if (n_mb > max_mb) n_mb = max_mb;
+    }
+    if (n_nb < 1) n_nb = 1;
+    if (n_mb < 1) n_mb = 1;
+    *bn = n_nb == 1 ? N : round_up16((N + n_nb - 1) / n_nb);
+    *bm = n_mb == 1 ? M : round_up16((M + n_mb - 1) / n_mb);
+    if (*bm < 1) *bm = 1;
+    if (*bn < 1) *bn = 1;
+}
 
 typedef struct {
     const float *x; /* [M, K] */
@@ -96,8 +126,8 @@ typedef struct {
     const tdm_tensor *W; /* [N, K] */
     const float *bias;   /* [N] widened, or NULL */
     float *y;            /* [M, N] */
-    int64_t n_mb, units;
-    tdm_scratch scratch; /* per thread [LIN_BN, K] widened tile of W (non-F32 weights) */
+    int64_t bm, bn, n_mb, units;
+    tdm_scratch scratch; /* per thread [bn, K] widened tile of W (non-F32 weights) */
     atomic_llong next;   /* next unit to take */
 } linear_job;
 
@@ -106,8 +136,8 @@ static void linear_task(void *ctx, int ith, int nth) {
     int64_t widened = -1; /* n-tile currently in this thread's scratch */
     for (int64_t u; (u = tdm_take_unit(&L->next)) < L->units;) {
         int64_t nb = u / L->n_mb, mb = u % L->n_mb; /* n-tile major: consecutive units reuse the tile */
-        int64_t n0 = nb * LIN_BN, n = L->N - n0 < LIN_BN ? L->N - n0 : LIN_BN;
-        int64_t m0 = mb * LIN_BM, m = L->M - m0 < LIN_BM ? L->M - m0 : LIN_BM;
+        int64_t n0 = nb * L->bn, n = L->N - n0 < L->bn ? L->N - n0 : L->bn;
+        int64_t m0 = mb * L->bm, m = L->M - m0 < L->bm ? L->M - m0 : L->bm;
         const float *w; /* [n, K] */
         if (L->W->dtype == TDM_F32) {
             w = (const float *)L->W->data + n0 * L->K;
@@ -133,8 +163,10 @@ tdm_code tdm_linear(const tdm_exec *ex, const float *x, int64_t M, int64_t K, co
     if (!tdm_ops_weight_ok(W, N * K) || !tdm_ops_opt_weight_ok(bias, N)) return TDM_ERR_INVALID_ARG;
     if (!tdm_gemm_args_ok(0, 1, M, N, K, K, K, N)) return TDM_ERR_INVALID_ARG;
     if (M == 0 || N == 0) return TDM_OK;
-    linear_job L = {x, M, K, N, W, NULL, y, (M + LIN_BM - 1) / LIN_BM, 0, {NULL, 0}, 0};
-    L.units = L.n_mb * ((N + LIN_BN - 1) / LIN_BN);
+    linear_job L = {x, M, K, N, W, NULL, y, 0, 0, 0, 0, {NULL, 0}, 0};
+    tdm_linear_blocks(M, N, &L.bm, &L.bn);
+    L.n_mb = (M + L.bm - 1) / L.bm;
+    L.units = L.n_mb * ((N + L.bn - 1) / L.bn);
     int nth = L.units == 1 ? 1 : tdm_exec_threads(ex);
     float *bf = NULL; /* [N] widened bias */
     if (bias) {
@@ -143,7 +175,7 @@ tdm_code tdm_linear(const tdm_exec *ex, const float *x, int64_t M, int64_t K, co
         tdm_ops_widen(bias, 0, N, bf);
         L.bias = bf;
     }
-    if (W->dtype != TDM_F32 && tdm_scratch_alloc(&L.scratch, nth, LIN_BN * K) != TDM_OK) {
+    if (W->dtype != TDM_F32 && tdm_scratch_alloc(&L.scratch, nth, L.bn * K) != TDM_OK) {
         free(bf);
         return TDM_ERR_NOMEM;
     }

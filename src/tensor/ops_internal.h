@@ -27,6 +27,14 @@ void tdm_sgemm_single(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
 int tdm_gemm_args_ok(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
                      int64_t ldc);
 
+/* Block sizes of tdm_linear's units for x [M, K] -> y [M, N] (functions of M and N only). */
+void tdm_linear_blocks(int64_t M, int64_t N, int64_t *bm, int64_t *bn);
+
+/* tdm_conv2d_winograd with an input pre-op (see tdm_conv2d_pre; pre may be NULL). */
+tdm_code tdm_conv2d_winograd_pre(const tdm_exec *ex, int m, const float *x, int64_t N, int64_t Cin, int64_t H,
+                                 int64_t W, const tdm_tensor *weight, const tdm_tensor *bias, int pad,
+                                 const tdm_conv_pre *pre, float *y);
+
 /* Per-thread scratch: nth buffers of `floats` floats each (64-byte aligned). */
 typedef struct tdm_scratch {
     float **buf; /* [nth][floats] */

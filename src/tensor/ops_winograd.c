@@ -6,10 +6,15 @@
  *   output tile y [m, m] = A^T M A (+ bias), cropped at the image edge.
  * Multiplications per output: alpha^2 / m^2 per (ci, co) instead of 9: 4 (F(2,3), 2.25x fewer) or
  * 2.25 (F(4,3), 4x fewer).
- * Numerical error: F(2,3) transforms use only 0, +-1, +-1/2 (exact in binary), so the error is that of
- * the GEMM sum plus a few roundings - the same order as im2col. F(4,3) (points 0, +-1, +-2, inf) has
- * coefficients up to 5 (B), 8 (A) and 1/6, 1/24 (G, inexact): the transform roundings grow by a factor
- * of about sum |coeff| (~ 10-20x the im2col error bound, see docs/PERFORMANCE.md for measured figures).
+ * Numerical error (u = 2^-24, gamma_n = n u / (1 - n u)): with direct / im2col convolution
+ * |y^ - y| <= gamma_{9 Cin} sum |w| |x|. Winograd rounds in the transforms too and sums transformed values:
+ *   |y^ - y| <= gamma_{Cin + c} |A^T| (sum_ci |U_ci| (.) |V_ci|) |A|, with |U| <= |G| |g| |G^T|, |V| <= |B^T| |d| |B|
+ * (c = a few roundings per transform level). F(2,3): B, A in {0, +-1}, G in {0, +-1/2, 1} (exact in
+ * binary), every row of |B^T| and |A^T| sums to <= 3: the bound is a small constant (<= ~4) times the
+ * direct one, and measured errors are the same as im2col (1e-7 to 7e-7 of max |y|, tests/test_ops_winograd.c).
+ * F(4,3) (points 0, +-1, +-2, inf): rows of |B^T| sum to <= 10, of |A^T| to <= 19, G has 1/6, 1/24
+ * (inexact): a bound ~100x the direct one; measured 1e-6 to 1e-5 (up to 6e-5 on one channel), too much
+ * for the fixture tolerances, so tdm_conv_pick never chooses it (docs/PERFORMANCE.md).
  * Memory: tiles are processed in chunks (V [alpha^2, Cin, tc] <= WINO_V_BYTES) and output channels in
  * blocks (U [alpha^2, cb, Cin] and M [alpha^2, cb, tc] <= WINO_U_BYTES each); weights are transformed
  * per call from their stored dtype (never kept as a transformed copy).
@@ -30,7 +35,7 @@
 #endif
 
 #define WINO_V_BYTES ((int64_t)32 << 20)
-#define WINO_U_BYTES ((int64_t)16 << 20)
+#define WINO_U_BYTES ((int64_t)24 << 20)
 enum { LANES = 8, TGRP = 64, GEMM_TB = 512, WT_CO = 4 };
 
 /* F(2,3) */
@@ -49,7 +54,8 @@ typedef struct wino_job {
     /* geometry */
     int m, a, a2;
     const float *BT, *G, *AT; /* [a, a], [a, 3], [m, a] */
-    const float *x;           /* [N, Cin, H, W] */
+    const float *x;           /* [N, Cin, H, W] ([N, Cin, H/2, W/2] with pre->upsample2x) */
+    const tdm_conv_pre *pre;  /* applied to input rows as they are loaded, or NULL */
     float *y;                 /* [N, Cout, Ho, Wo] */
     int64_t N, Cin, H, W, Cout, Ho, Wo, pad, tyn, txn, T;
     const tdm_tensor *weight; /* [Cout, Cin, 3, 3] */
@@ -87,14 +93,19 @@ static tile_pos tile_at(const wino_job *J, int64_t g) {
     return p;
 }
 
-/* prow[i][k] = x[n, ci, ty m - pad + i, k - pad] (0 outside), k < ldp. */
+/* prow[i][k] = x'[n, ci, ty m - pad + i, k - pad] (0 outside), k < ldp; x' = pre(x) when pre is set. */
 static void fill_rows(const wino_job *J, int64_t n, int64_t ci, int64_t ty, float *prow, int64_t ldp) {
-    const float *xc = J->x + (n * J->Cin + ci) * J->H * J->W;
+    const int up = J->pre && J->pre->upsample2x;
+    const int64_t Ws = up ? J->W / 2 : J->W, Hs = up ? J->H / 2 : J->H;
+    const float *xc = J->x + (n * J->Cin + ci) * Hs * Ws;
     for (int i = 0; i < J->a; i++) {
         float *r = prow + i * ldp;
         int64_t iy = ty * J->m - J->pad + i;
         memset(r, 0, (size_t)ldp * sizeof(float));
-        if (iy >= 0 && iy < J->H) memcpy(r + J->pad, xc + iy * J->W, (size_t)J->W * sizeof(float));
+        if (iy < 0 || iy >= J->H) continue;
+        const float *src = xc + (up ? iy / 2 : iy) * Ws;
+        if (J->pre) tdm_conv_pre_apply(J->pre, n, ci, J->Cin, src, J->W, r + J->pad);
+        else memcpy(r + J->pad, src, (size_t)J->W * sizeof(float));
     }
 }
 
@@ -388,7 +399,14 @@ static void run_phase(const tdm_exec *ex, wino_job *J, int64_t units, tdm_task_f
 
 tdm_code tdm_conv2d_winograd(const tdm_exec *ex, int m, const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W,
                              const tdm_tensor *weight, const tdm_tensor *bias, int pad, float *y) {
+    return tdm_conv2d_winograd_pre(ex, m, x, N, Cin, H, W, weight, bias, pad, NULL, y);
+}
+
+tdm_code tdm_conv2d_winograd_pre(const tdm_exec *ex, int m, const float *x, int64_t N, int64_t Cin, int64_t H,
+                                 int64_t W, const tdm_tensor *weight, const tdm_tensor *bias, int pad,
+                                 const tdm_conv_pre *pre, float *y) {
     if (m != 2 && m != 4) return TDM_ERR_INVALID_ARG;
+    if (pre && pre->upsample2x && (H % 2 || W % 2)) return TDM_ERR_INVALID_ARG;
     if (!weight || weight->ndim != 4 || weight->shape[1] != Cin || weight->shape[2] != 3 || weight->shape[3] != 3 ||
         pad < 0 || N < 0 || Cin < 1 || H < 1 || W < 1 || H + 2 * pad < 3 || W + 2 * pad < 3)
         return TDM_ERR_INVALID_ARG;
@@ -399,7 +417,7 @@ tdm_code tdm_conv2d_winograd(const tdm_exec *ex, int m, const float *x, int64_t 
     memset(&J, 0, sizeof J);
     J.m = m, J.a = m + 2, J.a2 = J.a * J.a;
     J.BT = m == 2 ? BT2 : BT4, J.G = m == 2 ? G2 : G4, J.AT = m == 2 ? AT2 : AT4;
-    J.x = x, J.y = y, J.N = N, J.Cin = Cin, J.H = H, J.W = W, J.Cout = Cout, J.pad = pad, J.weight = weight;
+    J.x = x, J.pre = pre, J.y = y, J.N = N, J.Cin = Cin, J.H = H, J.W = W, J.Cout = Cout, J.pad = pad, J.weight = weight;
     J.Ho = H + 2 * pad - 2, J.Wo = W + 2 * pad - 2;
     J.tyn = (J.Ho + m - 1) / m, J.txn = (J.Wo + m - 1) / m, J.T = N * J.tyn * J.txn;
     if (N == 0 || Cout == 0) return TDM_OK;
@@ -409,6 +427,10 @@ tdm_code tdm_conv2d_winograd(const tdm_exec *ex, int m, const float *x, int64_t 
     if (tcmax > J.T) tcmax = J.T;
     int64_t cbmax = WINO_U_BYTES / (J.a2 * (Cin > tcmax ? Cin : tcmax) * (int64_t)sizeof(float));
     cbmax = cbmax >= 16 ? cbmax / 16 * 16 : (cbmax >= WT_CO ? cbmax / WT_CO * WT_CO : WT_CO);
+    if (cbmax < Cout) { /* even blocks: no small last block (GEMMs with few rows run slowly) */
+        int64_t nb = (Cout + cbmax - 1) / cbmax;
+        cbmax = ((Cout + nb - 1) / nb + WT_CO - 1) / WT_CO * WT_CO;
+    }
     if (cbmax > Cout) cbmax = Cout;
     int nth = tdm_exec_threads(ex);
     float *bf = NULL;

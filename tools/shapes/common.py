@@ -5,12 +5,11 @@ import argparse
 import copy
 import json
 import os
-import sys
 import time
 
 import torch
 
-from . import bpe, config as C, nn_clip, nn_diffusers, st
+from . import bpe, nn_clip, nn_diffusers, st
 
 DEFAULT_WORK = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "build", "shapes-work"))
 
@@ -208,7 +207,7 @@ def ids_tensor(tok, texts, trim=False):
 class TextCache:
     """Frozen text encoder outputs by caption (the UNet stages see a few thousand distinct captions)."""
 
-    def __init__(self, tok, te, limit=200000):
+    def __init__(self, tok, te, limit=100000):
         self.tok, self.te, self.cache, self.limit = tok, te, {}, limit
 
     @torch.no_grad()

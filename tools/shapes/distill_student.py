@@ -32,7 +32,7 @@ STAGE = "student"
 
 
 def main(argv=None):
-    ap = common.parser(__doc__, steps=4000, batch=16, lr=2e-5)
+    ap = common.parser(__doc__, steps=1500, batch=16, lr=1e-4)
     ap.add_argument("--guidance", type=float, default=5.0, help="CFG scale w of teacher, target and student")
     ap.add_argument("--target-ema", type=float, default=0.95)
     ap.add_argument("--ema", type=float, default=0.995, help="EMA of the student weights (exported)")

@@ -105,10 +105,8 @@ def trained_fixtures(work, out_models, fx_root):
     def run_te(mod, x):
         hs = []
         last, pooled = mod.text_model(x["input_ids"], hs)
-        o = {"last_hidden_state": last, "pooler_output": pooled}
-        o.update({"hidden_states_%d" % i: h for i, h in enumerate(hs)})
-        o["penultimate_final_ln"] = mod.text_model.final_layer_norm(hs[-2])
-        return o
+        return {"last_hidden_state": last, "pooler_output": pooled,
+                "penultimate_final_ln": mod.text_model.final_layer_norm(hs[-2])}
     outs, fp = FX.run_both(te, run_te, {"input_ids": ids})
     d = os.path.join(fx_root, "shapes-trained-clip-text")
     FX.write_case(d, "clip-text-shapes-trained", tcfg, None, {"input_ids": ids}, outs,
@@ -152,9 +150,7 @@ def trained_fixtures(work, out_models, fx_root):
     def run_v(mod, x):
         inter = {}
         mean, logvar, moments = mod.encode(x["image"], inter)
-        o = {"mean": mean, "logvar": logvar, "moments": moments, "decoded": mod.decode(x["latent"], inter)}
-        o.update({"inter." + k: v for k, v in inter.items()})
-        return o
+        return {"mean": mean, "logvar": logvar, "moments": moments, "decoded": mod.decode(x["latent"], inter)}
     outs, fp = FX.run_both(vae, run_v, {"image": img, "latent": lat})
     FX.write_case(os.path.join(fx_root, "shapes-trained-vae"), "autoencoder_kl", vcfg, None,
                   {"image": img, "latent": lat}, outs, {"image": "a test-split scene in [-1,1]",

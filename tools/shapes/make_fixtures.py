@@ -152,10 +152,59 @@ def text_fixture(out, seed=4301, with_vision=False, vocab_size=600):
                   "(default init, 1-D params += N(0,0.05))." % eos)
 
 
+def oracle_fixture(out, seed=4501):
+    from shapes import nn_blip, wordpiece
+    vocab = wordpiece.SPECIAL + list("abcdefghijklmnopqrstuvwxyz,.") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + \
+        ["a", "red", "circle", "on", "the", "left", "blue", "square", "above", "large", "yellow", "triangle"]
+    os.makedirs(os.path.join(out, "model"), exist_ok=True)
+    wordpiece.save(os.path.join(out, "model"), vocab)
+    wp = wordpiece.WordPiece(os.path.join(out, "model"))
+    cfg, med = nn_blip.configs(wp.vocab_size, vit_width=24, vit_depth=2, hidden=16, layers=2, inter=32,
+                               mlp_dims=[16, 32, 16, 8, 4, 1])
+    cfg["reward_mean"], cfg["reward_std"] = 0.25, 1.5  # non-trivial normalisation for the check
+    torch.manual_seed(seed)
+    m = nn_blip.ImageReward(cfg, med)
+    FX.perturb_(m, seed + 1, 0.05)
+    g = torch.Generator().manual_seed(seed + 100)
+    prompts = ["a red circle on the left", "a large yellow triangle above a blue square, purple"]
+    enc = [wp.encode_35(p) for p in prompts]
+    inputs = {"input_ids": torch.tensor([e[0] for e in enc]), "attention_mask": torch.tensor([e[1] for e in enc]),
+              "pixel_values": torch.randn(2, 3, 64, 64, generator=g, dtype=torch.float64).float()}
+
+    def run(mod, x):
+        P, I = x["input_ids"].shape[0], x["pixel_values"].shape[0]
+        ids = x["input_ids"].repeat_interleave(I, 0)
+        mask = x["attention_mask"].repeat_interleave(I, 0)
+        px = x["pixel_values"].repeat(P, 1, 1, 1)
+        o = {}
+        r = mod(px, ids, mask, o)
+        H = o["text_last_hidden_state"].shape[-1]
+        return {"image_embeds": o["image_embeds"][:I],
+                "text_last_hidden_state": o["text_last_hidden_state"].view(P, I, -1, H),
+                "text_cls": o["text_cls"].view(P, I, H), "head_raw": o["head_raw"].view(P, I), "reward": r.view(P, I)}
+
+    outs, fp = FX.run_both(m, run, inputs)
+    FX.write_json(os.path.join(out, "model", "config.json"), cfg)
+    FX.write_json(os.path.join(out, "model", "med_config.json"), med)
+    FX.save_state(m, os.path.join(out, "model", "model.safetensors"))
+    FX.write_case(out, "imagereward-shapes", {"model/config.json": cfg, "model/med_config.json": med}, seed, inputs,
+                  outs, {"input_ids": "WordPiece ids of %r: [CLS] ... [SEP] + [PAD] 0 to 35 (model/vocab.txt)" % prompts,
+                         "attention_mask": "1 for real tokens", "pixel_values": "already-normalised pixels NCHW"},
+                  {"image_embeds": "blip.visual_encoder(pixel_values): final norm on all 65 tokens, CLS first",
+                   "text_last_hidden_state": "[prompts, images, 35, H] blip.text_encoder (self-attn with padding mask "
+                   "(1-m)*-10000, cross-attn to all image tokens, FFN; post-LN)",
+                   "text_cls": "[prompts, images, H] position 0", "head_raw": "mlp(text_cls), 5 Linear, no activations",
+                   "reward": "(head_raw - reward_mean) / reward_std (config.json: 0.25 / 1.5 here)"},
+                  fp, "Shapes-world oracle structure (ImageReward keys blip.*, mlp.layers.{0,2,4,6,7}) at reduced "
+                  "dims: ViT 64px patch 8 (65 tokens) width 24, BERT hidden 16; WordPiece vocab.txt with [DEC]/[ENC] "
+                  "appended (vocab_size = lines + 2). Random weights (1-D params += N(0,0.05)). Layout of the outputs "
+                  "as ../shared/fixtures/imagereward-tiny (every prompt x every image).")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures"))
-    ap.add_argument("--only", default="unet,vae,text,clip")
+    ap.add_argument("--only", default="unet,vae,text,clip,oracle")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     only = set(a.only.split(","))
@@ -167,6 +216,8 @@ def main(argv=None):
         text_fixture(os.path.join(a.out, "shapes-clip-text"))
     if "clip" in only:
         text_fixture(os.path.join(a.out, "shapes-clip-text-full"), seed=4401, with_vision=True)
+    if "oracle" in only:
+        oracle_fixture(os.path.join(a.out, "shapes-oracle"))
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ class _Embeddings(nn.Module):
         self.word_embeddings = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"], padding_idx=cfg["pad_token_id"])
         self.position_embeddings = nn.Embedding(cfg["max_position_embeddings"], cfg["hidden_size"])
         self.LayerNorm = nn.LayerNorm(cfg["hidden_size"], eps=cfg["layer_norm_eps"])
-        self.register_buffer("position_ids", torch.arange(cfg["max_position_embeddings"])[None], persistent=False)
+        self.register_buffer("position_ids", torch.arange(cfg["max_position_embeddings"])[None])  # saved, as in ImageReward.pt
 
 
 class _Encoder(nn.Module):

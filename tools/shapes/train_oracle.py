@@ -6,8 +6,8 @@ the way ImageReward learned from human ratings.
 
 Training pairs (WORK/oracle/pairs_*.npz, built once): for train-split prompts, samples of the teacher
 (DDIM with few steps and varied guidance: a spread of qualities) and of the student (1, 2, 4 steps),
-plus a share of real scenes paired with the caption of another scene (mismatches); every pair scored by
-the checker. Held-out pairs: the same on test-split prompts. Loss: MSE on the score; metric: Spearman
+plus real scenes paired with the caption of another scene (20%, mismatches) or with their own (10%);
+every pair scored by the checker. Held-out pairs: the same on test-split prompts. Loss: MSE on the score; metric: Spearman
 rank correlation with the checker on the held-out pairs.
 Output: WORK/oracle/out/{config.json, med_config.json, vocab.txt, tokenizer_config.json, model.safetensors}.
 
@@ -23,7 +23,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "shapes"
 
-from shapes import common, config as C, data, diffusion, evaluate, nn_blip, nn_clip, wordpiece  # noqa: E402
+from shapes import common, config as C, data, evaluate, nn_blip, nn_clip, wordpiece  # noqa: E402
 
 STAGE = "oracle"
 
@@ -44,8 +44,10 @@ def make_pairs(a, split, n, world_seed, seed, path):
     recipes = [("teacher", "ddim", 10, 5.0), ("teacher", "ddim", 5, 2.0), ("teacher", "ddim", 20, 3.0)]
     if "student" in models:
         recipes += [("student", "cd", 1, 5.0), ("student", "cd", 2, 5.0), ("student", "cd", 4, 5.0)]
-    kind = g.integers(0, len(recipes) + 1, n)
-    kind[g.random(n) < 0.2] = len(recipes)
+    kind = g.integers(0, len(recipes), n)
+    u = g.random(n)
+    kind[u < 0.2] = len(recipes)  # real scene, another scene's caption
+    kind[(u >= 0.2) & (u < 0.3)] = len(recipes) + 1  # real scene, its own caption
     images = np.zeros((n, C.IMAGE_SIZE, C.IMAGE_SIZE, 3), np.uint8)
     for r, (mname, sampler, steps, w) in enumerate(recipes):
         idx = np.nonzero(kind == r)[0]
@@ -59,6 +61,8 @@ def make_pairs(a, split, n, world_seed, seed, path):
     idx = np.nonzero(kind == len(recipes))[0]
     other = (idx + 1 + g.integers(0, n - 1, len(idx))) % n
     images[idx] = ds["images"][other]
+    idx = np.nonzero(kind == len(recipes) + 1)[0]
+    images[idx] = ds["images"][idx]
     scores = data.checker_scores(caps, images)
     d = {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32), "kind": kind}
     np.savez(path + ".tmp.npz", **d)

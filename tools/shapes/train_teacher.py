@@ -6,7 +6,6 @@ schedule, conditioned on the frozen text encoder's last_hidden_state (77 tokens)
 (exported). Output: WORK/teacher/out (diffusers UNet folder, EMA weights).
 
 usage (from tools/): /usr/bin/python3 -m shapes.train_teacher [--minutes M] [--steps S] [--resume]"""
-import math
 import os
 import sys
 
@@ -32,7 +31,7 @@ def load_latents(a):
 
 
 def main(argv=None):
-    ap = common.parser(__doc__, steps=20000, batch=32, lr=2e-4)
+    ap = common.parser(__doc__, steps=2500, batch=32, lr=2e-4)
     ap.add_argument("--dropout", type=float, default=0.1, help="caption dropout probability")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--guidance", type=float, default=5.0, help="guidance of the quick evaluation")

@@ -7,7 +7,6 @@ Vocabulary: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4, then every character o
 '##' form, then the words seen at least min_count times (most frequent first); [DEC] and [ENC] are
 added after it as ImageReward's init_tokenizer does (so vocab_size = lines + 2)."""
 import os
-import re
 import unicodedata
 from collections import Counter
 

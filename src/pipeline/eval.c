@@ -1,0 +1,597 @@
+/* tandem eval: every method on the same prompts and seeds, resumable (see eval.h, docs/ADAPTIVE.md).
+ *
+ * Sample i (0-based) is prompt i / S of the prompts file with seed seeds[i mod S] (S seeds). Its three
+ * runs (the student's sample, the teacher-only sample, the teacher's refinement of the student's sample)
+ * are appended as one JSON line to OUT/samples.jsonl (flushed and fsync'ed) after a header line holding
+ * the settings; a rerun with the same settings continues after the last complete line (a torn last line
+ * is dropped), a rerun with other settings is refused unless restart is set. The threshold (k,
+ * calibration) is not part of the settings: the methods are derived from the samples at the end, so a
+ * finished evaluation can be rerun with other k at no cost. */
+#include "pipeline/eval.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/json.h"
+#include "io/image.h"
+#include "pipeline/adaptive.h"
+#include "pipeline/calibrate.h"
+#include "world/checker.h"
+
+#define EVAL_LOG_FORMAT "tandem-eval-log"
+#define EVAL_LOG_VERSION 1
+#define EVAL_MAX_SEEDS 1000000
+
+void tdm_eval_params_init(tdm_eval_params *p) {
+    memset(p, 0, sizeof *p);
+    tdm_adaptive_params_init(&p->settings);
+}
+
+/* ---- seeds ---- */
+
+static int parse_u64(const char *s, const char *end, uint64_t *out) {
+    if (s == end) return 0;
+    uint64_t v = 0;
+    for (const char *c = s; c < end; c++) {
+        if (*c < '0' || *c > '9') return 0;
+        const uint64_t d = (uint64_t)(*c - '0');
+        if (v > (UINT64_MAX - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 1;
+}
+
+tdm_code tdm_eval_parse_seeds(const char *spec, uint64_t **seeds, int *n, tdm_status *st) {
+    *seeds = NULL;
+    *n = 0;
+    if (!spec || !*spec) return tdm_fail(st, TDM_ERR_INVALID_ARG, "seeds: empty list (e.g. 0:100 or 1,2,3)");
+    uint64_t *v = NULL;
+    int count = 0, cap = 0;
+    const char *p = spec;
+    while (1) {
+        const char *e = strchr(p, ',');
+        if (!e) e = p + strlen(p);
+        const char *colon = memchr(p, ':', (size_t)(e - p));
+        uint64_t a = 0, b = 0;
+        int ok = colon ? parse_u64(p, colon, &a) && parse_u64(colon + 1, e, &b) && b > a : parse_u64(p, e, &a);
+        if (!ok) {
+            free(v);
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "seeds: '%.*s' is not a seed or a range A:B with A < B (in '%s')",
+                            (int)(e - p), p, spec);
+        }
+        if (!colon) b = a + 1;
+        if (b - a > (uint64_t)(EVAL_MAX_SEEDS - count)) {
+            free(v);
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "seeds: more than %d seeds in '%s'", EVAL_MAX_SEEDS, spec);
+        }
+        const int add = (int)(b - a);
+        if (count + add > cap) {
+            int nc = cap ? cap : 16;
+            while (nc < count + add) nc *= 2;
+            uint64_t *nv = realloc(v, sizeof *v * (size_t)nc);
+            if (!nv) {
+                free(v);
+                return tdm_fail(st, TDM_ERR_NOMEM, "seeds: out of memory");
+            }
+            v = nv;
+            cap = nc;
+        }
+        for (int i = 0; i < add; i++) v[count++] = a + (uint64_t)i;
+        if (!*e) break;
+        p = e + 1;
+    }
+    *seeds = v;
+    *n = count;
+    return TDM_OK;
+}
+
+/* ---- settings (the log's header line) ---- */
+
+static cJSON *stage_json(const char *model, const tdm_gen_plan *pl) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "sampler", pl->sampler);
+    cJSON_AddNumberToObject(o, "steps", pl->steps);
+    cJSON_AddNumberToObject(o, "guidance", tdm_float_as_decimal(pl->guidance));
+    cJSON_AddNumberToObject(o, "eta", tdm_float_as_decimal(pl->eta));
+    return o;
+}
+
+static cJSON *settings_json(const tdm_eval_params *p, const tdm_model *student, const tdm_model *teacher,
+                            const tdm_adaptive_setup *su, const char *oracle, const tdm_prompts *pr) {
+    const tdm_adaptive_params *a = &p->settings;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "format", EVAL_LOG_FORMAT);
+    cJSON_AddNumberToObject(o, "version", EVAL_LOG_VERSION);
+    cJSON_AddItemToObject(o, "student", stage_json(tdm_model_name(student), &su->sp));
+    cJSON_AddItemToObject(o, "teacher", stage_json(tdm_model_name(teacher), &su->tp));
+    cJSON_AddNumberToObject(o, "width", su->sp.width);
+    cJSON_AddNumberToObject(o, "height", su->sp.height);
+    cJSON_AddStringToObject(o, "negative_prompt", su->sp.negative);
+    cJSON_AddNumberToObject(o, "clip_skip", su->sp.clip_skip);
+    cJSON_AddBoolToObject(o, "emphasis", su->sp.emphasis);
+    cJSON *rf = cJSON_AddObjectToObject(o, "refine");
+    const int strength = a->refine_convention == TDM_REFINE_STRENGTH;
+    cJSON_AddStringToObject(rf, "convention", strength ? "strength" : "noise");
+    cJSON_AddNumberToObject(rf, strength ? "strength" : "sigma",
+                            tdm_float_as_decimal(strength ? a->refine_strength : a->refine_noise));
+    cJSON_AddNumberToObject(rf, "grid_steps", su->rp.grid_steps);
+    cJSON_AddNumberToObject(rf, "steps", su->rp.steps);
+    cJSON_AddStringToObject(rf, "handoff", su->handoff_latent ? "latent" : "pixels");
+    cJSON_AddBoolToObject(o, "regenerate", su->same_latent_shape);
+    cJSON *cs = cJSON_AddArrayToObject(o, "controls");
+    for (int k = 0; k < a->n_controls; k++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "scale", tdm_float_as_decimal(a->controls[k].scale));
+        cJSON_AddNumberToObject(c, "start", tdm_float_as_decimal(a->controls[k].start));
+        cJSON_AddNumberToObject(c, "end", tdm_float_as_decimal(a->controls[k].end));
+        cJSON_AddItemToArray(cs, c);
+    }
+    cJSON *orc = cJSON_AddObjectToObject(o, "oracle");
+    cJSON_AddStringToObject(orc, "name", oracle);
+    if (p->oracle_model) cJSON_AddStringToObject(orc, "model", p->oracle_model);
+    else cJSON_AddNullToObject(orc, "model");
+    cJSON *pj = cJSON_AddObjectToObject(o, "prompts");
+    cJSON_AddStringToObject(pj, "sha256", pr->sha256);
+    cJSON_AddNumberToObject(pj, "count", pr->n);
+    cJSON *sj = cJSON_AddArrayToObject(o, "seeds");
+    for (int i = 0; i < p->n_seeds; i++) {
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seeds[i]);
+        cJSON_AddItemToArray(sj, cJSON_CreateRaw(seed));
+    }
+    cJSON_AddStringToObject(o, "sample_rule", "sample i: prompt i / seeds, seed seeds[i mod seeds]");
+    return o;
+}
+
+/* The first top-level setting that differs between two header lines (for the refusal message). */
+static void first_difference(const char *have, const char *want, char *out, size_t n) {
+    snprintf(out, n, "the header");
+    cJSON *a = cJSON_Parse(have), *b = cJSON_Parse(want);
+    if (a && b) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, b) {
+            const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, it->string);
+            char *x = o ? cJSON_PrintUnformatted(o) : NULL, *y = cJSON_PrintUnformatted(it);
+            const int differ = !x || !y || strcmp(x, y) != 0;
+            free(x);
+            free(y);
+            if (differ) {
+                snprintf(out, n, "'%s'", it->string);
+                break;
+            }
+        }
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+/* ---- log lines ---- */
+
+static const char *const k_runs[TDM_EVAL_N_RUNS] = {"student", "teacher", "refine"};
+
+static char *sample_line(const tdm_eval_sample *s, int i, const char *prompt) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "sample", i);
+    cJSON_AddNumberToObject(o, "prompt_index", s->prompt_index);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
+    cJSON_AddRawToObject(o, "seed", seed);
+    cJSON_AddStringToObject(o, "prompt", prompt);
+    for (int r = 0; r < TDM_EVAL_N_RUNS; r++) {
+        cJSON *rj = cJSON_AddObjectToObject(o, k_runs[r]);
+        if (s->has_checker) cJSON_AddNumberToObject(rj, "checker", s->checker[r]);
+        else cJSON_AddNullToObject(rj, "checker");
+        cJSON_AddNumberToObject(rj, "oracle", s->oracle[r]);
+        cJSON_AddNumberToObject(rj, "unet_evals", s->evals[r]);
+        cJSON_AddNumberToObject(rj, "seconds", s->seconds[r]);
+    }
+    cJSON_AddNumberToObject(o, "seconds_oracle", s->seconds_oracle);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static int num_of(const cJSON *o, const char *key, double *v) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) return 0;
+    *v = it->valuedouble;
+    return 1;
+}
+
+/* Parses a log line into s; checks it is sample i (prompt i / S, seed seeds[i mod S]). */
+static int parse_sample_line(const char *line, int i, const tdm_eval_params *p, tdm_eval_sample *s) {
+    cJSON *o = cJSON_Parse(line);
+    if (!o) return 0;
+    memset(s, 0, sizeof *s);
+    s->prompt_index = i / p->n_seeds;
+    s->seed = p->seeds[i % p->n_seeds];
+    double v = 0;
+    int ok = num_of(o, "sample", &v) && v == i && num_of(o, "prompt_index", &v) && v == s->prompt_index &&
+             num_of(o, "seed", &v) && v == (double)s->seed && num_of(o, "seconds_oracle", &s->seconds_oracle);
+    int checker_seen = 0, null_seen = 0;
+    for (int r = 0; ok && r < TDM_EVAL_N_RUNS; r++) {
+        const cJSON *rj = cJSON_GetObjectItemCaseSensitive(o, k_runs[r]);
+        double c = 0, orc = 0, ev = 0, sec = 0;
+        ok = cJSON_IsObject(rj) && num_of(rj, "oracle", &orc) && num_of(rj, "unet_evals", &ev) &&
+             num_of(rj, "seconds", &sec) && ev >= 0 && ev <= 1e9;
+        if (!ok) break;
+        if (num_of(rj, "checker", &c)) {
+            checker_seen++;
+            s->checker[r] = (float)c;
+        } else if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(rj, "checker"))) null_seen++;
+        s->oracle[r] = (float)orc;
+        s->evals[r] = (int)ev;
+        s->seconds[r] = sec;
+    }
+    ok = ok && (checker_seen == TDM_EVAL_N_RUNS || null_seen == TDM_EVAL_N_RUNS);
+    s->has_checker = checker_seen == TDM_EVAL_N_RUNS;
+    cJSON_Delete(o);
+    return ok;
+}
+
+/* Reads an existing log: checks the header, parses the complete sample lines into samples[], truncates a
+ * torn last line. *done = samples recovered, -1 when the file has no complete header (start over). */
+static tdm_code read_log(const char *path, const char *header, const tdm_eval_params *p, int n_max,
+                         tdm_eval_sample *samples, int *done, tdm_status *st) {
+    *done = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    TDM_TRY(tdm_read_file(path, (size_t)1 << 32, &buf, &len, st));
+    tdm_code rc = TDM_OK;
+    size_t i = 0, good_end = 0;
+    int lineno = 0;
+    while (i < len) {
+        size_t b = i;
+        while (i < len && buf[i] != '\n') i++;
+        if (i >= len) break; /* torn last line (no newline): dropped */
+        buf[i] = '\0';
+        i++;
+        lineno++;
+        if (lineno == 1) {
+            if (strcmp(buf + b, header) != 0) {
+                char what[96];
+                first_difference(buf + b, header, what, sizeof what);
+                rc = tdm_fail(st, TDM_ERR_INVALID_ARG,
+                              "%s was made with other settings (%s differs: models, their settings, refinement, "
+                              "oracle, prompts or seeds); pass --restart to discard it, or use another output folder",
+                              path, what);
+                goto done;
+            }
+            good_end = i;
+            continue;
+        }
+        if (*done >= n_max || !parse_sample_line(buf + b, *done, p, &samples[*done])) {
+            rc = tdm_fail(st, TDM_ERR_FORMAT, "%s:%d: not sample %d of this evaluation (corrupt log; delete it or "
+                          "pass --restart)", path, lineno, *done);
+            goto done;
+        }
+        (*done)++;
+        good_end = i;
+    }
+    if (lineno == 0) good_end = 0; /* no complete header: start over */
+    if (good_end < len && truncate(path, (off_t)good_end) != 0)
+        rc = tdm_fail(st, TDM_ERR_IO, "%s: cannot drop the incomplete last line", path);
+    if (lineno == 0) *done = -1;
+done:
+    free(buf);
+    return rc;
+}
+
+/* ---- one sample ---- */
+
+static double now_seconds(void *user) {
+    (void)user;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct eval_ctx {
+    const tdm_eval_params *p;
+    tdm_adaptive_setup su;
+    tdm_oracle *oracle;
+    double (*clock)(void *);
+    void *clock_user;
+} eval_ctx;
+
+/* The checker's score of img (when the prompt is a shapes-world caption: q set). */
+static tdm_code check(const tdm_world_query *q, const tdm_image *img, float *checker, tdm_status *st) {
+    if (!q) return TDM_OK;
+    tdm_world_check_result res;
+    TDM_TRY(tdm_world_check(q, img->pixels, img->width, img->height, &res, st));
+    *checker = res.score;
+    return TDM_OK;
+}
+
+/* Oracle and checker scores of img. */
+static tdm_code score(eval_ctx *c, const char *prompt, const tdm_world_query *q, const tdm_image *img, float *oracle,
+                      float *checker, tdm_status *st) {
+    TDM_TRY(tdm_oracle_score(c->oracle, prompt, img, oracle, st));
+    return check(q, img, checker, st);
+}
+
+static tdm_code run_sample(eval_ctx *c, const char *prompt, int prompt_index, uint64_t seed, tdm_eval_sample *s,
+                           tdm_status *st) {
+    memset(s, 0, sizeof *s);
+    s->prompt_index = prompt_index;
+    s->seed = seed;
+    tdm_world_query q;
+    tdm_status ignore = {0};
+    s->has_checker = tdm_world_parse(prompt, &q, &ignore) == TDM_OK;
+    const tdm_world_query *qp = s->has_checker ? &q : NULL;
+    c->su.sgp.prompt = c->su.tgp.prompt = prompt;
+    c->su.sgp.seed = c->su.tgp.seed = seed;
+    c->su.sp.prompt = c->su.tp.prompt = prompt;
+    c->su.sp.seed = c->su.tp.seed = seed;
+    const int S = TDM_EVAL_RUN_STUDENT, T = TDM_EVAL_RUN_TEACHER, R = TDM_EVAL_RUN_REFINE;
+
+    tdm_gen_result sres, tres;
+    double t0 = c->clock(c->clock_user);
+    tdm_code rc = tdm_adaptive_run_student(&c->su, c->su.handoff_latent, &sres, st);
+    s->seconds[S] = c->clock(c->clock_user) - t0;
+    if (rc) return tdm_fail_context(st, "student");
+    s->evals[S] = sres.stats.unet_calls * sres.stats.unet_batch;
+    t0 = c->clock(c->clock_user);
+    rc = tdm_oracle_score(c->oracle, prompt, &sres.image, &s->oracle[S], st);
+    s->seconds_oracle = c->clock(c->clock_user) - t0;
+    if (!rc) rc = check(qp, &sres.image, &s->checker[S], st);
+    if (rc) goto out_s;
+
+    /* the teacher-only sample = the regeneration of the student's initial noise (generate streams) */
+    t0 = c->clock(c->clock_user);
+    rc = tdm_adaptive_run_teacher(&c->su, TDM_DECISION_REGENERATE, NULL, NULL, &tres, st);
+    s->seconds[T] = c->clock(c->clock_user) - t0;
+    if (rc) {
+        tdm_fail_context(st, "teacher");
+        goto out_s;
+    }
+    s->evals[T] = tres.stats.unet_calls * tres.stats.unet_batch;
+    rc = score(c, prompt, qp, &tres.image, &s->oracle[T], &s->checker[T], st);
+    tdm_gen_result_free(&tres);
+    if (rc) goto out_s;
+
+    t0 = c->clock(c->clock_user);
+    rc = tdm_adaptive_run_teacher(&c->su, TDM_DECISION_REFINE, &sres, NULL, &tres, st);
+    s->seconds[R] = c->clock(c->clock_user) - t0;
+    if (rc) {
+        tdm_fail_context(st, "refinement");
+        goto out_s;
+    }
+    s->evals[R] = tres.stats.unet_calls * tres.stats.unet_batch;
+    rc = score(c, prompt, qp, &tres.image, &s->oracle[R], &s->checker[R], st);
+    tdm_gen_result_free(&tres);
+out_s:
+    tdm_gen_result_free(&sres);
+    return rc;
+}
+
+/* ---- the run ---- */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static tdm_code make_dir(const char *dir, tdm_status *st) {
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
+        struct stat sb;
+        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return TDM_OK;
+        return tdm_fail(st, TDM_ERR_IO, "%s: exists and is not a folder", dir);
+    }
+    return tdm_fail(st, TDM_ERR_IO, "%s: cannot create the output folder (%s)", dir, strerror(errno));
+}
+
+/* tau_k for each k: from the calibration file (and its provenance warnings), or the evaluation's own
+ * student oracle scores. */
+static tdm_code thresholds(const tdm_eval_params *p, const tdm_calibration *cal, const tdm_eval_sample *samples, int n,
+                           double *tau, tdm_status *st) {
+    if (cal) {
+        for (int j = 0; j < p->n_k; j++) TDM_TRY(tdm_calibration_tau(cal, p->k[j], &tau[j], st));
+        return TDM_OK;
+    }
+    double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    if (!v) return tdm_fail(st, TDM_ERR_NOMEM, "eval: out of memory");
+    for (int i = 0; i < n; i++) v[i] = samples[i].oracle[TDM_EVAL_RUN_STUDENT];
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    for (int j = 0; j < p->n_k; j++) tau[j] = tdm_percentile_sorted(v, n, p->k[j]);
+    free(v);
+    return TDM_OK;
+}
+
+static tdm_code check_params(const tdm_eval_params *p, tdm_status *st) {
+    if (!p->prompts_file || !*p->prompts_file) return tdm_fail(st, TDM_ERR_INVALID_ARG, "eval: no prompts file given");
+    if (!p->out_dir || !*p->out_dir) return tdm_fail(st, TDM_ERR_INVALID_ARG, "eval: no output folder given");
+    if (!p->oracle) return tdm_fail(st, TDM_ERR_INVALID_ARG, "eval: no oracle given");
+    if (!p->seeds || p->n_seeds < 1 || p->n_seeds > EVAL_MAX_SEEDS)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "eval: %d seeds (1..%d)", p->n_seeds, EVAL_MAX_SEEDS);
+    if (p->n_k < 0 || p->n_k > 128 || (p->n_k && !p->k))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "eval: %d values of k (0..128)", p->n_k);
+    for (int j = 0; j < p->n_k; j++) TDM_TRY(tdm_calibration_check_k(p->k[j], st));
+    return TDM_OK;
+}
+
+tdm_code tdm_eval(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher, const tdm_eval_params *p,
+                  tdm_eval_summary *summary, tdm_status *st) {
+    tdm_eval_summary dummy;
+    if (!summary) summary = &dummy;
+    memset(summary, 0, sizeof *summary);
+    if (!engine || !student || !teacher || !p)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_eval: engine, student, teacher and params are required");
+    TDM_TRY(check_params(p, st));
+    tdm_prompts pr;
+    TDM_TRY(tdm_prompts_load(p->prompts_file, &pr, st));
+    if ((int64_t)pr.n * p->n_seeds > 100000000) {
+        tdm_prompts_free(&pr);
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "eval: %d prompts x %d seeds is too many samples", pr.n, p->n_seeds);
+    }
+    const int n = pr.n * p->n_seeds;
+    summary->n_samples = n;
+
+    eval_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.oracle = p->oracle;
+    c.clock = p->clock ? p->clock : now_seconds;
+    c.clock_user = p->clock_user;
+    tdm_calibration *cal = NULL;
+    cJSON *settings = NULL;
+    char *header = NULL, *log_path = NULL;
+    tdm_eval_sample *samples = NULL;
+    double *tau = NULL;
+    FILE *f = NULL;
+    tdm_adaptive_params a = p->settings;
+    a.prompt = pr.line[0];
+    tdm_code rc = tdm_adaptive_setup_make(tdm_model_sd(student), tdm_model_sd(teacher), tdm_engine_exec(engine), &a,
+                                          &c.su, st);
+    if (!rc) rc = tdm_adaptive_setup_refine(&c.su, &a, st);
+    if (rc) goto done;
+    const char *oracle_name = tdm_oracle_get_name(p->oracle);
+    if (p->calibration) {
+        rc = tdm_calibration_load(p->calibration, &cal, st);
+        if (rc) {
+            tdm_fail_context(st, "calibration file");
+            goto done;
+        }
+        for (int j = 0; j < p->n_k && !rc; j++) { /* checked now, before any work */
+            double t;
+            rc = tdm_calibration_tau(cal, p->k[j], &t, st);
+        }
+        if (rc) goto done;
+        tdm_calibration_compare(cal, tdm_model_name(student), c.su.sp.sampler, c.su.sp.steps, c.su.sp.guidance,
+                                c.su.sp.width, c.su.sp.height, oracle_name, summary->warnings,
+                                sizeof summary->warnings);
+    }
+    rc = make_dir(p->out_dir, st);
+    if (rc) goto done;
+    settings = settings_json(p, student, teacher, &c.su, oracle_name, &pr);
+    header = settings ? cJSON_PrintUnformatted(settings) : NULL;
+    size_t pl = strlen(p->out_dir) + 32;
+    log_path = malloc(pl);
+    samples = calloc((size_t)n, sizeof *samples);
+    tau = malloc(sizeof(double) * (size_t)(p->n_k > 0 ? p->n_k : 1));
+    if (!header || !log_path || !samples || !tau) {
+        rc = tdm_fail(st, TDM_ERR_NOMEM, "eval: out of memory");
+        goto done;
+    }
+    snprintf(log_path, pl, "%s/samples.jsonl", p->out_dir);
+
+    /* resume */
+    int done_n = -1;
+    if (!p->restart && access(log_path, F_OK) == 0) {
+        rc = read_log(log_path, header, p, n, samples, &done_n, st);
+        if (rc) goto done;
+    }
+    if (done_n < 0) {
+        f = fopen(log_path, "w");
+        if (!f || fprintf(f, "%s\n", header) < 0 || fflush(f) != 0) {
+            rc = tdm_fail(st, TDM_ERR_IO, "%s: cannot write the log", log_path);
+            goto done;
+        }
+        done_n = 0;
+    } else {
+        summary->n_resumed = done_n;
+        f = fopen(log_path, "a");
+        if (!f) {
+            rc = tdm_fail(st, TDM_ERR_IO, "%s: cannot append to the log", log_path);
+            goto done;
+        }
+    }
+
+    /* samples */
+    for (int i = done_n; i < n; i++) {
+        const int j = i / p->n_seeds;
+        const uint64_t seed = p->seeds[i % p->n_seeds];
+        double t0 = c.clock(c.clock_user);
+        rc = run_sample(&c, pr.line[j], j, seed, &samples[i], st);
+        if (rc) {
+            tdm_fail_context(st, "eval: sample %d (%s:%d, seed %llu)", i, p->prompts_file, j + 1,
+                             (unsigned long long)seed);
+            goto done;
+        }
+        char *line = sample_line(&samples[i], i, pr.line[j]);
+        if (!line) {
+            rc = tdm_fail(st, TDM_ERR_NOMEM, "eval: out of memory");
+            goto done;
+        }
+        int ok = fprintf(f, "%s\n", line) >= 0 && fflush(f) == 0;
+        free(line);
+        if (!ok) {
+            rc = tdm_fail(st, TDM_ERR_IO, "%s: write failed", log_path);
+            goto done;
+        }
+        fsync(fileno(f));
+        if (p->on_sample) {
+            tdm_eval_progress pg;
+            memset(&pg, 0, sizeof pg);
+            pg.done = i + 1;
+            pg.total = n;
+            pg.resumed = summary->n_resumed;
+            pg.prompt_index = j;
+            pg.seed = seed;
+            pg.student_oracle = samples[i].oracle[TDM_EVAL_RUN_STUDENT];
+            pg.teacher_oracle = samples[i].oracle[TDM_EVAL_RUN_TEACHER];
+            pg.refine_oracle = samples[i].oracle[TDM_EVAL_RUN_REFINE];
+            pg.seconds = c.clock(c.clock_user) - t0;
+            if (p->on_sample(p->user, &pg)) {
+                rc = tdm_fail(st, TDM_ERR_CANCELLED, "evaluation cancelled after %d of %d samples (resumable: %s)",
+                              i + 1, n, log_path);
+                goto done;
+            }
+        }
+    }
+    fclose(f);
+    f = NULL;
+
+    /* the methods, the table */
+    rc = thresholds(p, cal, samples, n, tau, st);
+    if (rc) goto done;
+    const int strength = a.refine_convention == TDM_REFINE_STRENGTH;
+    char line[1024];
+    snprintf(line, sizeof line,
+             "student: %s (%s, %d steps, guidance %g); teacher: %s (%s, %d steps, guidance %g); refine: %s %g (%d of "
+             "%d grid steps, %s hand-off); oracle: %s; %dx%d",
+             tdm_model_name(student), c.su.sp.sampler, c.su.sp.steps, tdm_float_as_decimal(c.su.sp.guidance),
+             tdm_model_name(teacher), c.su.tp.sampler, c.su.tp.steps, tdm_float_as_decimal(c.su.tp.guidance),
+             strength ? "strength" : "noise", tdm_float_as_decimal(strength ? a.refine_strength : a.refine_noise),
+             c.su.rp.steps, c.su.rp.grid_steps, c.su.handoff_latent ? "latent" : "pixel", oracle_name,
+             c.su.sp.width, c.su.sp.height);
+    char source[1100];
+    if (p->calibration) snprintf(source, sizeof source, "calibration %s", p->calibration);
+    else snprintf(source, sizeof source, "the evaluation's own student oracle scores");
+    tdm_eval_report_in in;
+    memset(&in, 0, sizeof in);
+    in.out_dir = p->out_dir;
+    in.prompts_file = p->prompts_file;
+    in.prompts = (const char *const *)pr.line;
+    in.samples = samples;
+    in.n = n;
+    in.with_regenerate = c.su.same_latent_shape;
+    in.k = p->k;
+    in.tau = tau;
+    in.n_k = p->n_k;
+    in.tau_source = source;
+    in.settings_line = line;
+    in.warnings = summary->warnings;
+    rc = tdm_eval_write_report(&in, st);
+done:
+    if (f) fclose(f);
+    free(tau);
+    free(samples);
+    free(log_path);
+    free(header);
+    cJSON_Delete(settings);
+    tdm_calibration_free(cal);
+    tdm_prompts_free(&pr);
+    return rc;
+}
