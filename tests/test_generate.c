@@ -135,7 +135,7 @@ static void test_txt2img(tdm_engine *e1, tdm_engine *e2, const tdm_model *m) {
     /* Every sampler runs, and is thread-count independent. */
     int n_samplers = 0;
     const char *const *names = tdm_sampler_names(&n_samplers);
-    CHECK(n_samplers == 8);
+    CHECK(n_samplers == 9 && names[n_samplers] == NULL);
     for (int i = 0; i < n_samplers; i++) {
         p.sampler = names[i];
         p.steps = 3;

@@ -9,25 +9,22 @@
 #include "base/rng.h"
 #include "io/image.h"
 
-/* Public sampler names and their A1111 labels (infotext "Sampler:" field). */
-static const struct {
-    const char *name, *label;
-} k_samplers[] = {
-    {"ddim", "DDIM"},         {"euler", "Euler"},     {"euler_a", "Euler a"}, {"dpmpp_2m", "DPM++ 2M"},
-    {"dpmpp_2m_karras", "DPM++ 2M Karras"}, {"unipc", "UniPC"}, {"ddpm", "DDPM"},   {"lcm", "LCM"},
-};
-#define N_SAMPLERS ((int)(sizeof k_samplers / sizeof k_samplers[0]))
+/* Public sampler names (NULL-terminated) and, at the same index, their A1111 labels (infotext
+ * "Sampler:" field). */
+static const char *const k_sampler_names[] = {"ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras",
+                                              "unipc", "ddpm", "lcm", "consistency", NULL};
+static const char *const k_sampler_labels[] = {"DDIM", "Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras",
+                                               "UniPC", "DDPM", "LCM", "Consistency"};
+#define N_SAMPLERS ((int)(sizeof k_sampler_labels / sizeof k_sampler_labels[0]))
 
 const char *const *tdm_sampler_names(int *n) {
-    static const char *const names[] = {"ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras",
-                                        "unipc", "ddpm", "lcm", NULL};
     if (n) *n = N_SAMPLERS;
-    return names;
+    return k_sampler_names;
 }
 
 const char *tdm_gen_sampler_label(const char *sampler) {
     for (int i = 0; i < N_SAMPLERS; i++)
-        if (strcmp(sampler, k_samplers[i].name) == 0) return k_samplers[i].label;
+        if (strcmp(sampler, k_sampler_names[i]) == 0) return k_sampler_labels[i];
     return sampler;
 }
 
@@ -81,14 +78,18 @@ tdm_code tdm_gen_resolve(const tdm_sd_model *m, const tdm_generate_params *p, td
     plan->sampler = p->sampler && *p->sampler ? p->sampler : d.sampler;
     int known = 0;
     for (int i = 0; i < N_SAMPLERS; i++)
-        if (strcmp(plan->sampler, k_samplers[i].name) == 0) {
-            plan->sampler = k_samplers[i].name; /* static storage */
+        if (strcmp(plan->sampler, k_sampler_names[i]) == 0) {
+            plan->sampler = k_sampler_names[i]; /* static storage */
             known = 1;
         }
-    if (!known)
-        return tdm_fail(st, TDM_ERR_INVALID_ARG,
-                        "unknown sampler '%s' (ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm)",
-                        plan->sampler);
+    if (!known) {
+        char list[256] = "";
+        for (int i = 0; i < N_SAMPLERS; i++) {
+            strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+            strncat(list, k_sampler_names[i], sizeof list - strlen(list) - 1);
+        }
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "unknown sampler '%s' (%s)", plan->sampler, list);
+    }
     TDM_TRY(tdm_sampler_kind_parse(plan->sampler, &plan->kind, &plan->karras, st));
 
     plan->eta = p->eta;
