@@ -101,17 +101,34 @@ int tdm_cli_common_parse(const char *cmd, int argc, char **argv, int *ip, tdm_cl
     else if (OPT("--threads")) r = err || !tdm_arg_int(cmd, "--threads", v, 0, 1024, &o->threads) ? -1 : 1;
     else if (OPT("--oracle")) r = err ? -1 : (o->oracle = v, 1);
     else if (OPT("--oracle-model")) r = err ? -1 : (o->oracle_model = v, 1);
+    else if (OPT("--student-unet")) r = err ? -1 : (o->unet_component = v, 1);
     else r = 0;
     *ip = i;
     return r;
 }
 
-int tdm_cli_load_model(const char *path, const char *tokenizer, tdm_model **out, tdm_status *st) {
+int tdm_cli_load_model(const char *path, const char *tokenizer, const char *unet_component, tdm_model **out,
+                       tdm_status *st) {
     tdm_model_params mp;
     tdm_model_params_init(&mp);
     mp.path = path;
     mp.tokenizer_dir = tokenizer;
+    mp.unet_component = unet_component;
     return tdm_model_load(&mp, out, st);
+}
+
+static int same_component(const char *a, const char *b) {
+    return strcmp(a ? a : "unet", b ? b : "unet") == 0;
+}
+
+int tdm_cli_load_pair(const tdm_cli_common_opts *c, const tdm_cli_teacher_opts *t, tdm_model **student,
+                      tdm_model **teacher, tdm_status *st) {
+    *teacher = NULL;
+    int rc = tdm_cli_load_model(c->model, c->tokenizer, c->unet_component, student, st);
+    if (rc) return rc;
+    const char *tpath = t->path ? t->path : c->model;
+    if (strcmp(tpath, c->model) == 0 && same_component(c->unet_component, t->unet_component)) return 0;
+    return tdm_cli_load_model(tpath, c->tokenizer, t->unet_component, teacher, st);
 }
 
 void tdm_cli_teacher_init(tdm_cli_teacher_opts *t) {
@@ -126,6 +143,7 @@ int tdm_cli_teacher_parse(const char *cmd, int argc, char **argv, int *ip, tdm_c
     int r = 1;
     if (strcmp(a, "--refine-through-pixels") == 0) t->pixels = 1;
     else if (OPT("--teacher")) r = err ? -1 : (t->path = v, 1);
+    else if (OPT("--teacher-unet")) r = err ? -1 : (t->unet_component = v, 1);
     else if (OPT("--teacher-steps"))
         r = err || !tdm_arg_int(cmd, "--teacher-steps", v, 1, 1000, &t->settings.steps) ? -1 : 1;
     else if (OPT("--teacher-guidance", "--teacher-cfg"))
@@ -204,6 +222,9 @@ static void adaptive_help(const char *cmd) {
            "  --steps N, --guidance F, --sampler NAME, --eta F   its settings (defaults: the model's)\n"
            "teacher:\n"
            "  --teacher PATH         the teacher model (default: the student's model)\n"
+           "  --student-unet NAME, --teacher-unet NAME\n"
+           "                         UNet component of the model folder (default: unet; the shapes\n"
+           "                         models keep the student as unet_student)\n"
            "  --teacher-steps N      teacher steps T actually run (default: the model's, 20)\n"
            "  --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F\n"
            "oracle and threshold:\n"
@@ -333,9 +354,7 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     tdm_engine_params_init(&ep);
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
-    if (tdm_cli_load_model(c.model, c.tokenizer, &student, &st)) goto fail;
-    if (t.path && strcmp(t.path, c.model) != 0 && tdm_cli_load_model(t.path, c.tokenizer, &teacher_model, &st))
-        goto fail;
+    if (tdm_cli_load_pair(&c, &t, &student, &teacher_model, &st)) goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
     if (tdm_cli_controls_load(&controls, &st)) goto fail;
 
@@ -427,6 +446,7 @@ static void calibrate_help(void) {
            "  --steps N, --guidance F, --sampler NAME, --eta F, --width N, --height N, --negative-prompt TEXT,\n"
            "  --clip-skip N, --no-emphasis, --tokenizer DIR   student settings (defaults: the model's)\n"
            "  --oracle NAME          (default checker), --oracle-model PATH\n"
+           "  --student-unet NAME    UNet component of the model folder (default: unet)\n"
            "  --teacher-share Q      also print the tau that sends a share Q of the samples to the teacher\n"
            "  --restart              discard an existing OUT.partial instead of resuming it\n"
            "  --threads N, -q/--quiet\n");
@@ -514,7 +534,7 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
-    if (tdm_cli_load_model(c.model, c.tokenizer, &student, &st)) goto fail;
+    if (tdm_cli_load_model(c.model, c.tokenizer, c.unet_component, &student, &st)) goto fail;
     tdm_calibrate_params p;
     tdm_calibrate_params_init(&p);
     p.prompts_file = prompts;

@@ -35,6 +35,7 @@ static void eval_help(void) {
            "  --refine-through-pixels\n"
            "oracle:\n"
            "  --oracle NAME (default checker), --oracle-model PATH\n"
+           "  --student-unet NAME, --teacher-unet NAME   UNet components (default: unet)\n"
            "common:\n"
            "  --width N, --height N, --negative-prompt TEXT, --clip-skip N, --no-emphasis, --tokenizer DIR,\n"
            "  --threads N, -q/--quiet\n");
@@ -191,8 +192,7 @@ int tdm_cmd_eval(int argc, char **argv) {
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
-    if (tdm_cli_load_model(c.model, c.tokenizer, &student, &st)) goto fail;
-    if (t.path && strcmp(t.path, c.model) != 0 && tdm_cli_load_model(t.path, c.tokenizer, &teacher, &st)) goto fail;
+    if (tdm_cli_load_pair(&c, &t, &student, &teacher, &st)) goto fail;
 
     tdm_eval_params p;
     tdm_eval_params_init(&p);

@@ -31,13 +31,15 @@ void tdm_cli_fail_line(const char *cmd, const tdm_status *st);
 int tdm_cli_arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, int open_lo, int open_hi,
                        double *out);
 int tdm_cli_sampler_ok(const char *cmd, const char *opt, const char *v);
-int tdm_cli_load_model(const char *path, const char *tokenizer, tdm_model **out, tdm_status *st);
+int tdm_cli_load_model(const char *path, const char *tokenizer, const char *unet_component, tdm_model **out,
+                       tdm_status *st);
 
 /* The student's settings, size, prompt handling, oracle, threads (--model/--student, --tokenizer,
  * --negative-prompt, --steps, --guidance, --sampler, --eta, --seed, --width, --height, --clip-skip,
  * --[no-]emphasis, --threads, --oracle, --oracle-model, -q). */
 typedef struct tdm_cli_common_opts {
     const char *model, *tokenizer, *negative, *oracle, *oracle_model;
+    const char *unet_component; /* --student-unet NAME (NULL: "unet") */
     tdm_stage_settings student;
     int width, height, clip_skip, emphasis, threads, quiet;
     uint64_t seed;
@@ -51,6 +53,7 @@ int tdm_cli_common_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli
  * --teacher-eta, --refine-strength, --refine-noise, --refine-through-pixels. */
 typedef struct tdm_cli_teacher_opts {
     const char *path;            /* NULL: the student's model */
+    const char *unet_component;  /* --teacher-unet NAME (NULL: "unet") */
     tdm_stage_settings settings;
     double strength, noise;      /* NAN when not given */
     int pixels;
@@ -59,5 +62,9 @@ void tdm_cli_teacher_init(tdm_cli_teacher_opts *t);
 int tdm_cli_teacher_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli_teacher_opts *t); /* as above */
 int tdm_cli_teacher_check(const char *cmd, const tdm_cli_teacher_opts *t); /* 0 ok, 2 printed */
 void tdm_cli_teacher_apply(const tdm_cli_teacher_opts *t, tdm_adaptive_params *p);
+/* Student, and the teacher when it is another model or another UNet component of the same folder
+ * (*teacher stays NULL when the student's model is also the teacher). 0 or a tdm_code. */
+int tdm_cli_load_pair(const tdm_cli_common_opts *c, const tdm_cli_teacher_opts *t, tdm_model **student,
+                      tdm_model **teacher, tdm_status *st);
 
 #endif
