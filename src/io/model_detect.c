@@ -88,6 +88,64 @@ static tdm_code not_a_checkpoint(const tdm_safetensors *f, tdm_status *st) {
                     f->path, what ? "; " : "", what ? what : "");
 }
 
+/* SDXL single files (sgm layout, sd_xl_base_1.0.safetensors / sd_xl_refiner_1.0.safetensors):
+ *   base:    conditioner.embedders.0.transformer.text_model.* (CLIP ViT-L/14, transformers names, 768)
+ *            conditioner.embedders.1.model.* (OpenCLIP ViT-bigG/14 + text_projection, 1280); context
+ *            768 + 1280 = 2048
+ *   refiner: conditioner.embedders.0.model.* (OpenCLIP ViT-bigG/14 only); context 1280.
+ * The family follows the UNet's cross-attention width; the text towers' widths must add up to it. */
+static tdm_code detect_sdxl(const tdm_safetensors *f, tdm_single_file_info *info, const tdm_st_entry *to_k,
+                            tdm_status *st) {
+    const int ctx = info->context_dim;
+    if (info->text_encoder_kind != TDM_TE_NONE)
+        return tdm_fail(st, TDM_ERR_UNSUPPORTED,
+                        "%s: a cond_stage_model.* text encoder (%s) with a %d-wide UNet ('%s'): not a known model "
+                        "family (SD1.x has 768, SD2.x 1024; SDXL files use conditioner.embedders.*)",
+                        f->path, info->text_encoder_prefix, ctx, to_k->name);
+    const char *p1 = "conditioner.embedders.0.transformer.";
+    const tdm_st_entry *tok1 = find_pre(f, p1, "text_model.embeddings.token_embedding.weight");
+    const tdm_st_entry *tok2 = tdm_st_find(f, "conditioner.embedders.1.model.token_embedding.weight");
+    const tdm_st_entry *tok2r = tdm_st_find(f, "conditioner.embedders.0.model.token_embedding.weight");
+    if (tok1 || tok2) {
+        info->family = TDM_FAMILY_SDXL;
+        if (tok2) snprintf(info->text_encoder_2_prefix, sizeof info->text_encoder_2_prefix, "conditioner.embedders.1.model.");
+    } else if (tok2r) {
+        info->family = TDM_FAMILY_SDXL_REFINER;
+        tok2 = tok2r;
+        snprintf(info->text_encoder_2_prefix, sizeof info->text_encoder_2_prefix, "conditioner.embedders.0.model.");
+    } else if (ctx == 2048 || ctx == 1280) {
+        info->family = ctx == 2048 ? TDM_FAMILY_SDXL : TDM_FAMILY_SDXL_REFINER; /* a file without text encoders */
+    } else {
+        return tdm_fail(st, TDM_ERR_UNSUPPORTED,
+                        "%s: unknown model family: conditioner.embedders.* (SDXL layout) without a known text encoder "
+                        "and a cross-attention width of %d ('%s'); SDXL has 2048, the SDXL refiner 1280",
+                        f->path, ctx, to_k->name);
+    }
+    if (tok1) {
+        info->text_encoder_kind = TDM_TE_HF_CLIP;
+        snprintf(info->text_encoder_prefix, sizeof info->text_encoder_prefix, "%s", p1);
+    }
+    int64_t w1 = tok1 ? (tok1->ndim == 2 ? tok1->shape[1] : -1) : 0;
+    int64_t w2 = tok2 ? (tok2->ndim == 2 ? tok2->shape[1] : -1) : 0;
+    if (w1 < 0 || w2 < 0)
+        return tdm_fail(st, TDM_ERR_FORMAT, "%s: tensor '%s' must have 2 dims", f->path, (w1 < 0 ? tok1 : tok2)->name);
+    if (tok1 && !tok2)
+        return tdm_fail(st, TDM_ERR_MISSING,
+                        "%s: SDXL file with the CLIP ViT-L text encoder ('%s') but without the OpenCLIP ViT-bigG one "
+                        "(conditioner.embedders.1.model.*)",
+                        f->path, tok1->name);
+    if (tok2 && w1 + w2 != ctx) {
+        char widths[1200];
+        if (tok1)
+            snprintf(widths, sizeof widths, "widths %lld ('%s') + %lld ('%s')", (long long)w1, tok1->name,
+                     (long long)w2, tok2->name);
+        else snprintf(widths, sizeof widths, "width %lld ('%s')", (long long)w2, tok2->name);
+        return tdm_fail(st, TDM_ERR_FORMAT, "%s: text encoder %s do not match the UNet cross-attention width %d ('%s')",
+                        f->path, widths, ctx, to_k->name);
+    }
+    return TDM_OK;
+}
+
 tdm_code tdm_single_file_detect(const tdm_safetensors *f, tdm_single_file_info *info, tdm_status *st) {
     memset(info, 0, sizeof *info);
     info->v_stat = -1;
@@ -131,14 +189,7 @@ tdm_code tdm_single_file_detect(const tdm_safetensors *f, tdm_single_file_info *
         snprintf(info->text_encoder_prefix, sizeof info->text_encoder_prefix, "conditioner.embedders.0.model.");
         sgm = 0;
     }
-    if (sgm || info->context_dim == 2048 || info->context_dim == 1280) {
-        info->family = info->context_dim == 1280 ? TDM_FAMILY_SDXL_REFINER : TDM_FAMILY_SDXL;
-        return tdm_fail(st, TDM_ERR_UNSUPPORTED,
-                        "%s: SDXL%s single files are not supported yet (context width %d from '%s'); use the "
-                        "model's diffusers folder",
-                        f->path, info->family == TDM_FAMILY_SDXL_REFINER ? " refiner" : "", info->context_dim,
-                        to_k->name);
-    }
+    if (sgm || info->context_dim == 2048 || info->context_dim == 1280) return detect_sdxl(f, info, to_k, st);
     if (info->context_dim == 768) info->family = TDM_FAMILY_SD1;
     else if (info->context_dim == 1024) info->family = TDM_FAMILY_SD2;
     else

@@ -106,10 +106,15 @@ typedef struct tdm_single_file_info {
     int v_prediction_guess; /* SD2: 1 when the ComfyUI weight-statistics heuristic says v-prediction
                                (std of output_blocks.11.1.transformer_blocks.0.norm1.bias > 0.09) */
     double v_stat;       /* that statistic (-1 when not computed) */
+    /* SDXL (appended): the OpenCLIP ViT-bigG tower with text_projection, "conditioner.embedders.1.model."
+     * (base; text_encoder_prefix is then "conditioner.embedders.0.transformer.", CLIP ViT-L in transformers
+     * names) or "conditioner.embedders.0.model." (refiner, its only text encoder); "" when absent. */
+    char text_encoder_2_prefix[64];
 } tdm_single_file_info;
 
-/* Detects the family and the component prefixes of an opened single-file checkpoint. SDXL files
- * are detected and refused with TDM_ERR_UNSUPPORTED; a file with no UNet is TDM_ERR_FORMAT. */
+/* Detects the family and the component prefixes of an opened single-file checkpoint (SD1.x, SD2.x,
+ * SDXL base and refiner: conditioner.embedders.* text towers whose widths must add up to the UNet's
+ * cross-attention width); a file with no UNet is TDM_ERR_FORMAT. */
 tdm_code tdm_single_file_detect(const tdm_safetensors *f, tdm_single_file_info *info, tdm_status *st);
 
 /* ---- tokenizer lookup ----------------------------------------------------------------------- */
@@ -134,13 +139,15 @@ typedef struct tdm_tokenizer_files {
 tdm_code tdm_tokenizer_find(tdm_model_family family, const char *explicit_dir, const char *pipeline_dir,
                             tdm_tokenizer_files *out, tdm_status *st);
 
-/* Default pad id of a family's tokenizer: SD1 49407 (<|endoftext|>), SD2 0 ("!"). */
+/* Default pad id of a family's tokenizer: SD1 49407 (<|endoftext|>), SD2 0 ("!"); SDXL: tokenizer's 49407
+ * (its tokenizer_2 pads with "!" = 0), SDXL refiner 0 (tokenizer_2 only). */
 int tdm_family_default_pad_id(tdm_model_family f);
 
 /* ---- scheduler defaults --------------------------------------------------------------------- */
 
-/* The scheduler_config.json a family's published pipeline ships (SD1: PNDM, SD2: DDIM; both
- * scaled_linear 0.00085..0.012, 1000 steps, steps_offset 1, leading spacing, no clipping) with
+/* The scheduler_config.json a family's published pipeline ships (SD1: PNDM, SD2: DDIM, SDXL base and
+ * refiner: EulerDiscrete; all scaled_linear 0.00085..0.012, 1000 steps, steps_offset 1, leading spacing,
+ * no clipping) with
  * prediction_type set to `prediction` ("epsilon" / "v_prediction"). Caller frees with cJSON_Delete. */
 cJSON *tdm_default_scheduler_config(tdm_model_family family, const char *prediction);
 
@@ -156,5 +163,12 @@ int tdm_path_is_file(const char *path);
 int tdm_path_is_dir(const char *path);
 /* snprintf into buf; TDM_ERR_INVALID_ARG when it does not fit. */
 tdm_code tdm_path_join(char *buf, size_t n, const char *a, const char *b, tdm_status *st);
+
+/* ---- SDXL (appended) ------------------------------------------------------------------------ */
+
+/* Fills out for a folder holding vocab.json + merges.txt (pad token from special_tokens_map.json /
+ * tokenizer_config.json as tdm_tokenizer_find does); TDM_ERR_MISSING when the files are absent. SDXL
+ * pipelines use it for tokenizer_2/ (pad "!"). */
+tdm_code tdm_tokenizer_files_in(const char *dir, const char *source, tdm_tokenizer_files *out, tdm_status *st);
 
 #endif

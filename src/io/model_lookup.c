@@ -9,7 +9,8 @@
 
 int tdm_family_default_pad_id(tdm_model_family f) {
     /* SD1.x pads with <|endoftext|> (openai CLIP tokenizer); SD2.x with "!" = id 0 (OpenCLIP) */
-    return f == TDM_FAMILY_SD2 ? 0 : 49407;
+    /* SDXL: tokenizer (CLIP ViT-L) pads with <|endoftext|>, tokenizer_2 (the refiner's only one) with "!" */
+    return f == TDM_FAMILY_SD2 || f == TDM_FAMILY_SDXL_REFINER ? 0 : 49407;
 }
 
 static int has_tokenizer_files(const char *dir) {
@@ -93,6 +94,20 @@ static const hub_repo sd1_repos[] = {
     {"CompVis/stable-diffusion-v1-4", "tokenizer"},
     {NULL, NULL},
 };
+/* SDXL: tokenizer and tokenizer_2 hold the same vocab.json / merges.txt (the CLIP ViT-L BPE); the pad
+ * tokens differ (the loader sets them by family) */
+static const hub_repo sdxl_repos[] = {
+    {"stabilityai/stable-diffusion-xl-base-1.0", "tokenizer"},
+    {"stabilityai/stable-diffusion-xl-base-1.0", "tokenizer_2"},
+    {"stabilityai/sdxl-turbo", "tokenizer"},
+    {"openai/clip-vit-large-patch14", ""},
+    {NULL, NULL},
+};
+static const hub_repo sdxl_refiner_repos[] = {
+    {"stabilityai/stable-diffusion-xl-refiner-1.0", "tokenizer_2"},
+    {"stabilityai/stable-diffusion-xl-base-1.0", "tokenizer_2"},
+    {NULL, NULL},
+};
 static const hub_repo sd2_repos[] = {
     {"stabilityai/stable-diffusion-2-1", "tokenizer"},
     {"stabilityai/stable-diffusion-2-1-base", "tokenizer"},
@@ -123,13 +138,22 @@ tdm_code tdm_tokenizer_find(tdm_model_family family, const char *explicit_dir, c
     if (pipeline_dir && *pipeline_dir) {
         snprintf(p, sizeof p, "%s/tokenizer", pipeline_dir);
         if (has_tokenizer_files(p)) return fill(out, p, p, st);
+        if (family == TDM_FAMILY_SDXL || family == TDM_FAMILY_SDXL_REFINER) { /* the refiner has tokenizer_2 only */
+            snprintf(p, sizeof p, "%s/tokenizer_2", pipeline_dir);
+            if (has_tokenizer_files(p)) return fill(out, p, p, st);
+            snprintf(p, sizeof p, "%s/tokenizer", pipeline_dir);
+        }
         /* else: the Hugging Face cache below, for the known families */
-        if (family != TDM_FAMILY_SD1 && family != TDM_FAMILY_SD2)
+        if (family == TDM_FAMILY_UNKNOWN)
             return tdm_fail(st, TDM_ERR_MISSING,
                             "%s: vocab.json and merges.txt are missing (the pipeline's tokenizer); give --tokenizer DIR",
                             p);
     }
-    const hub_repo *repos = family == TDM_FAMILY_SD1 ? sd1_repos : family == TDM_FAMILY_SD2 ? sd2_repos : NULL;
+    const hub_repo *repos = family == TDM_FAMILY_SD1             ? sd1_repos
+                            : family == TDM_FAMILY_SD2           ? sd2_repos
+                            : family == TDM_FAMILY_SDXL          ? sdxl_repos
+                            : family == TDM_FAMILY_SDXL_REFINER ? sdxl_refiner_repos
+                                                                 : NULL;
     char roots[4][TDM_PATH_MAX];
     int n_roots = cache_roots(roots);
     for (int r = 0; repos && r < n_roots; r++)
@@ -158,6 +182,13 @@ tdm_code tdm_tokenizer_find(tdm_model_family family, const char *explicit_dir, c
                         "stable-diffusion-2-1 on huggingface.co, or laion/CLIP-ViT-H-14-laion2B-s32B-b79K); "
                         "looked in the Hugging Face cache %s",
                         where);
+    if (family == TDM_FAMILY_SDXL || family == TDM_FAMILY_SDXL_REFINER)
+        return tdm_fail(st, TDM_ERR_MISSING,
+                        "no tokenizer for this SDXL%s model: give --tokenizer DIR, a folder holding vocab.json and "
+                        "merges.txt of the CLIP tokenizer (the tokenizer/ or tokenizer_2/ folder of "
+                        "stabilityai/stable-diffusion-xl-base-1.0 on huggingface.co, or openai/clip-vit-large-patch14); "
+                        "looked in the Hugging Face cache %s",
+                        family == TDM_FAMILY_SDXL_REFINER ? " refiner" : "", where);
     if (family == TDM_FAMILY_SD1)
         return tdm_fail(st, TDM_ERR_MISSING,
                         "no tokenizer for this SD1.x model: give --tokenizer DIR, a folder holding vocab.json and "
@@ -171,8 +202,11 @@ tdm_code tdm_tokenizer_find(tdm_model_family family, const char *explicit_dir, c
 cJSON *tdm_default_scheduler_config(tdm_model_family family, const char *prediction) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
-    /* runwayml/stable-diffusion-v1-5 and stabilityai/stable-diffusion-2-1 scheduler_config.json */
-    int ok = cJSON_AddStringToObject(j, "_class_name", family == TDM_FAMILY_SD2 ? "DDIMScheduler" : "PNDMScheduler") &&
+    /* runwayml/stable-diffusion-v1-5, stabilityai/stable-diffusion-2-1 and stabilityai/stable-diffusion-xl-base-1.0
+     * (and -refiner-1.0) scheduler_config.json */
+    const int xl = family == TDM_FAMILY_SDXL || family == TDM_FAMILY_SDXL_REFINER;
+    const char *cls = xl ? "EulerDiscreteScheduler" : family == TDM_FAMILY_SD2 ? "DDIMScheduler" : "PNDMScheduler";
+    int ok = cJSON_AddStringToObject(j, "_class_name", cls) &&
              cJSON_AddNumberToObject(j, "num_train_timesteps", 1000) &&
              cJSON_AddNumberToObject(j, "beta_start", 0.00085) && cJSON_AddNumberToObject(j, "beta_end", 0.012) &&
              cJSON_AddStringToObject(j, "beta_schedule", "scaled_linear") &&
@@ -180,10 +214,20 @@ cJSON *tdm_default_scheduler_config(tdm_model_family family, const char *predict
              cJSON_AddFalseToObject(j, "set_alpha_to_one") && cJSON_AddTrueToObject(j, "skip_prk_steps") &&
              cJSON_AddNumberToObject(j, "steps_offset", 1) &&
              cJSON_AddStringToObject(j, "timestep_spacing", "leading") &&
-             cJSON_AddStringToObject(j, "prediction_type", prediction && *prediction ? prediction : "epsilon");
+             cJSON_AddStringToObject(j, "prediction_type", prediction && *prediction ? prediction : "epsilon") &&
+             (!xl || (cJSON_AddStringToObject(j, "interpolation_type", "linear") &&
+                      cJSON_AddFalseToObject(j, "use_karras_sigmas")));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;
     }
     return j;
+}
+
+tdm_code tdm_tokenizer_files_in(const char *dir, const char *source, tdm_tokenizer_files *out, tdm_status *st) {
+    memset(out, 0, sizeof *out);
+    out->pad_id = -1;
+    if (!has_tokenizer_files(dir))
+        return tdm_fail(st, TDM_ERR_MISSING, "%s: vocab.json and merges.txt are missing", dir);
+    return fill(out, dir, source ? source : dir, st);
 }

@@ -1,4 +1,4 @@
-/* A Stable Diffusion 1.x / 2.x model as users have it on disk, loaded for generation:
+/* A Stable Diffusion 1.x / 2.x / XL model as users have it on disk, loaded for generation:
  * tokenizer, text encoder, UNet, VAE and scheduler configuration, from
  *  - a diffusers pipeline folder (model_index.json; fp16 variants and sharded weights), or a Hugging
  *    Face cache repo folder (models--org--name), or
@@ -76,10 +76,26 @@ typedef struct tdm_sd_model {
     /* single-file layout: the mapped file every component's weights view (not used otherwise) */
     tdm_safetensors single;
     tdm_single_file_info single_info;
+
+    /* ---- SDXL (family "sdxl" / "sdxl-refiner"; pipeline/sdxl.h, docs/SDXL.md). Appended. ---- */
+    tdm_clip_text *text_encoder_2;   /* TDM_SD_TEXT_ENCODER: OpenCLIP ViT-bigG with text_projection (its
+                                        projected pooled output is the UNet's text_embeds). The refiner has
+                                        only this one: text_encoder is then NULL. */
+    tdm_clip_tokenizer *tokenizer_2; /* tokenizer_2/ when the folder has both (NULL: `tokenizer` serves both
+                                        towers; the refiner's only tokenizer is `tokenizer`) */
+    tdm_tokenizer_files tokenizer_2_files;
+    int pad_id_2;                    /* text_encoder_2's pad id (tokenizer_2 pads with "!" = 0) */
+    char split_token_2[16];          /* tokenizer_2's pad token when it is cut out of the prompt as its own
+                                        token (diffusers' quirk: every literal '!' becomes id 0); "" none */
+    int force_zeros_for_empty_prompt; /* model_index.json (SDXL base default 1, refiner 0): an empty negative
+                                         prompt conditions on zeros */
+    int requires_aesthetics_score;   /* refiner: time_ids (orig h, w, crop top, left, aesthetic score) */
+    int n_time_ids;                  /* 6 (base) / 5 (refiner); 0 for SD1.x / SD2.x */
+    int text_embeds_dim;             /* pooled projected width (1280); 0 for SD1.x / SD2.x */
 } tdm_sd_model;
 
 /* Loads the requested components. Every error names the file and the tensor or field at fault.
- * SDXL (folders and single files) is TDM_ERR_UNSUPPORTED for now. */
+ * SDXL base / refiner (diffusers folders and single files): see pipeline/sdxl.h. */
 tdm_code tdm_sd_model_load(tdm_sd_model **out, const tdm_sd_load_opts *opts, tdm_status *st);
 void tdm_sd_model_free(tdm_sd_model *m);
 
