@@ -111,6 +111,12 @@ typedef struct tdm_model_params {
     const char *unet_component; /* diffusers folders: the model_index.json component loaded as the UNet;
                                    NULL = "unet". "unet_student": the distilled student shipped next to the
                                    teacher in models/shapes (sample it with the "consistency" sampler) */
+    /* LoRA (lora block at the end; docs/LORA.md): n_loras files applied to the UNet (and to the text
+     * encoder where a file has modules for it). NULL / 0 by default. */
+    const struct tdm_lora_spec *loras;
+    int n_loras;
+    int lora_merge; /* 0 (default): the UNet adds the LoRA terms at run time over the unchanged base weights;
+                       1: merged at load into copies of the targeted weights (faster steps, more memory) */
 } tdm_model_params;
 
 void tdm_model_params_init(tdm_model_params *p);
@@ -170,6 +176,12 @@ typedef struct tdm_generate_params {
      * residuals summed, as diffusers' MultiControlNetModel); NULL / 0 by default. */
     const struct tdm_control *controls;
     int n_controls;
+    /* SDXL micro-conditioning (docs/SDXL.md; ignored by SD 1.x / 2.x), diffusers' defaults: */
+    int original_width, original_height; /* original_size; 0: the output size */
+    int crop_left, crop_top;             /* crops_coords_top_left (x, y), default 0, 0 */
+    int target_width, target_height;     /* target_size (SDXL base); 0: the output size */
+    float aesthetic_score;               /* SDXL refiner: default 6.0 */
+    float negative_aesthetic_score;      /* SDXL refiner, negative prompt's row: default 2.5 */
 } tdm_generate_params;
 
 void tdm_generate_params_init(tdm_generate_params *p);
@@ -481,6 +493,32 @@ void tdm_control_init(tdm_control *c);
  * ControlNet's HWC3). low <= high, both in [0, 1020*2]; sides 1..16384. */
 tdm_code tdm_canny(const tdm_image *in, float low, float high, float blur_sigma, tdm_image *out, tdm_status *st);
 /* ==== end of the controlnet block ==== */
+
+/* ==== lora (docs/LORA.md) =========================================================================
+ * LoRA files (kohya lora_unet_* / lora_te_* with lora_down / lora_up / alpha, or diffusers / PEFT
+ * unet.*.lora_A / lora_B) adapt a model: W x + scale * alpha / rank * up(down(x)) on every targeted
+ * Linear / Conv2d. Give them in tdm_model_params.loras, or derive a model that shares a loaded model's
+ * weights (a student = teacher + LCM-LoRA). */
+
+typedef struct tdm_lora_spec {
+    const char *path; /* .safetensors LoRA file */
+    float scale;      /* multiplier of the LoRA term (diffusers lora_scale / A1111 <lora:name:scale>); any
+                         finite value, 1 = as trained */
+} tdm_lora_spec;
+
+/* A model that shares every component of base (tokenizer, text encoder, VAE, scheduler settings and the
+ * UNet's weights: no weight is copied) with the n LoRA files applied: the UNet adds the LoRA terms at run
+ * time (its structure is rebuilt over base's weight views), a text encoder with LoRA modules gets merged
+ * copies of only its targeted weights. base must outlive *out (free *out first); base itself is not
+ * changed and keeps generating without the LoRA. Errors name the file and the key at fault. */
+tdm_code tdm_model_derive_lora(const tdm_model *base, const tdm_lora_spec *loras, int n, tdm_model **out,
+                               tdm_status *st);
+
+/* One line describing the LoRA files applied to model ("" when none), e.g. "1 LoRA file (lcm-lora.safetensors
+ * x1), 278 UNet weights adapted at run time, 67.3M LoRA parameters, base weights shared". Returns the
+ * length the text needs (like snprintf). */
+int tdm_model_lora_summary(const tdm_model *model, char *buf, size_t bufsz);
+/* ==== end of the lora block ==== */
 
 #ifdef __cplusplus
 }

@@ -410,7 +410,18 @@ static void test_single_file_detect(void) {
     p = tmp_path("sdxl.safetensors");
     write_st(p, 0, 4, sdxl);
     rc = detect(p, &info, &st);
-    CHECK_FAIL(rc, st, TDM_ERR_UNSUPPORTED, "SDXL", "not supported yet", p);
+    /* SDXL (sgm layout): two text towers, 768 + 1280 = the UNet's 2048 (test_manifests_sdxl.c loads them) */
+    CHECK_MSG(rc == TDM_OK && info.family == TDM_FAMILY_SDXL, "%s", st.msg);
+    CHECK(strcmp(info.text_encoder_prefix, "conditioner.embedders.0.transformer.") == 0 &&
+          strcmp(info.text_encoder_2_prefix, "conditioner.embedders.1.model.") == 0);
+    const char *const sdxl_bad[] = {
+        "model.diffusion_model.input_blocks.0.0.weight:8,4,3,3",
+        "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight:8,2048",
+        "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight:3,768",
+        "conditioner.embedders.1.model.token_embedding.weight:3,1024"};
+    p = tmp_path("sdxl-bad.safetensors");
+    write_st(p, 0, 4, sdxl_bad);
+    CHECK_FAIL(detect(p, &info, &st), st, TDM_ERR_FORMAT, "conditioner.embedders.1.model.token_embedding.weight", "2048");
 
     const char *const mismatch[] = {
         "model.diffusion_model.input_blocks.0.0.weight:8,4,3,3",

@@ -131,6 +131,33 @@ int tdm_cli_load_pair(const tdm_cli_common_opts *c, const tdm_cli_teacher_opts *
     return tdm_cli_load_model(tpath, c->tokenizer, t->unet_component, teacher, st);
 }
 
+/* --student-lora: the student is the model + the LoRA files. When the student's model and UNet component are
+ * the teacher's, the model is loaded once (the teacher) and the student derived from it: one copy of the
+ * UNet weights serves both, the student adding the LoRA terms at run time (docs/LORA.md). Otherwise the
+ * student is loaded on its own with the LoRA applied (share 0: merged into its own weight copies). */
+static int load_pair_lora(const tdm_cli_common_opts *c, const tdm_cli_teacher_opts *t, const tdm_cli_loras *l,
+                          int share, tdm_model **student, tdm_model **teacher, tdm_status *st) {
+    if (!l->n) return tdm_cli_load_pair(c, t, student, teacher, st);
+    *student = *teacher = NULL;
+    const char *tpath = t->path ? t->path : c->model;
+    int rc;
+    if (share && strcmp(tpath, c->model) == 0 && same_component(c->unet_component, t->unet_component)) {
+        if ((rc = tdm_cli_load_model(tpath, c->tokenizer, t->unet_component, teacher, st))) return rc;
+        return tdm_model_derive_lora(*teacher, l->s, l->n, student, st);
+    }
+    tdm_model_params mp;
+    tdm_model_params_init(&mp);
+    mp.path = c->model;
+    mp.tokenizer_dir = c->tokenizer;
+    mp.unet_component = c->unet_component;
+    mp.loras = l->s;
+    mp.n_loras = l->n;
+    mp.lora_merge = !share; /* --student-lora-no-share: the student's own merged copy of the adapted weights, as a
+                               separately stored (merged) student checkpoint would need */
+    if ((rc = tdm_model_load(&mp, student, st))) return rc;
+    return tdm_cli_load_model(tpath, c->tokenizer, t->unet_component, teacher, st);
+}
+
 void tdm_cli_teacher_init(tdm_cli_teacher_opts *t) {
     memset(t, 0, sizeof *t);
     t->settings.guidance = -1.0f;
@@ -227,6 +254,13 @@ static void adaptive_help(const char *cmd) {
            "                         models keep the student as unet_student)\n"
            "  --teacher-steps N      teacher steps T actually run (default: the model's, 20)\n"
            "  --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F\n"
+           "  --student-lora PATH[:SCALE]  the student is the model + this LoRA (scale default 1; repeatable),\n"
+           "                         e.g. an SD1.5 teacher + LCM-LoRA (--sampler lcm --steps 4 --guidance 1).\n"
+           "                         When the student and the teacher are the same model, it is loaded once:\n"
+           "                         the student adds the LoRA at run time over the teacher's weights\n"
+           "  --student-lora-no-share  load the student as a second model with the LoRA merged into its own\n"
+           "                         copy of the adapted weights (as a merged student checkpoint; for memory\n"
+           "                         comparisons, docs/LORA.md)\n"
            "oracle and threshold:\n"
            "  --oracle NAME          checker (default; shapes-world captions), imagereward, clipscore, aesthetic,\n"
            "                         pickscore, hpsv2, constant:V, brightness\n"
@@ -268,10 +302,21 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     int strategy = TDM_ADAPTIVE_REFINE;
     tdm_cli_controls controls; /* --controlnet ... (cmd_control.c) */
     memset(&controls, 0, sizeof controls);
+    tdm_cli_loras slora; /* --student-lora ... */
+    memset(&slora, 0, sizeof slora);
+    int lora_share = 1;
     c.seed_random = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
+        if (strcmp(a, "--student-lora-no-share") == 0) {
+            lora_share = 0;
+            continue;
+        }
+        if (OPT("--student-lora")) {
+            if (err || !tdm_cli_lora_add(cmd, "--student-lora", v, &slora)) return 2;
+            continue;
+        }
         int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
         if (r < 0) return 2;
         if (r > 0) continue;
@@ -354,7 +399,12 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     tdm_engine_params_init(&ep);
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
-    if (tdm_cli_load_pair(&c, &t, &student, &teacher_model, &st)) goto fail;
+    if (load_pair_lora(&c, &t, &slora, lora_share, &student, &teacher_model, &st)) goto fail;
+    if (slora.n && !c.quiet) {
+        char lora_line[512];
+        tdm_model_lora_summary(student, lora_line, sizeof lora_line);
+        fprintf(stderr, "student %s\n", lora_line);
+    }
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
     if (tdm_cli_controls_load(&controls, &st)) goto fail;
 
@@ -424,8 +474,8 @@ done:
     tdm_adaptive_result_free(&res);
     tdm_cli_controls_free(&controls);
     tdm_oracle_free(oracle);
+    tdm_model_free(student); /* first: a student derived with --student-lora views the teacher's weights */
     tdm_model_free(teacher_model);
-    tdm_model_free(student);
     tdm_engine_free(engine);
     return exit_code;
 }

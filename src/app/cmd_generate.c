@@ -1,4 +1,5 @@
 /* `tandem generate` (text to image) and `tandem img2img` (image to image). Uses only tandem.h. */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,12 @@ typedef struct gen_opts {
     int seed_random;
     int quiet;
     tdm_cli_controls controls; /* --controlnet ... (cmd_control.c) */
+    tdm_cli_loras loras;       /* --lora PATH[:SCALE] ... */
+    int lora_merge;            /* --lora-merge */
+    /* SDXL micro-conditioning: --original-size, --crop-top/--crop-left, --target-size, --aesthetic-score,
+     * --negative-aesthetic-score (0 sizes: the output size) */
+    int original_w, original_h, crop_top, crop_left, target_w, target_h;
+    float aesthetic, negative_aesthetic;
 } gen_opts;
 
 static void print_help(const char *cmd, int img2img) {
@@ -35,8 +42,8 @@ static void print_help(const char *cmd, int img2img) {
     const char *const *samplers = tdm_sampler_names(&n_samplers);
     printf("usage: tandem %s --model PATH --prompt TEXT%s [options]\n\n", cmd,
            img2img ? " --init-image FILE" : "");
-    printf(img2img ? "Generates an image from a starting image and a text prompt (Stable Diffusion 1.x / 2.x, LCM).\n\n"
-                   : "Generates an image from a text prompt (Stable Diffusion 1.x / 2.x, LCM).\n\n");
+    printf(img2img ? "Generates an image from a starting image and a text prompt (Stable Diffusion 1.x / 2.x / XL, LCM).\n\n"
+                   : "Generates an image from a text prompt (Stable Diffusion 1.x / 2.x / XL, LCM).\n\n");
     printf("options:\n"
            "  --model PATH           diffusers model folder (model_index.json) or single .safetensors\n"
            "                         checkpoint (required)\n"
@@ -46,6 +53,11 @@ static void print_help(const char *cmd, int img2img) {
            "                         (default: unet)\n"
            "  --student              same as --unet-component unet_student (the consistency-distilled\n"
            "                         student of models/shapes; sample it with --sampler consistency)\n"
+           "  --lora PATH[:SCALE]    apply a LoRA file (kohya lora_unet_* / lora_te_* or diffusers / PEFT\n"
+           "                         unet.*.lora_A / lora_B) with this scale (default 1); repeatable.\n"
+           "                         LCM-LoRA: add --sampler lcm --steps 4 --guidance 1 (docs/LORA.md)\n"
+           "  --lora-merge           merge the LoRA into copies of the adapted weights at load (faster steps,\n"
+           "                         more memory) instead of adding it at run time over the base weights\n"
            "  --prompt TEXT          what to draw (required; may be \"\"). A1111 emphasis syntax: (word),\n"
            "                         (word:1.3), [word]; prompts longer than 75 tokens are split in chunks\n"
            "  --negative-prompt TEXT what to avoid (default: \"\")\n"
@@ -73,6 +85,11 @@ static void print_help(const char *cmd, int img2img) {
            "                         2 = penultimate, A1111 convention)\n"
            "  --emphasis             parse the A1111 emphasis syntax (default)\n"
            "  --no-emphasis          take the prompt literally (brackets and weights are plain text)\n"
+           "  --original-size WxH    SDXL micro-conditioning original_size (default: the output size)\n"
+           "  --target-size WxH      SDXL base target_size (default: the output size)\n"
+           "  --crop-top N, --crop-left N  SDXL crops_coords_top_left (default: 0, 0)\n"
+           "  --aesthetic-score F    SDXL refiner aesthetic score (default: 6.0; negative prompt's row:\n"
+           "                         --negative-aesthetic-score F, default 2.5)\n"
            "  --prediction TYPE      override the model's prediction type: epsilon | v_prediction\n"
            "                         (default: from the model's scheduler config or checkpoint)\n"
            "  --threads N            worker threads, 0..1024 (default: 0 = all CPUs)\n"
@@ -131,6 +148,34 @@ static uint64_t random_seed(void) {
     return s >> 1; /* keep it below 2^63: friendlier for tools that parse it as signed */
 }
 
+int tdm_cli_lora_add(const char *cmd, const char *opt, const char *v, tdm_cli_loras *l) {
+    if (l->n >= TDM_CLI_MAX_LORAS) {
+        fprintf(stderr, "tandem %s: %s: at most %d LoRA files\n", cmd, opt, TDM_CLI_MAX_LORAS);
+        return 0;
+    }
+    size_t len = strlen(v);
+    float scale = 1.0f;
+    const char *colon = strrchr(v, ':');
+    if (colon && colon[1]) { /* a trailing ":<number>" is the scale; anything else belongs to the path */
+        char *end = NULL;
+        double d = strtod(colon + 1, &end);
+        if (end && *end == '\0' && isfinite(d) && fabs(d) <= 1e6) {
+            scale = (float)d;
+            len = (size_t)(colon - v);
+        }
+    }
+    if (len == 0 || len >= sizeof l->path[0]) {
+        fprintf(stderr, "tandem %s: %s: '%s' is not PATH[:SCALE]\n", cmd, opt, v);
+        return 0;
+    }
+    memcpy(l->path[l->n], v, len);
+    l->path[l->n][len] = '\0';
+    l->s[l->n].path = l->path[l->n];
+    l->s[l->n].scale = scale;
+    l->n++;
+    return 1;
+}
+
 /* Parses argv; returns -1 to continue, else the exit status (help: 0, error: 2). */
 static int parse(const char *cmd, int img2img, int argc, char **argv, gen_opts *o) {
     memset(o, 0, sizeof *o);
@@ -140,6 +185,8 @@ static int parse(const char *cmd, int img2img, int argc, char **argv, gen_opts *
     o->output = "output.png";
     o->seed_random = 1;
     o->clip_skip = 1;
+    o->aesthetic = 6.0f;
+    o->negative_aesthetic = 2.5f;
     int n_samplers = 0;
     const char *const *samplers = tdm_sampler_names(&n_samplers);
     for (int i = 0; i < argc; i++) {
@@ -157,6 +204,10 @@ static int parse(const char *cmd, int img2img, int argc, char **argv, gen_opts *
             o->quiet = 1;
         } else if (strcmp(a, "--student") == 0) {
             o->unet_component = "unet_student";
+        } else if (strcmp(a, "--lora-merge") == 0) {
+            o->lora_merge = 1;
+        } else if (OPT("--lora")) {
+            if (err || !tdm_cli_lora_add(cmd, "--lora", v, &o->loras)) return 2;
         } else if (OPT("--unet-component")) {
             if (err) return 2;
             o->unet_component = v;
@@ -206,6 +257,27 @@ static int parse(const char *cmd, int img2img, int argc, char **argv, gen_opts *
             if (err || !tdm_arg_int(cmd, "--clip-skip", v, 1, 12, &o->clip_skip)) return 2;
         } else if (OPT("--threads")) {
             if (err || !tdm_arg_int(cmd, "--threads", v, 0, 1024, &o->threads)) return 2;
+        } else if (OPT("--original-size", "--target-size")) {
+            if (err) return 2;
+            const int orig = strcmp(a, "--original-size") == 0 || strncmp(a, "--original-size=", 16) == 0;
+            int *w = orig ? &o->original_w : &o->target_w, *h = orig ? &o->original_h : &o->target_h;
+            char *x = NULL;
+            long lw = strtol(v, &x, 10), lh = x && (*x == 'x' || *x == 'X') ? strtol(x + 1, &x, 10) : -1;
+            if (!x || *x || lw < 1 || lh < 1 || lw > 65536 || lh > 65536) {
+                fprintf(stderr, "tandem %s: %s: '%s' is not WIDTHxHEIGHT (1..65536)\n", cmd,
+                        orig ? "--original-size" : "--target-size", v);
+                return 2;
+            }
+            *w = (int)lw, *h = (int)lh;
+        } else if (OPT("--crop-top")) {
+            if (err || !tdm_arg_int(cmd, "--crop-top", v, 0, 65536, &o->crop_top)) return 2;
+        } else if (OPT("--crop-left")) {
+            if (err || !tdm_arg_int(cmd, "--crop-left", v, 0, 65536, &o->crop_left)) return 2;
+        } else if (OPT("--aesthetic-score")) {
+            if (err || !tdm_arg_float(cmd, "--aesthetic-score", v, -1000.0, 1000.0, &o->aesthetic)) return 2;
+        } else if (OPT("--negative-aesthetic-score")) {
+            if (err || !tdm_arg_float(cmd, "--negative-aesthetic-score", v, -1000.0, 1000.0, &o->negative_aesthetic))
+                return 2;
         } else if (OPT("--prediction")) {
             if (err) return 2;
             if (strcmp(v, "epsilon") != 0 && strcmp(v, "v_prediction") != 0) {
@@ -284,8 +356,16 @@ int tdm_cmd_generate(const char *cmd, int img2img, int argc, char **argv) {
     mp.path = o.model;
     mp.tokenizer_dir = o.tokenizer;
     mp.unet_component = o.unet_component;
+    mp.loras = o.loras.s;
+    mp.n_loras = o.loras.n;
+    mp.lora_merge = o.lora_merge;
     if (o.prediction) mp.prediction = strcmp(o.prediction, "epsilon") == 0 ? TDM_PREDICTION_EPSILON : TDM_PREDICTION_V;
     if (tdm_model_load(&mp, &model, &st) != TDM_OK) goto fail;
+    if (o.loras.n && !o.quiet) {
+        char lora_line[512];
+        tdm_model_lora_summary(model, lora_line, sizeof lora_line);
+        fprintf(stderr, "%s\n", lora_line);
+    }
 
     tdm_engine_params ep;
     tdm_engine_params_init(&ep);
@@ -307,6 +387,10 @@ int tdm_cmd_generate(const char *cmd, int img2img, int argc, char **argv) {
     gp.width = o.width;
     gp.height = o.height;
     gp.strength = o.strength;
+    gp.original_width = o.original_w, gp.original_height = o.original_h;
+    gp.target_width = o.target_w, gp.target_height = o.target_h;
+    gp.crop_top = o.crop_top, gp.crop_left = o.crop_left;
+    gp.aesthetic_score = o.aesthetic, gp.negative_aesthetic_score = o.negative_aesthetic;
     gp.init_image = img2img ? &init : NULL;
     gp.clip_skip = o.clip_skip;
     gp.emphasis = o.emphasis;

@@ -67,4 +67,15 @@ void tdm_cli_teacher_apply(const tdm_cli_teacher_opts *t, tdm_adaptive_params *p
 int tdm_cli_load_pair(const tdm_cli_common_opts *c, const tdm_cli_teacher_opts *t, tdm_model **student,
                       tdm_model **teacher, tdm_status *st);
 
+/* ---- LoRA options (added by the LoRA helper; defined in cmd_generate.c; docs/LORA.md) ---- */
+#define TDM_CLI_MAX_LORAS 16
+typedef struct tdm_cli_loras {
+    int n;
+    tdm_lora_spec s[TDM_CLI_MAX_LORAS]; /* paths point into path[] */
+    char path[TDM_CLI_MAX_LORAS][1024];
+} tdm_cli_loras;
+/* Appends "PATH[:SCALE]" (SCALE: a number after the last ':', default 1) given to option opt;
+ * 1 ok, 0 message printed. */
+int tdm_cli_lora_add(const char *cmd, const char *opt, const char *v, tdm_cli_loras *l);
+
 #endif

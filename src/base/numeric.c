@@ -1,5 +1,7 @@
 #include "base/numeric.h"
 
+#include <stdatomic.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define TDM_X86 1
@@ -31,7 +33,7 @@ __attribute__((target("avx,f16c"))) static void f16_row_f16c(const uint16_t *src
 
 void tdm_f16_to_f32_row(const uint16_t *src, float *dst, size_t n) {
 #ifdef TDM_X86
-    static int has = -1; /* benign race: every thread computes the same value */
+    static atomic_int has = -1; /* CPU feature cache: every thread computes the same value */
     if (has < 0) has = tdm_cpu_detect().f16c;
     if (has) {
         f16_row_f16c(src, dst, n);

@@ -133,7 +133,10 @@ typedef struct tdm_tokenizer_files {
  * that does), else `pipeline_dir`/tokenizer when given, else the Hugging Face cache
  * ($HF_HUB_CACHE, $HF_HOME/hub, $XDG_CACHE_HOME/huggingface/hub, ~/.cache/huggingface/hub) for the
  * repos the family uses (SD1: openai/clip-vit-large-patch14, runwayml/stable-diffusion-v1-5, ...;
- * SD2: stabilityai/stable-diffusion-2-1 tokenizer/, laion/CLIP-ViT-H-14-laion2B-s32B-b79K).
+ * SD2: stabilityai/stable-diffusion-2-1 tokenizer/, laion/CLIP-ViT-H-14-laion2B-s32B-b79K; SDXL:
+ * stabilityai/stable-diffusion-xl-base-1.0 tokenizer/ and tokenizer_2/, openai/clip-vit-large-patch14;
+ * the SDXL refiner: tokenizer_2/ of the refiner or the base). SDXL pipelines without tokenizer/ (the
+ * refiner) use `pipeline_dir`/tokenizer_2.
  * Not found: TDM_ERR_MISSING with a message that says which files, which --tokenizer folder and
  * where to get them. */
 tdm_code tdm_tokenizer_find(tdm_model_family family, const char *explicit_dir, const char *pipeline_dir,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "models/lora.h"
 #include "models/unet_internal.h"
 
 /* ---- embeddings ------------------------------------------------------------------------------- */
@@ -55,6 +56,7 @@ typedef struct fwd {
     const float *temb_act; /* silu(emb) [B, T]: what every resnet's time_emb_proj sees */
     const float *ctx;      /* [B, Lc, Dctx] */
     int64_t Lc;
+    const tdm_lora_set *lora; /* run-time LoRA of the model (u->lora) or NULL */
 } fwd;
 
 static float *falloc(fwd *f, int64_t n) { return tdm_arena_alloc(f->a, (size_t)(n > 0 ? n : 1) * sizeof(float)); }
@@ -74,6 +76,24 @@ static void debug_out(const tdm_unet_inputs *in, const char *name, const float *
     if (in->debug_fn) in->debug_fn(in->debug_user, name, x, n);
 }
 
+/* Every Linear / Conv2d of the forward goes through lin / conv: the base operator, then, when the model
+ * carries a run-time LoRA set that adapts this weight (found by its data pointer), the low-rank term
+ * y += scale * alpha / r * up(down(x)) (models/lora.h; down sees the same input as the base operator,
+ * GroupNorm / upsampling prologue included). */
+static tdm_code lin(fwd *f, const float *x, int64_t M, int64_t K, const tdm_tensor *w, const tdm_tensor *b, float *y) {
+    tdm_code rc = tdm_linear(f->ex, x, M, K, w, b, y);
+    if (rc || !f->lora) return rc;
+    return tdm_lora_linear_add(tdm_lora_find(f->lora, w), f->ex, f->a, x, M, K, y);
+}
+
+static tdm_code conv(fwd *f, const float *x, int64_t N, int64_t Cin, int64_t H, int64_t W, const tdm_tensor *w,
+                     const tdm_tensor *b, int stride, int pad, const tdm_conv_pre *pre, float *y) {
+    tdm_code rc = pre ? tdm_conv2d_pre(f->ex, x, N, Cin, H, W, w, b, stride, pad, pre, y)
+                      : tdm_conv2d(f->ex, x, N, Cin, H, W, w, b, stride, pad, y);
+    if (rc || !f->lora) return rc;
+    return tdm_lora_conv_add(tdm_lora_find(f->lora, w), f->ex, f->a, x, N, Cin, H, W, stride, pad, pre, y);
+}
+
 /* diffusers ResnetBlock2D: h = conv1(silu(gn1(x))) + time_emb_proj(silu(emb)); h = conv2(silu(gn2(h)));
  * y = shortcut(x) + h. x [B, cin, H, W] -> y [B, cout, H, W] (y must not alias x). Each GroupNorm+SiLU is
  * applied while its conv loads the input (tdm_conv2d_pre: the same values as a separate pass). */
@@ -88,8 +108,8 @@ static tdm_code resnet(fwd *f, const unet_resnet *r, const float *x, int64_t H, 
     const tdm_conv_pre pre = {cab, 1, 0};
     OP(tdm_group_norm_coeffs(f->ex, x, B, r->cin, HW, c->norm_num_groups, c->norm_eps, &r->norm1_w, &r->norm1_b, cab),
        "resnet norm1");
-    OP(tdm_conv2d_pre(f->ex, x, B, r->cin, H, W, &r->conv1_w, &r->conv1_b, 1, 1, &pre, h1), "resnet conv1");
-    OP(tdm_linear(f->ex, f->temb_act, B, c->time_embed_dim, &r->temb_w, &r->temb_b, t), "resnet time_emb_proj");
+    OP(conv(f, x, B, r->cin, H, W, &r->conv1_w, &r->conv1_b, 1, 1, &pre, h1), "resnet conv1");
+    OP(lin(f, f->temb_act, B, c->time_embed_dim, &r->temb_w, &r->temb_b, t), "resnet time_emb_proj");
     for (int64_t b = 0; b < B; b++)
         for (int64_t ch = 0; ch < r->cout; ch++) {
             float *p = h1 + (b * r->cout + ch) * HW, tv = t[b * r->cout + ch];
@@ -98,11 +118,11 @@ static tdm_code resnet(fwd *f, const unet_resnet *r, const float *x, int64_t H, 
     OP(tdm_group_norm_coeffs(f->ex, h1, B, r->cout, HW, c->norm_num_groups, c->norm_eps, &r->norm2_w, &r->norm2_b,
                              cab),
        "resnet norm2");
-    OP(tdm_conv2d_pre(f->ex, h1, B, r->cout, H, W, &r->conv2_w, &r->conv2_b, 1, 1, &pre, y), "resnet conv2");
+    OP(conv(f, h1, B, r->cout, H, W, &r->conv2_w, &r->conv2_b, 1, 1, &pre, y), "resnet conv2");
     const int64_t n = B * r->cout * HW;
     if (r->has_shortcut) {
         tdm_tensor w4 = tdm_tensor_view(r->short_w.dtype, r->short_w.data, 4, (int64_t[]){r->cout, r->cin, 1, 1});
-        OP(tdm_conv2d(f->ex, x, B, r->cin, H, W, &w4, &r->short_b, 1, 0, h1), "resnet conv_shortcut");
+        OP(conv(f, x, B, r->cin, H, W, &w4, &r->short_b, 1, 0, NULL, h1), "resnet conv_shortcut");
         tdm_add_ex(f->ex, y, h1, n);
     } else {
         tdm_add_ex(f->ex, y, x, n);
@@ -132,12 +152,12 @@ static tdm_code attention(fwd *f, int heads, int64_t C, const float *xq, int64_t
                           const tdm_tensor *wo, const tdm_tensor *bo, float *q, float *k, float *v, float *att,
                           float *out) {
     const int64_t B = f->B, D = C / heads;
-    OP(tdm_linear(f->ex, xq, B * Lq, C, wq, NULL, q), "attention to_q");
-    OP(tdm_linear(f->ex, kv, B * Lk, Dkv, wk, NULL, k), "attention to_k");
-    OP(tdm_linear(f->ex, kv, B * Lk, Dkv, wv, NULL, v), "attention to_v");
+    OP(lin(f, xq, B * Lq, C, wq, NULL, q), "attention to_q");
+    OP(lin(f, kv, B * Lk, Dkv, wk, NULL, k), "attention to_k");
+    OP(lin(f, kv, B * Lk, Dkv, wv, NULL, v), "attention to_v");
     OP(tdm_attention(f->ex, q, C, k, C, v, C, B, heads, Lq, Lk, D, (float)(1.0 / sqrt((double)D)), 0, NULL, att),
        "attention");
-    OP(tdm_linear(f->ex, att, B * Lq, C, wo, bo, out), "attention to_out");
+    OP(lin(f, att, B * Lq, C, wo, bo, out), "attention to_out");
     return TDM_OK;
 }
 
@@ -164,7 +184,7 @@ static tdm_code transformer(fwd *f, const unet_transformer *t, const float *x, i
     OP(tdm_group_norm(f->ex, x, B, C, HW, c->norm_num_groups, 1e-6f, &t->norm_w, &t->norm_b, 0, g),
        "transformer norm");
     to_tokens(g, B, C, HW, tok);
-    OP(tdm_linear(f->ex, tok, M, C, &t->proj_in_w, &t->proj_in_b, hs), "transformer proj_in");
+    OP(lin(f, tok, M, C, &t->proj_in_w, &t->proj_in_b, hs), "transformer proj_in");
     for (int l = 0; l < t->n_layers; l++) {
         const unet_tblock *b = &t->blocks[l];
         OP(tdm_layer_norm(f->ex, hs, M, C, 1e-5f, &b->norm1_w, &b->norm1_b, g), "transformer norm1");
@@ -176,12 +196,12 @@ static tdm_code transformer(fwd *f, const unet_transformer *t, const float *x, i
                           k, v, att, tok));
         tdm_add_ex(f->ex, hs, tok, M * C);
         OP(tdm_layer_norm(f->ex, hs, M, C, 1e-5f, &b->norm3_w, &b->norm3_b, g), "transformer norm3");
-        OP(tdm_linear(f->ex, g, M, C, &b->ff1_w, &b->ff1_b, ff), "transformer ff.net.0.proj");
+        OP(lin(f, g, M, C, &b->ff1_w, &b->ff1_b, ff), "transformer ff.net.0.proj");
         tdm_geglu_ex(f->ex, ff, M, 4 * C, gg);
-        OP(tdm_linear(f->ex, gg, M, 4 * C, &b->ff2_w, &b->ff2_b, tok), "transformer ff.net.2");
+        OP(lin(f, gg, M, 4 * C, &b->ff2_w, &b->ff2_b, tok), "transformer ff.net.2");
         tdm_add_ex(f->ex, hs, tok, M * C);
     }
-    OP(tdm_linear(f->ex, hs, M, C, &t->proj_out_w, &t->proj_out_b, tok), "transformer proj_out");
+    OP(lin(f, hs, M, C, &t->proj_out_w, &t->proj_out_b, tok), "transformer proj_out");
     for (int64_t bb = 0; bb < B; bb++)
         for (int64_t ch = 0; ch < C; ch++) {
             const float *tp = tok + bb * HW * C + ch;
@@ -207,13 +227,13 @@ static tdm_code embeddings(fwd *f, const tdm_unet_inputs *in, float *emb) {
     if (c->time_cond_proj_dim) {
         float *cp = falloc(f, B * C0); /* [B, C0] */
         NEED(cp);
-        OP(tdm_linear(f->ex, in->timestep_cond, B, c->time_cond_proj_dim, &u->t_cond_w, NULL, cp),
+        OP(lin(f, in->timestep_cond, B, c->time_cond_proj_dim, &u->t_cond_w, NULL, cp),
            "time_embedding.cond_proj");
         add_inplace(tp, cp, B * C0);
     }
-    OP(tdm_linear(f->ex, tp, B, C0, &u->t_lin1_w, &u->t_lin1_b, h), "time_embedding.linear_1");
+    OP(lin(f, tp, B, C0, &u->t_lin1_w, &u->t_lin1_b, h), "time_embedding.linear_1");
     tdm_silu(h, B * T);
-    OP(tdm_linear(f->ex, h, B, T, &u->t_lin2_w, &u->t_lin2_b, emb), "time_embedding.linear_2");
+    OP(lin(f, h, B, T, &u->t_lin2_w, &u->t_lin2_b, emb), "time_embedding.linear_2");
     debug_out(in, "time_embedding", emb, B * T);
     if (c->addition_text_time) {
         const int64_t P = c->projection_class_embeddings_input_dim, nid = in->n_time_ids,
@@ -227,9 +247,9 @@ static tdm_code embeddings(fwd *f, const tdm_unet_inputs *in, float *emb) {
             memcpy(cat + b * P, in->text_embeds + b * Dt, (size_t)Dt * sizeof(float));
             memcpy(cat + b * P + Dt, ids + b * nid * ad, (size_t)(nid * ad) * sizeof(float));
         }
-        OP(tdm_linear(f->ex, cat, B, P, &u->a_lin1_w, &u->a_lin1_b, h), "add_embedding.linear_1");
+        OP(lin(f, cat, B, P, &u->a_lin1_w, &u->a_lin1_b, h), "add_embedding.linear_1");
         tdm_silu(h, B * T);
-        OP(tdm_linear(f->ex, h, B, T, &u->a_lin2_w, &u->a_lin2_b, aug), "add_embedding.linear_2");
+        OP(lin(f, h, B, T, &u->a_lin2_w, &u->a_lin2_b, aug), "add_embedding.linear_2");
         debug_out(in, "add_embedding", aug, B * T);
         add_inplace(emb, aug, B * T);
     }
@@ -309,7 +329,7 @@ static tdm_code forward(fwd *f, const tdm_unet_inputs *in, float *out) {
     int ns = 0;
     float *h = falloc(f, B * C0 * H * W); /* conv_in output [B, C0, H, W] */
     NEED(h);
-    OP(tdm_conv2d(f->ex, in->sample, B, c->in_channels, H, W, &u->conv_in_w, &u->conv_in_b, 1, 1, h), "conv_in");
+    OP(conv(f, in->sample, B, c->in_channels, H, W, &u->conv_in_w, &u->conv_in_b, 1, 1, NULL, h), "conv_in");
     debug_out(in, "conv_in", h, B * C0 * H * W);
     skips[ns++] = (skip){h, C0, H, W};
     int64_t C = C0;
@@ -331,7 +351,7 @@ static tdm_code forward(fwd *f, const tdm_unet_inputs *in, float *out) {
             const int64_t Ho = (H + 1) / 2, Wo = (W + 1) / 2;
             float *y = falloc(f, B * C * Ho * Wo); /* [B, C, Ho, Wo] */
             NEED(y);
-            OP(tdm_conv2d(f->ex, h, B, C, H, W, &l->sample_w, &l->sample_b, 2, 1, y), "downsample");
+            OP(conv(f, h, B, C, H, W, &l->sample_w, &l->sample_b, 2, 1, NULL, y), "downsample");
             H = Ho;
             W = Wo;
             h = y;
@@ -399,10 +419,10 @@ static tdm_code forward(fwd *f, const tdm_unet_inputs *in, float *out) {
             float *y = h == p0 ? p1 : p0;
             if (Ho == 2 * H && Wo == 2 * W) { /* nearest 2x done while the conv loads its input */
                 const tdm_conv_pre up = {NULL, 0, 1};
-                OP(tdm_conv2d_pre(f->ex, h, B, C, Ho, Wo, &l->sample_w, &l->sample_b, 1, 1, &up, y), "upsample conv");
+                OP(conv(f, h, B, C, Ho, Wo, &l->sample_w, &l->sample_b, 1, 1, &up, y), "upsample conv");
             } else {
                 upsample_nearest_to(h, B * C, H, W, Ho, Wo, cat);
-                OP(tdm_conv2d(f->ex, cat, B, C, Ho, Wo, &l->sample_w, &l->sample_b, 1, 1, y), "upsample conv");
+                OP(conv(f, cat, B, C, Ho, Wo, &l->sample_w, &l->sample_b, 1, 1, NULL, y), "upsample conv");
             }
             H = Ho;
             W = Wo;
@@ -413,14 +433,14 @@ static tdm_code forward(fwd *f, const tdm_unet_inputs *in, float *out) {
     }
     OP(tdm_group_norm(f->ex, h, B, C, H * W, c->norm_num_groups, c->norm_eps, &u->norm_out_w, &u->norm_out_b, 1, cat),
        "conv_norm_out");
-    OP(tdm_conv2d(f->ex, cat, B, C, H, W, &u->conv_out_w, &u->conv_out_b, 1, 1, out), "conv_out");
+    OP(conv(f, cat, B, C, H, W, &u->conv_out_w, &u->conv_out_b, 1, 1, NULL, out), "conv_out");
     return TDM_OK;
 }
 
 tdm_code tdm_unet_forward(const tdm_unet *u, const tdm_exec *ex, tdm_arena *arena, const tdm_unet_inputs *in,
                           float *out, tdm_status *st) {
     TDM_TRY(check_inputs(u, in, st));
-    fwd f = {u, ex, arena, st, in->B, NULL, in->context, in->context_len};
+    fwd f = {u, ex, arena, st, in->B, NULL, in->context, in->context_len, u->lora};
     tdm_arena_mark m = tdm_arena_get_mark(arena);
     tdm_code rc = forward(&f, in, out);
     tdm_arena_reset(arena, m);
@@ -431,19 +451,19 @@ tdm_code tdm_unet_forward(const tdm_unet *u, const tdm_exec *ex, tdm_arena *aren
 
 tdm_code tdm_unet_block_embeddings(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, const tdm_unet_inputs *in,
                                    float *emb, tdm_status *st) {
-    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = in->B, .ctx = in->context, .Lc = in->context_len};
+    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = in->B, .ctx = in->context, .Lc = in->context_len, .lora = u->lora};
     return embeddings(&f, in, emb);
 }
 
 tdm_code tdm_unet_block_resnet(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, int64_t B, const float *temb_act,
                                const unet_resnet *r, const float *x, int64_t H, int64_t W, float *y, tdm_status *st) {
-    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = B, .temb_act = temb_act};
+    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = B, .temb_act = temb_act, .lora = u->lora};
     return resnet(&f, r, x, H, W, y);
 }
 
 tdm_code tdm_unet_block_transformer(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, int64_t B, const float *ctx,
                                     int64_t Lc, const unet_transformer *t, const float *x, int64_t H, int64_t W,
                                     float *y, tdm_status *st) {
-    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = B, .ctx = ctx, .Lc = Lc};
+    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = B, .ctx = ctx, .Lc = Lc, .lora = u->lora};
     return transformer(&f, t, x, H, W, y);
 }

@@ -54,6 +54,9 @@ struct tdm_unet {
     unet_resnet mid_res[2];
     unet_transformer mid_attn;
     tdm_tensor norm_out_w, norm_out_b, conv_out_w, conv_out_b;
+    /* LoRA applied at run time (models/lora.h; set by tdm_unet_with_lora, borrowed; NULL: none): after
+     * each Linear / Conv2d whose weight the set adapts, the forward adds the low-rank term. */
+    const struct tdm_lora_set *lora;
 };
 
 /* ---- Block entry points shared with the ControlNet (controlnet.c; defined in unet.c / unet_load.c) -- */

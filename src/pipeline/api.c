@@ -101,6 +101,9 @@ tdm_code tdm_model_load(const tdm_model_params *p, tdm_model **out, tdm_status *
     o.path = p->path;
     o.tokenizer_dir = p->tokenizer_dir;
     o.unet_component = p->unet_component;
+    o.loras = p->loras;
+    o.n_loras = p->n_loras;
+    o.lora_merge = p->lora_merge;
     switch (p->prediction) {
     case TDM_PREDICTION_AUTO: o.prediction = NULL; break;
     case TDM_PREDICTION_EPSILON: o.prediction = "epsilon"; break;
@@ -155,6 +158,8 @@ void tdm_generate_params_init(tdm_generate_params *p) {
     p->strength = 0.75f;
     p->clip_skip = 1;
     p->emphasis = 1;
+    p->aesthetic_score = 6.0f;          /* SDXL refiner (diffusers defaults) */
+    p->negative_aesthetic_score = 2.5f;
 }
 
 tdm_code tdm_generate(tdm_engine *engine, const tdm_model *model, const tdm_generate_params *p, tdm_image *out,
@@ -231,3 +236,28 @@ int tdm_format_parameters(const tdm_model *model, const tdm_generate_params *p, 
 const tdm_sd_model *tdm_model_sd(const tdm_model *model) { return model ? model->sd : NULL; }
 const char *tdm_model_name(const tdm_model *model) { return model ? model->name : ""; }
 const tdm_exec *tdm_engine_exec(const tdm_engine *engine) { return engine ? &engine->ex : NULL; }
+
+/* ---- LoRA (tandem.h lora block; pipeline/sd_lora.c) ---------------------------------------------- */
+
+tdm_code tdm_model_derive_lora(const tdm_model *base, const tdm_lora_spec *loras, int n, tdm_model **out,
+                               tdm_status *st) {
+    if (!out) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_model_derive_lora: out is NULL");
+    *out = NULL;
+    if (!base || !loras || n < 1) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_model_derive_lora: base and LoRA files are required");
+    tdm_model *m = calloc(1, sizeof *m);
+    if (!m) return tdm_fail(st, TDM_ERR_NOMEM, "model: out of memory");
+    tdm_code rc = tdm_sd_model_derive_lora(base->sd, loras, n, 0, &m->sd, st);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    memcpy(m->name, base->name, sizeof m->name);
+    tdm_gen_model_defaults(m->sd, &m->defaults);
+    *out = m;
+    return TDM_OK;
+}
+
+int tdm_model_lora_summary(const tdm_model *model, char *buf, size_t bufsz) {
+    if (buf && bufsz) buf[0] = '\0';
+    return model ? tdm_sd_model_lora_summary(model->sd, buf, bufsz) : 0;
+}

@@ -147,6 +147,7 @@ static const struct {
     {"controlnet", 0, tdm_check_controlnet},
     {"clip-vision-tiny", 0, tdm_check_clip_vision},
     {"sampler-consistency", 0, tdm_check_sampler_consistency},
+    {"lora", 0, tdm_check_lora},
 };
 
 tdm_code tdm_check_fixture(const char *dir, int n_threads, tdm_check_line_fn line_fn, void *user, int *n_pass,

@@ -62,4 +62,7 @@ tdm_code tdm_check_clip_vision(tdm_check *c, tdm_status *st);
 /* ---- added by the shapes-wiring helper: kind "sampler-consistency" (check_consistency.c) ---- */
 tdm_code tdm_check_sampler_consistency(tdm_check *c, tdm_status *st);
 
+/* ---- added by the LoRA helper: kind "lora" (check_lora.c) ---- */
+tdm_code tdm_check_lora(tdm_check *c, tdm_status *st);
+
 #endif

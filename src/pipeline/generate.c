@@ -8,6 +8,7 @@
 
 #include "base/rng.h"
 #include "io/image.h"
+#include "pipeline/sdxl.h"
 
 /* Public sampler names (NULL-terminated) and, at the same index, their A1111 labels (infotext
  * "Sampler:" field). */
@@ -54,7 +55,7 @@ void tdm_gen_model_defaults(const tdm_sd_model *m, tdm_gen_defaults *d) {
     if (side < d->size_multiple) side = d->size_multiple;
     d->width = d->height = side;
     d->steps = d->lcm ? 4 : 20;
-    d->guidance = d->lcm ? 8.5f : 7.5f;
+    d->guidance = d->lcm ? 8.5f : tdm_sdxl_family(m->family) ? 5.0f : 7.5f; /* SDXL: diffusers' 5.0 */
     d->sampler = d->lcm ? "lcm" : sampler_from_class(&m->scheduler);
 }
 
@@ -133,6 +134,27 @@ tdm_code tdm_gen_resolve(const tdm_sd_model *m, const tdm_generate_params *p, td
     if (plan->clip_skip > 48) return tdm_fail(st, TDM_ERR_INVALID_ARG, "clip skip %d is out of range", p->clip_skip);
     plan->emphasis = p->emphasis != 0;
     plan->use_cfg = !plan->lcm && plan->guidance > 1.0f;
+    /* SDXL micro-conditioning: diffusers defaults original_size = target_size = (height, width), crop (0, 0) */
+    plan->original_width = p->original_width ? p->original_width : plan->width;
+    plan->original_height = p->original_height ? p->original_height : plan->height;
+    plan->target_width = p->target_width ? p->target_width : plan->width;
+    plan->target_height = p->target_height ? p->target_height : plan->height;
+    plan->crop_left = p->crop_left;
+    plan->crop_top = p->crop_top;
+    plan->aesthetic_score = p->aesthetic_score;
+    plan->negative_aesthetic_score = p->negative_aesthetic_score;
+    const int sizes[6] = {plan->original_width, plan->original_height, plan->target_width, plan->target_height,
+                          plan->crop_left, plan->crop_top};
+    static const char *const size_names[6] = {"original width", "original height", "target width", "target height",
+                                              "crop left", "crop top"};
+    for (int i = 0; i < 6; i++)
+        if (sizes[i] < (i < 4 ? 1 : 0) || sizes[i] > 65536)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG, "SDXL %s %d is out of range [%d, 65536]", size_names[i], sizes[i],
+                            i < 4 ? 1 : 0);
+    if (!isfinite(plan->aesthetic_score) || !isfinite(plan->negative_aesthetic_score) ||
+        fabsf(plan->aesthetic_score) > 1000.0f || fabsf(plan->negative_aesthetic_score) > 1000.0f)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "SDXL aesthetic scores %g / %g must be finite (|score| <= 1000)",
+                        p->aesthetic_score, p->negative_aesthetic_score);
     return TDM_OK;
 }
 
@@ -277,6 +299,23 @@ static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_statu
         memcpy(ctx2 + (size_t)tc->len * tc->C, tc->cond, sizeof(float) * (size_t)tc->len * tc->C);
         context = ctx2;
     }
+    float *text_embeds = NULL, *time_ids = NULL; /* SDXL: [B, pooled_dim], [B, n_time_ids] ([uncond; cond]) */
+    if (uc->addition_text_time) {
+        const int P = tc->pooled_dim, nid = g->m->n_time_ids;
+        if (P < 1 || !tc->pooled_cond || (B == 2 && !tc->pooled_uncond) || nid < 5 || nid > 6)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                            "denoise: the UNet has a text_time embedding (SDXL) but the model gives no pooled text "
+                            "embedding or time ids (family %s)",
+                            tdm_family_name(g->m->family));
+        text_embeds = tdm_arena_alloc(a, sizeof(float) * (size_t)B * P);
+        time_ids = tdm_arena_alloc(a, sizeof(float) * (size_t)B * nid);
+        if (!text_embeds || !time_ids) return tdm_fail(st, TDM_ERR_NOMEM, "denoise: out of memory");
+        for (int b = 0; b < B; b++) {
+            const int neg = B == 2 && b == 0;
+            memcpy(text_embeds + (size_t)b * P, neg ? tc->pooled_uncond : tc->pooled_cond, sizeof(float) * (size_t)P);
+            tdm_sdxl_time_ids(g->m, pl, neg, time_ids + (size_t)b * nid);
+        }
+    }
     float *wcond = NULL; /* LCM: [B, time_cond_proj_dim] guidance embedding of w = g - 1 */
     if (uc->time_cond_proj_dim > 0) {
         wcond = tdm_arena_alloc(a, sizeof(float) * (size_t)B * uc->time_cond_proj_dim);
@@ -294,6 +333,10 @@ static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_statu
     in.context = context;
     in.context_len = tc->len;
     in.timestep_cond = wcond;
+    in.text_embeds = text_embeds;
+    in.text_embeds_dim = tc->pooled_dim;
+    in.time_ids = time_ids;
+    in.n_time_ids = g->m->n_time_ids;
 
     tdm_gen_controls gc; /* ControlNet: embeddings and residual buffers for the run */
     TDM_TRY(tdm_gen_controls_prepare(g->m, g->ex, a, g->p, pl->width, pl->height, g->h, g->w, B, &gc, st));
@@ -351,7 +394,8 @@ static tdm_code decode(gen_ctx *g, const float *x, tdm_image *out, tdm_status *s
 
 static tdm_code check_model(const tdm_sd_model *m, tdm_status *st) {
     const unsigned need = TDM_SD_TOKENIZER | TDM_SD_TEXT_ENCODER | TDM_SD_UNET | TDM_SD_VAE | TDM_SD_SCHEDULER;
-    if (!m || (m->loaded & need) != need || !m->tokenizer || !m->text_encoder || !m->unet || !m->vae)
+    if (!m || (m->loaded & need) != need || !m->tokenizer || !(m->text_encoder || m->text_encoder_2) || !m->unet ||
+        !m->vae)
         return tdm_fail(st, TDM_ERR_MISSING, "generate: the model lacks a component (tokenizer, text encoder, UNet, "
                                              "VAE or scheduler)");
     return TDM_OK;
@@ -374,8 +418,10 @@ static tdm_code check_request(const gen_ctx *g, tdm_status *st) {
     if (rq->start != TDM_GEN_START_NOISE && (rq->grid_steps < 0 || rq->grid_steps > 1000))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: schedule length %d is out of range [1, 1000]", rq->grid_steps);
     const tdm_text_cond *tc = rq->text;
-    if (tc && (!tc->cond || tc->len < 1 || tc->C != g->m->text_encoder->cfg.hidden_size ||
-               (g->plan.use_cfg && !tc->uncond)))
+    if (tc && (!tc->cond || tc->len < 1 || tc->C != tdm_text_context_width(g->m) ||
+               (g->plan.use_cfg && !tc->uncond) ||
+               (g->m->text_encoder_2 && (tc->pooled_dim != g->m->text_embeds_dim || !tc->pooled_cond ||
+                                         (g->plan.use_cfg && !tc->pooled_uncond)))))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: the pre-encoded conditioning does not fit this model and "
                                                  "these settings (width %d, %s negative prompt)",
                         tc->C, tc->uncond ? "with" : "without");
@@ -415,8 +461,6 @@ tdm_code tdm_gen_execute(const tdm_sd_model *m, const tdm_exec *ex, const tdm_ge
                         "UNet in/out channels %d/%d do not match the VAE latent channels %d (inpainting and "
                         "other conditioned UNets are not supported)",
                         uc->in_channels, uc->out_channels, vc->latent_channels);
-    if (uc->addition_text_time)
-        return tdm_fail(st, TDM_ERR_UNSUPPORTED, "SDXL UNets (text_time embedding) are not supported yet");
     const int s = tdm_vae_latent_scale(vc);
     g.Cl = vc->latent_channels;
     g.h = g.plan.height / s;

@@ -58,6 +58,12 @@ typedef struct tdm_gen_plan {
     int emphasis;
     int lcm;        /* LCM model: guidance embedding instead of CFG */
     int use_cfg;    /* batched unconditional pass */
+    /* SDXL micro-conditioning (pipeline/sdxl.h; defaults resolved as diffusers: original = target = the
+     * output size, crop 0, 0, aesthetic 6.0 / negative 2.5) */
+    int original_width, original_height;
+    int crop_top, crop_left;
+    int target_width, target_height;
+    float aesthetic_score, negative_aesthetic_score;
 } tdm_gen_plan;
 
 /* Model defaults (shared with tdm_model_get_info). */
@@ -85,6 +91,10 @@ typedef struct tdm_text_cond {
     int C;         /* hidden width */
     float *cond;   /* [len, C] */
     float *uncond; /* [len, C], NULL when not needed */
+    /* SDXL: text_encoder_2's projected pooled output (the UNet's text_embeds); 0 / NULL otherwise */
+    int pooled_dim;
+    float *pooled_cond;   /* [pooled_dim] */
+    float *pooled_uncond; /* [pooled_dim], NULL when not needed */
 } tdm_text_cond;
 
 /* Encodes the prompt (and the negative prompt when need_uncond) into arena memory. */

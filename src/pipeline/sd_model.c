@@ -8,6 +8,8 @@
 
 #include "base/json.h"
 #include "models/clip_tokenizer.h"
+#include "models/lora_model.h"
+#include "pipeline/sdxl.h"
 
 static tdm_code load_tokenizer(tdm_sd_model *m, const tdm_tokenizer_files *tf, tdm_status *st) {
     TDM_TRY(tdm_clip_tokenizer_load_files(&m->tokenizer, tf->vocab_path, tf->merges_path, tf->dir, st));
@@ -70,8 +72,10 @@ static tdm_code family_from_context(int ctx_dim, const char *what, tdm_model_fam
     if (ctx_dim == 768) *f = TDM_FAMILY_SD1;
     else if (ctx_dim == 1024) *f = TDM_FAMILY_SD2;
     else if (ctx_dim == 2048 || ctx_dim == 1280)
-        return tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: SDXL models (cross_attention_dim %d) are not supported yet", what,
-                        ctx_dim);
+        return tdm_fail(st, TDM_ERR_UNSUPPORTED,
+                        "%s: cross_attention_dim %d without an SDXL pipeline (model_index.json with text_encoder_2, a UNet "
+                        "with addition_embed_type text_time) is not a supported model",
+                        what, ctx_dim);
     else *f = TDM_FAMILY_UNKNOWN;
     return TDM_OK;
 }
@@ -131,11 +135,7 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
     m->layout = TDM_LAYOUT_DIFFUSERS;
     tdm_code rc = TDM_OK;
     const tdm_component_files *c;
-    if (tdm_model_dir_find(&md, "text_encoder_2") || strstr(md.pipeline_class, "XL")) {
-        rc = tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: SDXL pipelines (%s) are not supported yet", md.root,
-                      md.pipeline_class[0] ? md.pipeline_class : "text_encoder_2");
-        goto done;
-    }
+    int xl = 0; /* SDXL base / refiner (pipeline/sdxl.h) */
     describe(m, "diffusers folder %s (%s)", md.root, md.pipeline_class[0] ? md.pipeline_class : "no _class_name");
 
     /* UNet config: needed for the UNet, and gives the family (context width) */
@@ -155,10 +155,10 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
     } else if (c && c->has_config) {
         have_ucfg = tdm_unet_config_load(c->config_path, &ucfg, NULL) == TDM_OK; /* family only */
     }
-    if (have_ucfg) {
-        m->cross_attention_dim = ucfg.cross_attention_dim;
-        if ((rc = family_from_context(ucfg.cross_attention_dim, c->config_path, &m->family, st))) goto done;
-    }
+    if (have_ucfg) m->cross_attention_dim = ucfg.cross_attention_dim;
+    if ((rc = tdm_sdxl_detect_dir(m, &md, have_ucfg ? &ucfg : NULL, &xl, st))) goto done;
+    if (have_ucfg && !xl && (rc = family_from_context(ucfg.cross_attention_dim, c->config_path, &m->family, st)))
+        goto done;
     if (want & TDM_SD_UNET) {
         tdm_weights ws;
         tdm_weights_init(&ws, "unet");
@@ -177,7 +177,8 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
         if ((rc = finish_or_free(&ws, tdm_component_add_weights(c, &ws, NULL, NULL, st), st))) goto done;
         if ((rc = with_file(load_vae(m, &vcfg, &ws, st), st, c->weight_files[0]))) goto done;
     }
-    if (want & TDM_SD_TEXT_ENCODER) {
+    if (xl && (rc = tdm_sdxl_load_dir_text(m, &md, o, want, st))) goto done;
+    if (!xl && (want & TDM_SD_TEXT_ENCODER)) {
         tdm_clip_text_config tcfg;
         if ((rc = tdm_model_dir_need(&md, "text_encoder", 1, &c, st))) goto done;
         if ((rc = tdm_clip_text_config_load(c->config_path, &tcfg, st))) goto done;
@@ -194,15 +195,16 @@ static tdm_code load_diffusers(tdm_sd_model *m, const tdm_sd_load_opts *o, unsig
             goto done;
         if ((rc = with_file(load_text_encoder(m, &tcfg, &ws, st), st, c->weight_files[0]))) goto done;
     }
-    if (want & TDM_SD_TOKENIZER) {
+    if (!xl && (want & TDM_SD_TOKENIZER)) {
         if ((rc = tdm_tokenizer_find(m->family, o->tokenizer_dir, o->tokenizer_dir ? NULL : md.root,
                                      &m->tokenizer_files, st)))
             goto done;
         if ((rc = load_tokenizer(m, &m->tokenizer_files, st))) goto done;
-        describe(m, "; tokenizer %s", m->tokenizer_files.source);
     }
+    if (want & TDM_SD_TOKENIZER) describe(m, "; tokenizer %s", m->tokenizer_files.source);
+    if (m->tokenizer_2) describe(m, " and %s", m->tokenizer_2_files.source);
     /* pad: the tokenizer folder's own pad token (diffusers pads with tokenizer.pad_token_id) */
-    if ((rc = resolve_pad_id(m, m->tokenizer_files.pad_token, st))) goto done;
+    if (!xl && (rc = resolve_pad_id(m, m->tokenizer_files.pad_token, st))) goto done;
     if (want & TDM_SD_SCHEDULER) {
         if ((rc = tdm_model_dir_need(&md, "scheduler", 0, &c, st))) goto done;
         if ((rc = tdm_scheduler_config_load(c->config_path, &m->scheduler, st))) goto done;
@@ -309,7 +311,10 @@ static tdm_code load_single(tdm_sd_model *m, const tdm_sd_load_opts *o, unsigned
     m->family = in->family;
     m->cross_attention_dim = in->context_dim;
     describe(m, "single file %s (%s, %s text encoder, %d UNet input channels)", f->path, tdm_family_name(in->family),
-             in->text_encoder_kind == TDM_TE_OPEN_CLIP ? "OpenCLIP" : in->text_encoder_kind ? "CLIP" : "no",
+             in->text_encoder_2_prefix[0] ? (in->text_encoder_kind ? "CLIP + OpenCLIP" : "OpenCLIP")
+             : in->text_encoder_kind == TDM_TE_OPEN_CLIP ? "OpenCLIP"
+             : in->text_encoder_kind                     ? "CLIP"
+                                                         : "no",
              in->in_channels);
     if (want & TDM_SD_UNET) {
         tdm_unet_config ucfg;
@@ -326,13 +331,21 @@ static tdm_code load_single(tdm_sd_model *m, const tdm_sd_load_opts *o, unsigned
                             "supported yet: use a file that includes one", f->path);
         tdm_vae_config vcfg;
         memset(&vcfg, 0, sizeof vcfg);
+        if (tdm_sdxl_family(m->family)) { /* stabilityai/stable-diffusion-xl-base-1.0 vae/config.json */
+            vcfg.scaling_factor = 0.13025;
+            vcfg.sample_size = 1024;
+        }
         TDM_TRY(tdm_vae_config_infer(f, in->vae_prefix, &vcfg, st));
         tdm_weights ws;
         tdm_weights_init(&ws, "vae");
         TDM_TRY(finish_or_free(&ws, tdm_weights_add_opened(&ws, f, in->vae_prefix, tdm_vae_ldm_mapper, &vcfg, st), st));
         TDM_TRY(with_file(load_vae(m, &vcfg, &ws, st), st, f->path));
     }
-    if (want & TDM_SD_TEXT_ENCODER) {
+    if (tdm_sdxl_family(m->family)) {
+        TDM_TRY(tdm_sdxl_load_single_text(m, o, want, st));
+        if (want & TDM_SD_TOKENIZER) describe(m, "; tokenizer %s", m->tokenizer_files.source);
+    }
+    if (!tdm_sdxl_family(m->family) && (want & TDM_SD_TEXT_ENCODER)) {
         if (in->text_encoder_kind == TDM_TE_NONE)
             return tdm_fail(st, TDM_ERR_MISSING, "%s: no text encoder in this file (no cond_stage_model.* tensors)",
                             f->path);
@@ -347,13 +360,13 @@ static tdm_code load_single(tdm_sd_model *m, const tdm_sd_load_opts *o, unsigned
         TDM_TRY(finish_or_free(&ws, tdm_weights_add_opened(&ws, f, in->text_encoder_prefix, mapper, &oc, st), st));
         TDM_TRY(with_file(load_text_encoder(m, &tcfg, &ws, st), st, f->path));
     }
-    if (want & TDM_SD_TOKENIZER) {
+    if (!tdm_sdxl_family(m->family) && (want & TDM_SD_TOKENIZER)) {
         TDM_TRY(tdm_tokenizer_find(m->family, o->tokenizer_dir, NULL, &m->tokenizer_files, st));
         TDM_TRY(load_tokenizer(m, &m->tokenizer_files, st));
         describe(m, "; tokenizer %s", m->tokenizer_files.source);
     }
     /* the family's training-time padding, whatever tokenizer folder supplied the vocabulary */
-    TDM_TRY(resolve_pad_id(m, NULL, st));
+    if (!tdm_sdxl_family(m->family)) TDM_TRY(resolve_pad_id(m, NULL, st));
     if (want & TDM_SD_SCHEDULER) {
         int v = in->v_prediction_guess;
         cJSON *j = tdm_default_scheduler_config(m->family, v ? "v_prediction" : "epsilon");
@@ -398,6 +411,8 @@ tdm_code tdm_sd_model_load(tdm_sd_model **out, const tdm_sd_load_opts *opts, tdm
     if (tdm_path_is_dir(opts->path)) rc = load_diffusers(m, opts, want, st);
     else if (tdm_path_is_file(opts->path)) rc = load_single(m, opts, want, st);
     else rc = tdm_fail(st, TDM_ERR_IO, "%s: no such file or folder", opts->path);
+    if (!rc && tdm_sdxl_family(m->family)) rc = tdm_sdxl_finish(m, st); /* widths and time ids */
+    if (!rc && opts->n_loras) rc = tdm_sd_model_apply_lora(m, opts, st); /* pipeline/sd_lora.c */
     if (rc) {
         tdm_sd_model_free(m);
         return rc;
@@ -410,11 +425,18 @@ tdm_code tdm_sd_model_load(tdm_sd_model **out, const tdm_sd_load_opts *opts, tdm
 
 void tdm_sd_model_free(tdm_sd_model *m) {
     if (!m) return;
+    if (m->lora_base) { /* derived by tdm_sd_model_derive_lora: most components are lora_base's */
+        tdm_sd_model_free_derived(m);
+        return;
+    }
     if (m->tokenizer) tdm_clip_tokenizer_free(m->tokenizer);
     m->tokenizer = NULL;
     tdm_clip_text_free(m->text_encoder);
+    tdm_clip_text_free(m->text_encoder_2);
+    if (m->tokenizer_2) tdm_clip_tokenizer_free(m->tokenizer_2);
     tdm_unet_free(m->unet);
     tdm_vae_free(m->vae);
+    tdm_lora_stack_free(m->lora); /* after the adapted models: the base models they view */
     if (m->single.map) tdm_st_close(&m->single); /* after the models: their weights view it */
     free(m);
 }

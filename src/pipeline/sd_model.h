@@ -41,6 +41,10 @@ typedef struct tdm_sd_load_opts {
                                    models/shapes ships next to the teacher (docs/TRAINING.md); tokenizer,
                                    text encoder, VAE and scheduler stay the folder's. Single files: only
                                    "unet" (they hold one UNet). */
+    /* LoRA (models/lora_model.h, docs/LORA.md): applied after the components are loaded */
+    const tdm_lora_spec *loras; /* [n_loras] */
+    int n_loras;
+    int lora_merge;             /* 0: UNet LoRA at run time over the base weights; 1: merged at load */
 } tdm_sd_load_opts;
 
 void tdm_sd_load_opts_init(tdm_sd_load_opts *o);
@@ -92,6 +96,11 @@ typedef struct tdm_sd_model {
     int requires_aesthetics_score;   /* refiner: time_ids (orig h, w, crop top, left, aesthetic score) */
     int n_time_ids;                  /* 6 (base) / 5 (refiner); 0 for SD1.x / SD2.x */
     int text_embeds_dim;             /* pooled projected width (1280); 0 for SD1.x / SD2.x */
+    /* LoRA (pipeline/sd_lora.c): the files applied and the base models the adapted UNet / text encoder
+     * view (owned); lora_base: a model derived by tdm_sd_model_derive_lora borrows every other component
+     * of lora_base (NULL for loaded models) */
+    struct tdm_lora_stack *lora;
+    const struct tdm_sd_model *lora_base;
 } tdm_sd_model;
 
 /* Loads the requested components. Every error names the file and the tensor or field at fault.
@@ -102,5 +111,17 @@ void tdm_sd_model_free(tdm_sd_model *m);
 /* "epsilon"/"eps", "v_prediction"/"v", "sample" -> enum; TDM_ERR_INVALID_ARG naming the value. */
 tdm_code tdm_sd_parse_prediction(const char *s, tdm_prediction_type *out, tdm_status *st);
 const char *tdm_prediction_name(tdm_prediction_type p);
+
+/* ---- LoRA (pipeline/sd_lora.c) ---- */
+/* Applies opts->loras to a loaded model (called by tdm_sd_model_load). */
+tdm_code tdm_sd_model_apply_lora(tdm_sd_model *m, const tdm_sd_load_opts *opts, tdm_status *st);
+/* A model sharing base's components with the LoRA files applied (tdm_model_derive_lora); base must
+ * outlive *out. Freed by tdm_sd_model_free (which then frees only what the derivation made). */
+tdm_code tdm_sd_model_derive_lora(const tdm_sd_model *base, const tdm_lora_spec *specs, int n, int merge,
+                                  tdm_sd_model **out, tdm_status *st);
+/* Frees a derived model (called by tdm_sd_model_free when m->lora_base is set). */
+void tdm_sd_model_free_derived(tdm_sd_model *m);
+/* Describes m->lora into buf (snprintf contract). */
+int tdm_sd_model_lora_summary(const tdm_sd_model *m, char *buf, size_t n);
 
 #endif

@@ -46,6 +46,18 @@ else
     N=""; CLIP=""; VAE=""; TEACH=""; STUD=""; ORA=""; EVAL="--n 500"
 fi
 T0=$(date +%s)
+# Training spans sessions: tools/shapes/save_stages.sh keeps each stage's outputs (and, for a stage
+# stopped by its budget, its checkpoint) under models/shapes/stages/; a fresh work folder starts from
+# them, so a stage finished in an earlier session is skipped and an unfinished one resumes.
+STAGES="$ROOT/models/shapes/stages"
+seed_stage() {
+    if [ $SMOKE = 0 ] && [ $RESTART = 0 ] && [ -d "$STAGES/$1" ] && [ ! -e "$WORK/$1" ]; then
+        mkdir -p "$WORK"
+        cp -r "$STAGES/$1" "$WORK/$1"
+        echo "== $1: taken from models/shapes/stages/$1"
+    fi
+}
+for s in tokenizer clip vae teacher student oracle; do seed_stage $s; done
 stage() { # stage NAME MODULE ARGS...: runs (resuming) unless finished
     name=$1; mod=$2; shift 2
     m="$WORK/$name/out/metrics.json"
@@ -61,9 +73,13 @@ if [ -d "$ROOT/../shared/fixtures" ]; then
     echo "== modules vs reference fixtures"
     $PY -m shapes.verify_reference --fixtures "$ROOT/../shared/fixtures" | tail -1
 fi
-echo "== tokenizer"
 mkdir -p "$FX"
-$PY -m shapes.train_tokenizer --work "$WORK" --fixture "$FX/shapes-tokenizer"
+if [ $RESTART = 0 ] && [ -f "$WORK/tokenizer/out/vocab.json" ]; then
+    echo "== tokenizer: trained earlier, kept (the later stages depend on its ids)"
+else
+    echo "== tokenizer"
+    $PY -m shapes.train_tokenizer --work "$WORK" --fixture "$FX/shapes-tokenizer"
+fi
 stage clip train_clip $N $CLIP
 stage vae train_vae $N $VAE
 stage teacher train_teacher $N $TEACH

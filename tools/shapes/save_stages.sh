@@ -1,0 +1,27 @@
+#!/bin/sh
+# Keeps the state of the shapes-world training in the repository so that it continues in a later
+# session: for every stage in the work folder, its outputs (out/: weights, configs, metrics.json) and,
+# when the stage is not finished, its checkpoint (ckpt.pt) go to models/shapes/stages/<stage>/.
+# build_all.sh starts a fresh work folder from there. Datasets are not kept (regenerated from seeds).
+#
+# usage: tools/shapes/save_stages.sh [--work DIR]
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK="$ROOT/build/shapes-work"
+[ "${1:-}" = "--work" ] && WORK=$2
+DEST="$ROOT/models/shapes/stages"
+for d in "$WORK"/*/; do
+    name=$(basename "$d")
+    [ "$name" = data ] && continue
+    [ -d "$d/out" ] || [ -f "$d/ckpt.pt" ] || continue
+    rm -rf "$DEST/$name"
+    mkdir -p "$DEST/$name"
+    [ -d "$d/out" ] && cp -r "$d/out" "$DEST/$name/out"
+    if ! grep -qs '"finished": true' "$d/out/metrics.json"; then
+        [ -f "$d/ckpt.pt" ] && cp "$d/ckpt.pt" "$DEST/$name/ckpt.pt"
+        echo "$name: unfinished: outputs and checkpoint kept"
+    else
+        echo "$name: finished: outputs kept"
+    fi
+done
+du -sh "$DEST"
