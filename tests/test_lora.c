@@ -519,7 +519,8 @@ static cJSON *fixture_json(const char *rel) {
 
 static void test_manifest(void) {
     cJSON *un = fixture_json("manifest-sd15/unet.json"), *cs = fixture_json("manifest-sd15/case.json");
-    cJSON *lk = fixture_json("manifest-lcm-lora-sd15/lora.json"), *lp = fixture_json("manifest-lcm-lora-sd15/lora_peft.json");
+    cJSON *lk = fixture_json("manifest-lcm-lora-sd15/lora.json");
+    cJSON *lp = fixture_json("manifest-lcm-lora-sd15/lora_peft.json");
     CHECK(un && cs && lk && lp);
     if (!un || !cs || !lk || !lp) goto done;
     char up[PATH_MAX], kp[PATH_MAX], pp[PATH_MAX];
@@ -663,7 +664,8 @@ static void test_models(void) {
     CHECK(tdm_model_derive_lora(loaded, &spec, 1, &bad, &st) == TDM_ERR_INVALID_ARG && !bad);
     /* a bad LoRA path is named */
     tdm_lora_spec missing = {"/nonexistent/lora.safetensors", 1.0f};
-    CHECK(tdm_model_derive_lora(base, &missing, 1, &bad, &st) != TDM_OK && strstr(st.msg, "/nonexistent/lora.safetensors"));
+    CHECK(tdm_model_derive_lora(base, &missing, 1, &bad, &st) != TDM_OK &&
+          strstr(st.msg, "/nonexistent/lora.safetensors"));
 done:
     tdm_model_free(derived); /* before its base */
     tdm_model_free(base);
@@ -673,7 +675,69 @@ done:
     tdm_engine_free(e2);
 }
 
-int main(void) {
+/* ---- CLI: --lora on generate, --student-lora on the adaptive command ----------------------------- */
+
+static char g_bin[PATH_MAX];
+
+/* Runs `tandem <args>` with stderr into *err (malloc); returns the exit status (-1: did not exit). */
+static int run_cli(char **err, const char *args) {
+    char cmd[8192], ep[PATH_MAX];
+    snprintf(ep, sizeof ep, "%s/cli.err", tdm_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%.1000s' %.6000s >/dev/null 2>'%.1000s' </dev/null", g_bin, args, ep);
+    int rc = system(cmd);
+    *err = NULL;
+    FILE *f = fopen(ep, "rb");
+    if (f) {
+        *err = calloc(1, 8192);
+        if (*err && fread(*err, 1, 8191, f) == 0) (*err)[0] = '\0';
+        fclose(f);
+    }
+    return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
+}
+
+static void test_cli(void) {
+    FILE *bf = fopen(g_bin, "rb");
+    if (!bf) {
+        printf("CLI part skipped: %s absent\n", g_bin);
+        return;
+    }
+    fclose(bf);
+    char dir[PATH_MAX], lora[PATH_MAX], args[6144], *err = NULL;
+    snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir()); /* made by test_models */
+    fixture_path(lora, sizeof lora, "lora-sd15-tiny/model-kohya/lora.safetensors");
+    const char *tmp = tdm_test_tmpdir();
+    snprintf(args, sizeof args,
+             "generate --model '%.1000s' --prompt x --steps 1 --width 64 --height 64 --lora '%.1000s:0.5' "
+             "-o '%.1000s/l.png'",
+             dir, lora, tmp);
+    int rc = run_cli(&err, args);
+    CHECK_MSG(rc == 0 && err && strstr(err, "LoRA: 1 file (lora.safetensors x0.5)"), "rc %d: %s", rc, err ? err : "");
+    free(err);
+    snprintf(args, sizeof args,
+             "generate --model '%.1000s' --prompt x --lora '%.1000s/none.safetensors' -o '%.1000s/l.png'", dir, tmp,
+             tmp);
+    rc = run_cli(&err, args);
+    CHECK_MSG(rc == 1 && err && strstr(err, "none.safetensors"), "rc %d: %s", rc, err ? err : "");
+    free(err);
+    snprintf(args, sizeof args,
+             "generate --adaptive --model '%.1000s' --student-lora '%.1000s' --sampler lcm --steps 1 --guidance 1 "
+             "--teacher-steps 1 --tau 2 --oracle brightness --prompt x --width 64 --height 64 --seed 1 "
+             "-o '%.1000s/a.png'",
+             dir, lora, tmp);
+    rc = run_cli(&err, args);
+    CHECK_MSG(rc == 0 && err && strstr(err, "base weights shared") && strstr(err, "refine"), "rc %d: %s", rc,
+              err ? err : "");
+    free(err);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    snprintf(g_bin, sizeof g_bin, "%s", argv[0]); /* <build>/tests/test_lora -> <build>/tandem */
+    char *slash = strrchr(g_bin, '/');
+    if (slash) *slash = '\0';
+    slash = strrchr(g_bin, '/');
+    if (slash) snprintf(slash + 1, sizeof g_bin - (size_t)(slash + 1 - g_bin), "tandem");
+    else snprintf(g_bin, sizeof g_bin, "build/tandem");
     if (!tdm_test_fixture("lora-sd15-tiny")) tdm_test_skip("fixture lora-sd15-tiny absent");
     snprintf(g_fix, sizeof g_fix, "%s", tdm_test_fixtures());
     test_fixture();
@@ -681,8 +745,9 @@ int main(void) {
     test_text_encoder();
     if (tdm_test_fixture("manifest-lcm-lora-sd15") && tdm_test_fixture("manifest-sd15")) test_manifest();
     else printf("manifest part skipped: fixtures absent\n");
-    if (tdm_test_fixture("vae-sd-tiny") && tdm_test_fixture("clip-text-tiny") && tdm_test_fixture("tokenizer-clip"))
+    if (tdm_test_fixture("vae-sd-tiny") && tdm_test_fixture("clip-text-tiny") && tdm_test_fixture("tokenizer-clip")) {
         test_models();
-    else printf("model part skipped: fixtures absent\n");
+        test_cli();
+    } else printf("model part skipped: fixtures absent\n");
     return tdm_test_result();
 }

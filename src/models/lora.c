@@ -43,7 +43,8 @@ static int copy_part(char *dst, size_t cap, const char *src, size_t n) {
 
 /* Variants of other adapter families (LyCORIS, kohya), refused by name. */
 static const char *unsupported_variant(const char *name) {
-    static const char *const inner[][2] = {{".hada_", "LoHa"}, {".lokr_", "LoKr"}, {".lora_mid.", "LoCon CP decomposition"}};
+    static const char *const inner[][2] = {
+        {".hada_", "LoHa"}, {".lokr_", "LoKr"}, {".lora_mid.", "LoCon CP decomposition"}};
     static const char *const tail[][2] = {{".dora_scale", "DoRA"}, {".diff", "full-weight difference"},
                                           {".diff_b", "bias difference"}};
     size_t stem, n = strlen(name);
@@ -164,8 +165,9 @@ static tdm_code parse_file(tdm_lora *l, tdm_status *st) {
         const tdm_weight *w = &ws->w[i];
         const char *variant = unsupported_variant(w->name);
         if (variant)
-            return tdm_fail(st, TDM_ERR_UNSUPPORTED, "lora: %s: tensor '%s' belongs to a %s adapter (only LoRA is supported)",
-                            l->path, w->name, variant);
+            return tdm_fail(st, TDM_ERR_UNSUPPORTED,
+                            "lora: %s: tensor '%s' belongs to a %s adapter (only LoRA is supported)", l->path, w->name,
+                            variant);
         parsed_key pk;
         if (!parse_key(w->name, &pk))
             return tdm_fail(st, TDM_ERR_FORMAT,

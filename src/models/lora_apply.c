@@ -89,7 +89,9 @@ static tdm_code merge_one(const tdm_lora_target *t, void *dst, tdm_status *st) {
             for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = tdm_f32_to_f16(w[i]);
         else if (t->base.dtype == TDM_BF16)
             for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = tdm_f32_to_bf16(w[i]);
-        else rc = tdm_fail(st, TDM_ERR_UNSUPPORTED, "lora: weight '%s' has dtype %s", t->name, tdm_dtype_name(t->base.dtype));
+        else
+            rc = tdm_fail(st, TDM_ERR_UNSUPPORTED, "lora: weight '%s' has dtype %s", t->name,
+                          tdm_dtype_name(t->base.dtype));
     }
     free(w);
     return rc;

@@ -14,7 +14,8 @@ tdm_code tdm_unet_with_lora(const tdm_unet *base, const tdm_lora_set *s, int mer
     *out = NULL;
     if (!base) return tdm_fail(st, TDM_ERR_INVALID_ARG, "lora: no base UNet");
     if (s && s->comp != TDM_LORA_UNET)
-        return tdm_fail(st, TDM_ERR_INVALID_ARG, "lora: a %s LoRA set given for the UNet", tdm_lora_component_name(s->comp));
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "lora: a %s LoRA set given for the UNet",
+                        tdm_lora_component_name(s->comp));
     if (base->lora)
         return tdm_fail(st, TDM_ERR_INVALID_ARG,
                         "lora: the base UNet carries a run-time LoRA already (give every file to one set)");
@@ -73,8 +74,8 @@ tdm_code tdm_lora_stack_apply(tdm_lora_stack **out, const tdm_lora_spec *specs, 
         const tdm_lora *l = s->files[i];
         if (l->n_comp[TDM_LORA_TEXT_ENCODER_2])
             rc = tdm_fail(st, TDM_ERR_UNSUPPORTED,
-                          "lora: %s: %d modules for a second text encoder (lora_te2_ / text_encoder_2.: an SDXL LoRA?); "
-                          "this model has one text encoder",
+                          "lora: %s: %d modules for a second text encoder (lora_te2_ / text_encoder_2.: an SDXL "
+                          "LoRA?); this model has one text encoder",
                           l->path, l->n_comp[TDM_LORA_TEXT_ENCODER_2]);
         else if (l->n_comp[TDM_LORA_UNET] && (!unet || !*unet))
             rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "lora: %s: has UNet modules but no UNet is loaded", l->path);

@@ -451,7 +451,8 @@ tdm_code tdm_unet_forward(const tdm_unet *u, const tdm_exec *ex, tdm_arena *aren
 
 tdm_code tdm_unet_block_embeddings(const tdm_unet *u, const tdm_exec *ex, tdm_arena *a, const tdm_unet_inputs *in,
                                    float *emb, tdm_status *st) {
-    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = in->B, .ctx = in->context, .Lc = in->context_len, .lora = u->lora};
+    fwd f = {.u = u, .ex = ex, .a = a, .st = st, .B = in->B, .ctx = in->context, .Lc = in->context_len,
+             .lora = u->lora};
     return embeddings(&f, in, emb);
 }
 

@@ -243,7 +243,8 @@ tdm_code tdm_model_derive_lora(const tdm_model *base, const tdm_lora_spec *loras
                                tdm_status *st) {
     if (!out) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_model_derive_lora: out is NULL");
     *out = NULL;
-    if (!base || !loras || n < 1) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_model_derive_lora: base and LoRA files are required");
+    if (!base || !loras || n < 1)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_model_derive_lora: base and LoRA files are required");
     tdm_model *m = calloc(1, sizeof *m);
     if (!m) return tdm_fail(st, TDM_ERR_NOMEM, "model: out of memory");
     tdm_code rc = tdm_sd_model_derive_lora(base->sd, loras, n, 0, &m->sd, st);

@@ -109,7 +109,8 @@ tdm_code tdm_check_lora(tdm_check *c, tdm_status *st) {
     if (rc) goto done;
     if (ts.ndim != 4 || ts.shape[1] != cfg.in_channels || tt.ndim != 1 || tt.shape[0] != ts.shape[0] || tc.ndim != 3 ||
         tc.shape[0] != ts.shape[0] || tc.shape[2] != cfg.cross_attention_dim) {
-        rc = tdm_fail(st, TDM_ERR_FORMAT, "%s: sample/timestep/encoder_hidden_states shapes do not fit the model", c->dir);
+        rc = tdm_fail(st, TDM_ERR_FORMAT, "%s: sample/timestep/encoder_hidden_states shapes do not fit the model",
+                      c->dir);
         goto done;
     }
     k.in.B = (int)ts.shape[0];
