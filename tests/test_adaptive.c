@@ -18,6 +18,7 @@
 #include "pipeline/adaptive.h"
 #include "pipeline/calibrate.h"
 #include "tandem.h"
+#include "cli_util.h"
 #include "test_util.h"
 #include "tiny_sd_model.h"
 
@@ -724,30 +725,7 @@ static void test_calibrate_run(models *m) {
 
 static char g_bin[PATH_MAX];
 
-/* `tandem <args>` with stderr to a file; returns the exit status (-1: crashed), *err = stderr text. */
-static int cli(char **err, const char *args) {
-    char cmd[16384], ef[PATH_MAX];
-    *err = NULL;
-    if (snprintf(ef, sizeof ef, "%s/cli.err", tdm_test_tmpdir()) >= (int)sizeof ef ||
-        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >/dev/null 2>'%s' </dev/null", tdm_test_tmpdir(), g_bin, args,
-                 ef) >= (int)sizeof cmd)
-        return -1;
-    int rc = system(cmd);
-    size_t n = 0;
-    tdm_status st = {0};
-    tdm_read_file(ef, 1 << 20, err, &n, &st);
-    if (rc == -1 || !WIFEXITED(rc)) return -1;
-    return WEXITSTATUS(rc);
-}
-
-#define CLI(code, needle, args)                                                                          \
-    do {                                                                                                 \
-        char *e_ = NULL;                                                                                 \
-        int rc_ = cli(&e_, args);                                                                        \
-        CHECK_MSG(rc_ == (code) && (!(needle)[0] || (e_ && strstr(e_, needle))), "tandem %s: exit %d: %s", \
-                  args, rc_, e_ ? e_ : "");                                                             \
-        free(e_);                                                                                        \
-    } while (0)
+#define CLI(code, needle, args) TDM_TEST_CLI(g_bin, 0, code, needle, args)
 
 static void test_cli(void) {
     if (access(g_bin, X_OK) != 0) {
@@ -797,41 +775,23 @@ static void test_cli(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    snprintf(g_bin, sizeof g_bin, "%s", argv[0]); /* <build>/tests/test_adaptive -> <build>/tandem */
-    char *slash = strrchr(g_bin, '/');
-    if (slash) *slash = '\0';
-    slash = strrchr(g_bin, '/');
-    if (slash) snprintf(slash + 1, sizeof g_bin - (size_t)(slash + 1 - g_bin), "tandem");
-    else snprintf(g_bin, sizeof g_bin, "build/tandem");
-    if (g_bin[0] != '/') { /* the CLI runs in the temp dir */
-        char cwd[PATH_MAX], rel[PATH_MAX];
-        snprintf(rel, sizeof rel, "%s", g_bin);
-        if (getcwd(cwd, sizeof cwd) && snprintf(g_bin, sizeof g_bin, "%s/%s", cwd, rel) >= (int)sizeof g_bin)
-            snprintf(g_bin, sizeof g_bin, "%s", rel);
-    }
+    tdm_test_cli_path(argv[0], 1, g_bin, sizeof g_bin); /* the CLI runs in the temp dir */
     test_percentile();
     test_calibration_files();
     test_prompts();
     test_oracles();
-    const char *needed[] = {"unet-sd15-tiny", "unet-lcm-tiny", "vae-sd-tiny", "clip-text-tiny", "tokenizer-clip"};
-    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
-        if (!tdm_test_fixture(needed[i])) {
-            printf("tiny-model parts skipped: fixtures absent\n");
-            return tdm_test_result();
-        }
+    if (!tiny_sd_fixtures_present(1)) {
+        printf("tiny-model parts skipped: fixtures absent\n");
+        return tdm_test_result();
+    }
     char dir[PATH_MAX], lcm_dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
     snprintf(lcm_dir, sizeof lcm_dir, "%s/tiny-lcm", tdm_test_tmpdir());
     tiny_sd_make_model(dir, "unet-sd15-tiny", "DDIMScheduler");
     tiny_sd_make_model(lcm_dir, "unet-lcm-tiny", "LCMScheduler");
     models m = {0};
-    tdm_engine_params ep;
-    tdm_engine_params_init(&ep);
-    ep.n_threads = 1;
     tdm_status st = {0};
-    CHECK(tdm_engine_create(&ep, &m.e1, &st) == TDM_OK);
-    ep.n_threads = 2;
-    CHECK(tdm_engine_create(&ep, &m.e2, &st) == TDM_OK);
+    tiny_sd_engines(&m.e1, &m.e2);
     tdm_model_params mp;
     tdm_model_params_init(&mp);
     mp.path = dir;

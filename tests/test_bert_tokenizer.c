@@ -8,6 +8,7 @@
 
 #include "models/bert_tokenizer.h"
 #include "tandem.h"
+#include "check_util.h"
 #include "test_util.h"
 
 static const char *const VOCAB[] = {
@@ -150,23 +151,10 @@ static void test_synthetic(void) {
     CHECK(tdm_bert_tokenizer_load(&bad, empty, &st) != TDM_OK);
 }
 
-static void quiet(void *user, const char *line) {
-    (void)user;
-    if (strncmp(line, "FAIL", 4) == 0) fprintf(stderr, "%s\n", line);
-}
-
 static void test_fixture(void) {
-    const char *dir = tdm_test_fixture("tokenizer-bert");
-    if (!dir) {
-        printf("tokenizer-bert fixture absent: skipped\n");
-        return;
-    }
-    int np = 0, nf = 0;
-    tdm_status st;
-    tdm_status_clear(&st);
-    tdm_code rc = tdm_check_fixture(dir, 2, quiet, NULL, &np, &nf, &st);
-    CHECK_MSG(rc == TDM_OK, "%s", st.msg);
-    CHECK_MSG(nf == 0 && np >= 5, "%d passed, %d failed", np, nf);
+    int np, nf;
+    if (tdm_test_check_fixture("tokenizer-bert", &np, &nf))
+        CHECK_MSG(nf == 0 && np >= 5, "%d passed, %d failed", np, nf);
 }
 
 int main(void) {

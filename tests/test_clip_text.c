@@ -13,58 +13,20 @@
 #include "io/safetensors.h"
 #include "models/clip_text.h"
 #include "tandem.h"
+#include "check_util.h"
 #include "test_util.h"
+#include "wfile_util.h"
 
 enum { VOCAB = 50, C = 8, HEADS = 2, NL = 3, I = 16, MAXP = 10, P = 6, EOS = 49 };
 
-#define MAX_T 128
-
-typedef struct wfile {
-    int n;
-    char name[MAX_T][128];
-    tdm_tensor t[MAX_T];
-    void *data[MAX_T];
-} wfile;
+typedef tdm_test_wfile wfile;
 
 static uint64_t rng = 7;
-static float urand(void) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
-}
 
 /* Adds a tensor; data NULL: random (kind 0 weight, 1 bias, 2 norm gamma), else copied. */
 static float *add(wfile *w, const char *name, int ndim, int64_t d0, int64_t d1, int kind, const float *data) {
     const int64_t shape[2] = {d0, d1};
-    int64_t n = ndim == 2 ? d0 * d1 : d0;
-    float *d = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        float u = urand();
-        d[i] = data ? data[i] : kind == 0 ? u * 0.5f : kind == 1 ? 0.1f * u : 1.0f + 0.1f * u;
-    }
-    snprintf(w->name[w->n], sizeof w->name[0], "%s", name);
-    w->t[w->n] = tdm_tensor_view(TDM_F32, d, ndim, shape);
-    w->data[w->n] = d;
-    w->n++;
-    return d;
-}
-
-static void wfile_free(wfile *w) {
-    for (int i = 0; i < w->n; i++) free(w->data[i]);
-    w->n = 0;
-}
-
-static void write_w(const wfile *w, const char *path, const char *skip) {
-    const char *names[MAX_T];
-    tdm_tensor ts[MAX_T];
-    int k = 0;
-    for (int i = 0; i < w->n; i++) {
-        if (skip && !strcmp(w->name[i], skip)) continue;
-        names[k] = w->name[i];
-        ts[k++] = w->t[i];
-    }
-    tdm_status st;
-    tdm_status_clear(&st);
-    CHECK_MSG(tdm_st_write(path, k, names, ts, &st) == TDM_OK, "%s", st.msg);
+    return tdm_test_wfile_add(w, &rng, name, ndim, shape, kind, 0.5f, data);
 }
 
 /* transformers-named weights (hf) and the same values under OpenCLIP names (oc). */
@@ -195,8 +157,8 @@ static void test_synthetic(void) {
     hf->t[hf->n] = tdm_tensor_view(TDM_I64, pos_ids, 2, pshape);
     hf->data[hf->n] = NULL;
     hf->n++;
-    write_w(hf, phf, NULL);
-    write_w(oc, poc, NULL);
+    tdm_test_wfile_write(hf, phf, NULL);
+    tdm_test_wfile_write(oc, poc, NULL);
     FILE *f = fopen(pcfg, "w");
     fputs(CONFIG, f);
     fclose(f);
@@ -292,9 +254,9 @@ static void test_synthetic(void) {
     {
         char p16[512];
         snprintf(p16, sizeof p16, "%s/model_f16.safetensors", tmp);
-        const char *names[MAX_T];
-        tdm_tensor ts[MAX_T];
-        uint16_t *h16[MAX_T];
+        const char *names[TDM_TEST_WFILE_MAX];
+        tdm_tensor ts[TDM_TEST_WFILE_MAX];
+        uint16_t *h16[TDM_TEST_WFILE_MAX];
         int k = 0;
         for (int i = 0; i < hf->n; i++) {
             if (hf->t[i].dtype != TDM_F32) continue; /* position_ids */
@@ -338,10 +300,10 @@ static void test_synthetic(void) {
 
     /* missing tensor / wrong shape / unknown OpenCLIP name: named */
     tdm_clip_text *bad = NULL;
-    write_w(hf, phf, "text_model.encoder.layers.1.mlp.fc2.bias");
+    tdm_test_wfile_write(hf, phf, "text_model.encoder.layers.1.mlp.fc2.bias");
     rc = load(phf, tdm_clip_text_hf_mapper, NULL, &m->cfg, &bad, &st);
     CHECK_MSG(rc == TDM_ERR_MISSING && strstr(st.msg, "text_model.encoder.layers.1.mlp.fc2.bias"), "%s", st.msg);
-    write_w(hf, phf, NULL);
+    tdm_test_wfile_write(hf, phf, NULL);
     tdm_clip_text_config wrong = m->cfg;
     wrong.intermediate_size = 32;
     rc = load(phf, tdm_clip_text_hf_mapper, NULL, &wrong, &bad, &st);
@@ -361,8 +323,8 @@ done:
     tdm_clip_text_free(m);
     tdm_clip_text_free(mo);
     tdm_clip_text_free(mnp);
-    wfile_free(hf);
-    wfile_free(oc);
+    tdm_test_wfile_free(hf);
+    tdm_test_wfile_free(oc);
     free(hf);
     free(oc);
 }
@@ -401,25 +363,12 @@ static void test_config_and_pooling(void) {
     CHECK(tdm_clip_text_pool_index(&cfg, hi, 4) == 2);
 }
 
-static void quiet(void *u, const char *line) {
-    (void)u;
-    if (strncmp(line, "FAIL", 4) == 0) fprintf(stderr, "%s\n", line);
-}
-
 static void test_fixtures(void) {
     static const char *const names[] = {"clip-text-tiny", "clip-text-tiny-gelu-proj"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const char *dir = tdm_test_fixture(names[i]);
-        if (!dir) {
-            printf("note: fixture %s absent, skipped\n", names[i]);
-            continue;
-        }
-        int np = 0, nf = 0;
-        tdm_status st;
-        tdm_status_clear(&st);
-        tdm_code rc = tdm_check_fixture(dir, 2, quiet, NULL, &np, &nf, &st);
-        CHECK_MSG(rc == TDM_OK, "%s: %s", names[i], st.msg);
-        CHECK_MSG(nf == 0 && np >= 8, "%s: %d passed, %d failed", names[i], np, nf);
+        int np, nf;
+        if (tdm_test_check_fixture(names[i], &np, &nf))
+            CHECK_MSG(nf == 0 && np >= 8, "%s: %d passed, %d failed", names[i], np, nf);
     }
 }
 

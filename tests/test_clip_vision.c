@@ -16,38 +16,18 @@
 #include "models/clip_vision.h"
 #include "tandem.h"
 #include "test_util.h"
+#include "wfile_util.h"
 
 enum { C = 8, NL = 2, I = 16, S = 16, PATCH = 8, T = (S / PATCH) * (S / PATCH) + 1, P = 6, VOCAB = 49408 };
 
-#define MAX_T 160
-
-typedef struct wfile {
-    int n;
-    char name[MAX_T][128];
-    tdm_tensor t[MAX_T];
-    void *data[MAX_T];
-} wfile;
+typedef tdm_test_wfile wfile;
 
 static uint64_t rng = 11;
-static float urand(void) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
-}
+static float urand(void) { return tdm_test_urand(&rng); }
 
 /* Adds a tensor; data NULL: random (kind 0 weight, 1 bias, 2 norm gamma), else copied. */
 static float *add(wfile *w, const char *name, int ndim, const int64_t *shape, int kind, const float *data) {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *d = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        float u = urand();
-        d[i] = data ? data[i] : kind == 0 ? u * 0.5f : kind == 1 ? 0.1f * u : 1.0f + 0.1f * u;
-    }
-    snprintf(w->name[w->n], sizeof w->name[0], "%s", name);
-    w->t[w->n] = tdm_tensor_view(TDM_F32, d, ndim, shape);
-    w->data[w->n] = d;
-    w->n++;
-    return d;
+    return tdm_test_wfile_add(w, &rng, name, ndim, shape, kind, 0.5f, data);
 }
 static float *add1(wfile *w, const char *name, int64_t d0, int kind, const float *data) {
     const int64_t s[1] = {d0};
@@ -56,26 +36,6 @@ static float *add1(wfile *w, const char *name, int64_t d0, int kind, const float
 static float *add2(wfile *w, const char *name, int64_t d0, int64_t d1, int kind, const float *data) {
     const int64_t s[2] = {d0, d1};
     return add(w, name, 2, s, kind, data);
-}
-
-static void wfile_free(wfile *w) {
-    for (int i = 0; i < w->n; i++) free(w->data[i]);
-    w->n = 0;
-}
-
-/* Writes w (minus the tensor named skip) to path. */
-static void write_w(const wfile *w, const char *path, const char *skip) {
-    const char *names[MAX_T];
-    tdm_tensor ts[MAX_T];
-    int k = 0;
-    for (int i = 0; i < w->n; i++) {
-        if (skip && !strcmp(w->name[i], skip)) continue;
-        names[k] = w->name[i];
-        ts[k++] = w->t[i];
-    }
-    tdm_status st;
-    tdm_status_clear(&st);
-    CHECK_MSG(tdm_st_write(path, k, names, ts, &st) == TDM_OK, "%s", st.msg);
 }
 
 static void write_text(const char *path, const char *text) {
@@ -258,12 +218,12 @@ static void test_synthetic(void) {
     memset(&oc, 0, sizeof oc);
     make_vision(&hf, &oc);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    write_w(&hf, path, NULL);
+    tdm_test_wfile_write(&hf, path, NULL);
     snprintf(path, sizeof path, "%s/config.json", dir);
     write_text(path, vision_config);
     char ocpath[1200];
     snprintf(ocpath, sizeof ocpath, "%s/openclip.safetensors", tmp);
-    write_w(&oc, ocpath, NULL);
+    tdm_test_wfile_write(&oc, ocpath, NULL);
 
     tdm_clip_vision *a = NULL, *b = NULL;
     tdm_status_clear(&st);
@@ -304,11 +264,11 @@ static void test_synthetic(void) {
 
     /* errors naming the tensor: missing, extra, wrong shape; bad config fields */
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    write_w(&hf, path, "vision_model.post_layernorm.weight");
+    tdm_test_wfile_write(&hf, path, "vision_model.post_layernorm.weight");
     tdm_status_clear(&st);
     CHECK(tdm_clip_vision_load_dir(&a, dir, &st) == TDM_ERR_MISSING && strstr(st.msg, "post_layernorm.weight"));
     add1(&hf, "vision_model.unexpected.weight", 3, 0, NULL);
-    write_w(&hf, path, NULL);
+    tdm_test_wfile_write(&hf, path, NULL);
     tdm_status_clear(&st);
     CHECK_MSG(tdm_clip_vision_load_dir(&a, dir, &st) != TDM_OK && strstr(st.msg, "vision_model.unexpected.weight"),
               "%s", st.msg);
@@ -328,8 +288,8 @@ static void test_synthetic(void) {
     tdm_status_clear(&st);
     CHECK_MSG(tdm_clip_vision_load_dir(&a, dir, &st) == TDM_ERR_FORMAT && strstr(st.msg, "patch_embedding.weight"),
               "%s", st.msg);
-    wfile_free(&hf);
-    wfile_free(&oc);
+    tdm_test_wfile_free(&hf);
+    tdm_test_wfile_free(&oc);
 }
 
 /* ---- preprocessing ----------------------------------------------------------------------------- */
@@ -417,7 +377,7 @@ static void test_aesthetic(void) {
     }
     char path[1200];
     snprintf(path, sizeof path, "%s/aesthetic.safetensors", tdm_test_tmpdir());
-    write_w(&w, path, NULL);
+    tdm_test_wfile_write(&w, path, NULL);
     tdm_aesthetic_head *h = NULL;
     tdm_status_clear(&st);
     CHECK_MSG(tdm_aesthetic_head_load(&h, path, 12, &st) == TDM_OK, "%s", st.msg);
@@ -450,10 +410,10 @@ static void test_aesthetic(void) {
     h = NULL;
     tdm_status_clear(&st);
     CHECK(tdm_aesthetic_head_load(&h, path, 768, &st) == TDM_ERR_FORMAT && strstr(st.msg, "layers.0.weight"));
-    write_w(&w, path, "layers.4.bias");
+    tdm_test_wfile_write(&w, path, "layers.4.bias");
     tdm_status_clear(&st);
     CHECK(tdm_aesthetic_head_load(&h, path, 12, &st) == TDM_ERR_MISSING && strstr(st.msg, "layers.4.bias"));
-    wfile_free(&w);
+    tdm_test_wfile_free(&w);
     /* a broken chain: layers.2 takes 21 inputs but layers.0 gives 20 */
     memset(&w, 0, sizeof w);
     for (int i = 0; i < 5; i++) {
@@ -462,10 +422,10 @@ static void test_aesthetic(void) {
         snprintf(n, sizeof n, "layers.%d.bias", idx[i]);
         add1(&w, n, dims[i + 1], 1, NULL);
     }
-    write_w(&w, path, NULL);
+    tdm_test_wfile_write(&w, path, NULL);
     tdm_status_clear(&st);
     CHECK(tdm_aesthetic_head_load(&h, path, 12, &st) == TDM_ERR_FORMAT && strstr(st.msg, "layers.2.weight"));
-    wfile_free(&w);
+    tdm_test_wfile_free(&w);
 }
 
 /* ---- score formulas ---------------------------------------------------------------------------- */
@@ -501,7 +461,7 @@ static void test_oracles(void) {
     make_vision(&hf, &oc);
     make_text(&hf, &oc);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    write_w(&hf, path, "vision_model.embeddings.position_ids");
+    tdm_test_wfile_write(&hf, path, "vision_model.embeddings.position_ids");
     snprintf(path, sizeof path, "%s/config.json", dir);
     write_text(path, "{\"projection_dim\": 6, \"text_config\": {\"hidden_size\": 8, \"intermediate_size\": 16,"
                      " \"num_hidden_layers\": 1, \"num_attention_heads\": 1, \"hidden_act\": \"gelu\","
@@ -510,7 +470,7 @@ static void test_oracles(void) {
                      " \"hidden_act\": \"gelu\"}}");
     char ocpath[1200];
     snprintf(ocpath, sizeof ocpath, "%s/hps.safetensors", tmp);
-    write_w(&oc, ocpath, NULL);
+    tdm_test_wfile_write(&oc, ocpath, NULL);
 
     tdm_image img;
     CHECK(tdm_image_alloc(&img, 24, 24, &st) == TDM_OK);
@@ -570,7 +530,7 @@ static void test_oracles(void) {
         add1(&w, n, dims[i + 1], 1, NULL);
     }
     snprintf(path, sizeof path, "%s/head.safetensors", tmp);
-    write_w(&w, path, NULL);
+    tdm_test_wfile_write(&w, path, NULL);
     paths.aesthetic_head = path;
     tdm_status_clear(&st);
     CHECK_MSG(tdm_clip_oracle_load(&ae, TDM_CLIP_ORACLE_AESTHETIC, &paths, &st) == TDM_OK, "%s", st.msg);
@@ -582,16 +542,16 @@ static void test_oracles(void) {
         CHECK(got == want && isfinite(got));
     }
     tdm_clip_oracle_free(ae);
-    wfile_free(&w);
+    tdm_test_wfile_free(&w);
     /* a CLIPModel without logit_scale cannot be a PickScore */
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    write_w(&hf, path, "logit_scale");
+    tdm_test_wfile_write(&hf, path, "logit_scale");
     tdm_status_clear(&st);
     CHECK(tdm_clip_oracle_load(&ps, TDM_CLIP_ORACLE_PICKSCORE, &paths, &st) == TDM_ERR_MISSING &&
           strstr(st.msg, "logit_scale"));
     tdm_image_free(&img);
-    wfile_free(&hf);
-    wfile_free(&oc);
+    tdm_test_wfile_free(&hf);
+    tdm_test_wfile_free(&oc);
 }
 
 int main(void) {

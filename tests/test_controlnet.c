@@ -18,6 +18,7 @@
 #include "models/controlnet.h"
 #include "pipeline/generate.h"
 #include "tandem.h"
+#include "manifest_util.h"
 #include "test_util.h"
 #include "tiny_sd_model.h"
 
@@ -241,64 +242,12 @@ static void test_single_file(const io_inputs *x) {
 
 /* ---- full-size manifest from a sparse file ------------------------------------------------------- */
 
-/* {name: shape} -> sparse F16 safetensors; `drop` / `grow` (first dim + 1) / `extra` edit one entry. */
-static int write_sparse(const char *path, const cJSON *man, const char *drop, const char *grow, const char *extra) {
-    cJSON *hdr = cJSON_CreateObject();
-    unsigned long long off = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, man) {
-        if (drop && strcmp(drop, e->string) == 0) continue;
-        cJSON *t = cJSON_AddObjectToObject(hdr, e->string);
-        cJSON_AddStringToObject(t, "dtype", "F16");
-        cJSON *sh = cJSON_AddArrayToObject(t, "shape");
-        unsigned long long numel = 1;
-        int first = 1;
-        const cJSON *d;
-        cJSON_ArrayForEach(d, e) {
-            long long v = (long long)d->valuedouble + (first && grow && strcmp(grow, e->string) == 0);
-            first = 0;
-            cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)v));
-            numel *= (unsigned long long)v;
-        }
-        cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        off += numel * 2;
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-    }
-    if (extra) {
-        cJSON *t = cJSON_AddObjectToObject(hdr, extra);
-        cJSON_AddStringToObject(t, "dtype", "F16");
-        cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray((const int[]){4}, 1));
-        cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        off += 8;
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-    }
-    char *text = cJSON_PrintUnformatted(hdr);
-    cJSON_Delete(hdr);
-    size_t hl = strlen(text), padded = (hl + 7) & ~(size_t)7;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        free(text);
-        return -1;
-    }
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((unsigned long long)padded >> (8 * i));
-    fwrite(len8, 1, 8, f);
-    fwrite(text, 1, hl, f);
-    for (size_t i = hl; i < padded; i++) fputc(' ', f);
-    free(text);
-    fflush(f);
-    int rc = ftruncate(fileno(f), (off_t)(8 + padded + off)); /* the data: a hole */
-    fclose(f);
-    return rc;
-}
-
 static tdm_code load_sparse(const char *dir, const cJSON *man, const char *drop, const char *grow, const char *extra,
                             tdm_status *st) {
     char p[PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/diffusion_pytorch_model.safetensors", dir);
-    if (write_sparse(p, man, drop, grow, extra)) return tdm_fail(st, TDM_ERR_IO, "cannot write %s", p);
+    tdm_sparse_edit ed = {.remove = drop, .reshape = grow, .add = extra};
+    if (tdm_test_write_sparse(p, man, "F16", &ed)) return tdm_fail(st, TDM_ERR_IO, "cannot write %s", p);
     tdm_controlnet *cn = NULL;
     tdm_code rc = tdm_controlnet_load(dir, &cn, st);
     if (!rc) {
@@ -407,12 +356,10 @@ static tdm_code gen(tdm_engine *e, const tdm_model *m, const tdm_control *cs, in
 }
 
 static void test_generate(void) {
-    const char *needed[] = {"unet-sd15-tiny", "vae-sd-tiny", "clip-text-tiny", "tokenizer-clip"};
-    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
-        if (!tdm_test_fixture(needed[i])) {
-            printf("tiny SD fixtures absent: generation skipped\n");
-            return;
-        }
+    if (!tiny_sd_fixtures_present(0)) {
+        printf("tiny SD fixtures absent: generation skipped\n");
+        return;
+    }
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
     tiny_sd_make_model(dir, "unet-sd15-tiny", "EulerDiscreteScheduler");
@@ -423,12 +370,7 @@ static void test_generate(void) {
     tdm_model *m = NULL;
     tdm_controlnet *cn = NULL;
     tdm_engine *e1 = NULL, *e2 = NULL;
-    tdm_engine_params ep;
-    tdm_engine_params_init(&ep);
-    ep.n_threads = 1;
-    CHECK(tdm_engine_create(&ep, &e1, &st) == TDM_OK);
-    ep.n_threads = 2;
-    CHECK(tdm_engine_create(&ep, &e2, &st) == TDM_OK);
+    tiny_sd_engines(&e1, &e2);
     CHECK_MSG(tdm_model_load(&mp, &m, &st) == TDM_OK, "%s", st.msg);
     CHECK_MSG(tdm_controlnet_load(g_cn_dir, &cn, &st) == TDM_OK, "%s", st.msg);
     if (!m || !cn || !e1 || !e2) goto out;

@@ -16,6 +16,7 @@
 #include "base/json.h"
 #include "pipeline/eval.h"
 #include "tandem.h"
+#include "cli_util.h"
 #include "test_util.h"
 #include "tiny_sd_model.h"
 
@@ -397,29 +398,7 @@ static void test_eval_run(const models *m) {
 
 static char g_bin[PATH_MAX];
 
-static int cli(char **err, const char *args) {
-    char cmd[16384], ef[PATH_MAX];
-    *err = NULL;
-    if (snprintf(ef, sizeof ef, "%s/cli.err", tdm_test_tmpdir()) >= (int)sizeof ef ||
-        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s.out' 2>'%s' </dev/null", tdm_test_tmpdir(), g_bin, args, ef,
-                 ef) >= (int)sizeof cmd)
-        return -1;
-    int rc = system(cmd);
-    size_t n = 0;
-    tdm_status st = {0};
-    tdm_read_file(ef, 1 << 20, err, &n, &st);
-    if (rc == -1 || !WIFEXITED(rc)) return -1;
-    return WEXITSTATUS(rc);
-}
-
-#define CLI(code, needle, args)                                                                          \
-    do {                                                                                                 \
-        char *e_ = NULL;                                                                                 \
-        int rc_ = cli(&e_, args);                                                                        \
-        CHECK_MSG(rc_ == (code) && (!(needle)[0] || (e_ && strstr(e_, needle))), "tandem %s: exit %d: %s", \
-                  args, rc_, e_ ? e_ : "");                                                             \
-        free(e_);                                                                                        \
-    } while (0)
+#define CLI(code, needle, args) TDM_TEST_CLI(g_bin, 1, code, needle, args)
 
 static void test_cli(void) {
     if (access(g_bin, X_OK) != 0) {
@@ -459,25 +438,12 @@ static void test_cli(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    snprintf(g_bin, sizeof g_bin, "%s", argv[0]); /* <build>/tests/test_eval -> <build>/tandem */
-    char *slash = strrchr(g_bin, '/');
-    if (slash) *slash = '\0';
-    slash = strrchr(g_bin, '/');
-    if (slash) snprintf(slash + 1, sizeof g_bin - (size_t)(slash + 1 - g_bin), "tandem");
-    else snprintf(g_bin, sizeof g_bin, "build/tandem");
-    if (g_bin[0] != '/') {
-        char cwd[PATH_MAX], rel[PATH_MAX];
-        snprintf(rel, sizeof rel, "%s", g_bin);
-        if (getcwd(cwd, sizeof cwd) && snprintf(g_bin, sizeof g_bin, "%s/%s", cwd, rel) >= (int)sizeof g_bin)
-            snprintf(g_bin, sizeof g_bin, "%s", rel);
-    }
+    tdm_test_cli_path(argv[0], 1, g_bin, sizeof g_bin); /* the CLI runs in the temp dir */
     test_seeds();
-    const char *needed[] = {"unet-sd15-tiny", "unet-lcm-tiny", "vae-sd-tiny", "clip-text-tiny", "tokenizer-clip"};
-    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
-        if (!tdm_test_fixture(needed[i])) {
-            printf("tiny-model parts skipped: fixtures absent\n");
-            return tdm_test_result();
-        }
+    if (!tiny_sd_fixtures_present(1)) {
+        printf("tiny-model parts skipped: fixtures absent\n");
+        return tdm_test_result();
+    }
     char dir[PATH_MAX], lcm_dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
     snprintf(lcm_dir, sizeof lcm_dir, "%s/tiny-lcm", tdm_test_tmpdir());

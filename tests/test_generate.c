@@ -309,9 +309,7 @@ static void test_lcm(tdm_engine *e1, tdm_engine *e2, const char *dir) {
 }
 
 int main(void) {
-    const char *needed[] = {"unet-sd15-tiny", "unet-lcm-tiny", "vae-sd-tiny", "clip-text-tiny", "tokenizer-clip"};
-    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
-        if (!tdm_test_fixture(needed[i])) tdm_test_skip("fixtures for the tiny SD model are absent");
+    if (!tiny_sd_fixtures_present(1)) tdm_test_skip("fixtures for the tiny SD model are absent");
     char dir[PATH_MAX], lcm_dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
     snprintf(lcm_dir, sizeof lcm_dir, "%s/tiny-lcm", tdm_test_tmpdir());
@@ -320,12 +318,7 @@ int main(void) {
 
     tdm_status st = {0};
     tdm_engine *e1 = NULL, *e2 = NULL;
-    tdm_engine_params ep;
-    tdm_engine_params_init(&ep);
-    ep.n_threads = 1;
-    CHECK(tdm_engine_create(&ep, &e1, &st) == TDM_OK);
-    ep.n_threads = 2;
-    CHECK(tdm_engine_create(&ep, &e2, &st) == TDM_OK);
+    tiny_sd_engines(&e1, &e2);
     CHECK(tdm_engine_threads(e1) == 1 && tdm_engine_threads(e2) == 2);
 
     /* missing model */

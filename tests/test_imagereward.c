@@ -13,7 +13,9 @@
 #include "io/safetensors.h"
 #include "models/imagereward.h"
 #include "tandem.h"
+#include "check_util.h"
 #include "test_util.h"
+#include "wfile_util.h"
 
 /* synthetic dims */
 enum { S = 32, PATCH = 16, DV = 8, DEPTH = 2, VH = 2, VF = 16, H = 8, LAYERS = 2, BH = 2, BI = 16, MAXP = 40 };
@@ -22,35 +24,16 @@ static const int HEAD[6] = {H, 6, 5, 4, 3, 1};
 static const char *const VOCAB[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "dog", "##s", ","};
 enum { NV = 10, VOCAB_SIZE = NV + 2 };
 
-#define MAX_T 256
-
-typedef struct wfile {
-    int n;
-    char name[MAX_T][128];
-    tdm_tensor t[MAX_T];
-    void *data[MAX_T];
-} wfile;
+typedef tdm_test_wfile wfile;
 
 static uint64_t rng = 11;
-static float urand(void) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
-}
 
 /* kind 0: weight (scaled by 1/sqrt(fan_in)), 1: bias, 2: norm gamma */
 static void add(wfile *w, const char *name, int ndim, const int64_t *shape, int kind) {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *d = malloc((size_t)n * sizeof(float));
     float sc = ndim >= 2 ? 1.0f / sqrtf((float)(n / shape[0])) : 1.0f;
-    for (int64_t i = 0; i < n; i++) {
-        float u = urand();
-        d[i] = kind == 0 ? u * sc : kind == 1 ? 0.1f * u : 1.0f + 0.1f * u;
-    }
-    snprintf(w->name[w->n], sizeof w->name[0], "%s", name);
-    w->t[w->n] = tdm_tensor_view(TDM_F32, d, ndim, shape);
-    w->data[w->n] = d;
-    w->n++;
+    tdm_test_wfile_add(w, &rng, name, ndim, shape, kind, sc, NULL);
 }
 
 #define A1(nm, d0, k) add(w, nm, 1, (const int64_t[]){d0}, k)
@@ -119,11 +102,6 @@ static void build(wfile *w) {
     linear(w, "blip.text_proj", 4, H);
 }
 
-static void wfile_free(wfile *w) {
-    for (int i = 0; i < w->n; i++) free(w->data[i]);
-    w->n = 0;
-}
-
 static void write_text(const char *dir, const char *name, const char *text) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -142,8 +120,8 @@ static const char *write_model(const char *sub, const wfile *w, const char *skip
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     if (system(cmd) != 0) return NULL;
-    const char *names[MAX_T + 2];
-    tdm_tensor ts[MAX_T + 2];
+    const char *names[TDM_TEST_WFILE_MAX + 2];
+    tdm_tensor ts[TDM_TEST_WFILE_MAX + 2];
     int k = 0;
     float one = 1.0f;
     for (int i = 0; i < w->n; i++) {
@@ -209,7 +187,7 @@ static void test_synthetic(void) {
     tdm_code rc = tdm_imagereward_load(&m, dir, &st);
     CHECK_MSG(rc == TDM_OK, "%s", st.msg);
     if (rc) {
-        wfile_free(w);
+        tdm_test_wfile_free(w);
         free(w);
         return;
     }
@@ -285,7 +263,7 @@ static void test_synthetic(void) {
     dir = write_model("medtype", w, NULL, NULL, NULL, NULL, "{\"hidden_size\": 8.5}", 1);
     CHECK(tdm_imagereward_load(&m, dir, &st) == TDM_ERR_FORMAT && strstr(st.msg, "hidden_size") != NULL);
     CHECK(tdm_imagereward_load(&m, "/nonexistent/model", &st) != TDM_OK && strstr(st.msg, "config.json") != NULL);
-    wfile_free(w);
+    tdm_test_wfile_free(w);
     free(w);
 }
 
@@ -306,26 +284,13 @@ static void test_preprocess_api(void) {
     tdm_image_free(&img);
 }
 
-static void quiet(void *user, const char *line) {
-    (void)user;
-    if (strncmp(line, "FAIL", 4) == 0) fprintf(stderr, "%s\n", line);
-}
-
 static void test_fixtures(void) {
     const char *names[2] = {"imagereward-tiny", "preprocessing"};
     int min_pass[2] = {12, 40};
     for (int i = 0; i < 2; i++) {
-        const char *dir = tdm_test_fixture(names[i]);
-        if (!dir) {
-            printf("%s fixture absent: skipped\n", names[i]);
-            continue;
-        }
-        int np = 0, nf = 0;
-        tdm_status st;
-        tdm_status_clear(&st);
-        tdm_code rc = tdm_check_fixture(dir, 2, quiet, NULL, &np, &nf, &st);
-        CHECK_MSG(rc == TDM_OK, "%s: %s", names[i], st.msg);
-        CHECK_MSG(nf == 0 && np >= min_pass[i], "%s: %d passed, %d failed", names[i], np, nf);
+        int np, nf;
+        if (tdm_test_check_fixture(names[i], &np, &nf))
+            CHECK_MSG(nf == 0 && np >= min_pass[i], "%s: %d passed, %d failed", names[i], np, nf);
     }
 }
 

@@ -17,6 +17,8 @@
 #include "pipeline/adaptive.h"
 #include "pipeline/sd_model.h"
 #include "tandem.h"
+#include "manifest_util.h"
+#include "cli_util.h"
 #include "test_util.h"
 #include "tiny_sd_model.h"
 
@@ -468,46 +470,6 @@ static void test_text_encoder(void) {
 
 /* ---- manifests: LCM-LoRA SD1.5 names on the SD1.5 UNet (sparse files) --------------------------- */
 
-/* {name: shape} -> sparse safetensors (header only; the data section is a hole). */
-static int write_sparse(const char *path, const cJSON *man) {
-    cJSON *hdr = cJSON_CreateObject();
-    unsigned long long off = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, man) {
-        cJSON *t = cJSON_AddObjectToObject(hdr, e->string);
-        cJSON_AddStringToObject(t, "dtype", "F16");
-        cJSON *sh = cJSON_AddArrayToObject(t, "shape");
-        unsigned long long numel = 1;
-        const cJSON *d;
-        cJSON_ArrayForEach(d, e) {
-            cJSON_AddItemToArray(sh, cJSON_CreateNumber(d->valuedouble));
-            numel *= (unsigned long long)d->valuedouble;
-        }
-        cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        off += numel * 2;
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-    }
-    char *text = cJSON_PrintUnformatted(hdr);
-    cJSON_Delete(hdr);
-    size_t hl = strlen(text), padded = (hl + 7) & ~(size_t)7;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        free(text);
-        return -1;
-    }
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((unsigned long long)padded >> (8 * i));
-    fwrite(len8, 1, 8, f);
-    fwrite(text, 1, hl, f);
-    for (size_t i = hl; i < padded; i++) fputc(' ', f);
-    free(text);
-    fflush(f);
-    int rc = ftruncate(fileno(f), (off_t)(8 + padded + off));
-    fclose(f);
-    return rc;
-}
-
 static cJSON *fixture_json(const char *rel) {
     char p[PATH_MAX];
     fixture_path(p, sizeof p, "%s", rel);
@@ -527,7 +489,8 @@ static void test_manifest(void) {
     snprintf(up, sizeof up, "%s/sd15_unet.safetensors", tdm_test_tmpdir());
     snprintf(kp, sizeof kp, "%s/lcm_lora_kohya.safetensors", tdm_test_tmpdir());
     snprintf(pp, sizeof pp, "%s/lcm_lora_peft.safetensors", tdm_test_tmpdir());
-    CHECK(write_sparse(up, un) == 0 && write_sparse(kp, lk) == 0 && write_sparse(pp, lp) == 0);
+    CHECK(tdm_test_write_sparse(up, un, "F16", NULL) == 0 && tdm_test_write_sparse(kp, lk, "F16", NULL) == 0 &&
+          tdm_test_write_sparse(pp, lp, "F16", NULL) == 0);
     tdm_status st = {0};
     tdm_unet_config cfg;
     const cJSON *ucfg = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(cs, "config"), "unet"), "config");
@@ -603,12 +566,7 @@ static void test_models(void) {
     fixture_path(lora, sizeof lora, "lora-sd15-tiny/model-kohya/lora.safetensors");
     tdm_status st = {0};
     tdm_engine *e1 = NULL, *e2 = NULL;
-    tdm_engine_params ep;
-    tdm_engine_params_init(&ep);
-    ep.n_threads = 1;
-    CHECK(tdm_engine_create(&ep, &e1, &st) == TDM_OK);
-    ep.n_threads = 2;
-    CHECK(tdm_engine_create(&ep, &e2, &st) == TDM_OK);
+    tiny_sd_engines(&e1, &e2);
     tdm_model_params mp;
     tdm_model_params_init(&mp);
     mp.path = dir;
@@ -732,12 +690,7 @@ static void test_cli(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    snprintf(g_bin, sizeof g_bin, "%s", argv[0]); /* <build>/tests/test_lora -> <build>/tandem */
-    char *slash = strrchr(g_bin, '/');
-    if (slash) *slash = '\0';
-    slash = strrchr(g_bin, '/');
-    if (slash) snprintf(slash + 1, sizeof g_bin - (size_t)(slash + 1 - g_bin), "tandem");
-    else snprintf(g_bin, sizeof g_bin, "build/tandem");
+    tdm_test_cli_path(argv[0], 0, g_bin, sizeof g_bin); /* <build>/tests/test_lora -> <build>/tandem */
     if (!tdm_test_fixture("lora-sd15-tiny")) tdm_test_skip("fixture lora-sd15-tiny absent");
     snprintf(g_fix, sizeof g_fix, "%s", tdm_test_fixtures());
     test_fixture();

@@ -14,137 +14,14 @@
 
 #include "base/json.h"
 #include "pipeline/sd_model.h"
+#include "manifest_util.h"
 #include "test_util.h"
 
-/* ---- sparse safetensors ------------------------------------------------------------------------ */
-
-typedef struct edit {
-    const char *remove;    /* drop this tensor */
-    const char *reshape;   /* change this tensor's first dim (+1) */
-    const char *add;       /* add this tensor [4] */
-    const char *add_i64;   /* add this int64 tensor [1, 77] (position_ids buffer) */
-} edit;
-
-/* Writes the manifest object `man` (name -> shape) as a sparse safetensors file of dtype `dt`;
- * names are prefixed with `prefix`. Only entries whose (prefixed) name starts with `only` (NULL: all). */
-static int write_sparse(const char *path, const cJSON *man, const char *prefix, const char *dt, const edit *ed) {
-    cJSON *hdr = cJSON_CreateObject();
-    cJSON *meta = cJSON_AddObjectToObject(hdr, "__metadata__");
-    cJSON_AddStringToObject(meta, "format", "pt");
-    unsigned long long off = 0;
-    size_t isz = strcmp(dt, "F32") == 0 ? 4 : 2;
-    const cJSON *e;
-    char name[512];
-    cJSON_ArrayForEach(e, man) {
-        snprintf(name, sizeof name, "%s%s", prefix, e->string);
-        if (ed && ed->remove && strcmp(ed->remove, name) == 0) continue;
-        cJSON *t = cJSON_AddObjectToObject(hdr, name);
-        cJSON_AddStringToObject(t, "dtype", dt);
-        cJSON *sh = cJSON_AddArrayToObject(t, "shape");
-        unsigned long long numel = 1;
-        const cJSON *d;
-        int first = 1;
-        cJSON_ArrayForEach(d, e) {
-            long long v = (long long)d->valuedouble;
-            if (first && ed && ed->reshape && strcmp(ed->reshape, name) == 0) v += 1;
-            first = 0;
-            cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)v));
-            numel *= (unsigned long long)v;
-        }
-        cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        off += numel * isz;
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-    }
-    if (ed && ed->add) {
-        cJSON *t = cJSON_AddObjectToObject(hdr, ed->add);
-        cJSON_AddStringToObject(t, "dtype", dt);
-        cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray((const int[]){4}, 1));
-        cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        off += 4 * isz;
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-    }
-    if (ed && ed->add_i64) {
-        cJSON *t = cJSON_AddObjectToObject(hdr, ed->add_i64);
-        cJSON_AddStringToObject(t, "dtype", "I64");
-        cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray((const int[]){1, 77}, 2));
-        cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        off += 77 * 8;
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-    }
-    char *text = cJSON_PrintUnformatted(hdr);
-    cJSON_Delete(hdr);
-    size_t hl = strlen(text), padded = (hl + 7) & ~(size_t)7;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "%s: %s\n", path, strerror(errno));
-        free(text);
-        return -1;
-    }
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((unsigned long long)padded >> (8 * i));
-    fwrite(len8, 1, 8, f);
-    fwrite(text, 1, hl, f);
-    for (size_t i = hl; i < padded; i++) fputc(' ', f);
-    free(text);
-    fflush(f);
-    int rc = ftruncate(fileno(f), (off_t)(8 + padded + off)); /* the data section: a hole */
-    fclose(f);
-    return rc;
-}
+typedef tdm_sparse_edit edit;
 
 /* ---- folders ----------------------------------------------------------------------------------- */
 
 static char g_fix[1024];
-
-static cJSON *load_json(const char *dir, const char *name) {
-    char p[2048];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    cJSON *j = NULL;
-    tdm_status st = {0};
-    if (tdm_json_load(p, &j, &st)) {
-        fprintf(stderr, "%s\n", st.msg);
-        exit(1);
-    }
-    return j;
-}
-
-static void mk(const char *fmt, ...) {
-    char p[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, sizeof p, fmt, ap);
-    va_end(ap);
-    mkdir(p, 0755);
-}
-
-static void write_json(const cJSON *j, const char *fmt, ...) {
-    char p[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, sizeof p, fmt, ap);
-    va_end(ap);
-    char *text = cJSON_Print(j);
-    FILE *f = fopen(p, "w");
-    if (!f) exit(1);
-    fputs(text, f);
-    fclose(f);
-    free(text);
-}
-
-static void write_str(const char *text, const char *fmt, ...) {
-    char p[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, sizeof p, fmt, ap);
-    va_end(ap);
-    FILE *f = fopen(p, "w");
-    if (!f) exit(1);
-    fputs(text, f);
-    fclose(f);
-}
 
 static const char *SCHED =
     "{\"_class_name\": \"PNDMScheduler\", \"beta_end\": 0.012, \"beta_schedule\": \"scaled_linear\", "
@@ -158,22 +35,24 @@ typedef struct pipe_edits {
 
 /* A diffusers folder from a manifest case (unet, vae, text_encoder, scheduler; no tokenizer). */
 static void build_diffusers(const char *root, const char *case_dir, const char *dt, const pipe_edits *pe) {
-    cJSON *cs = load_json(case_dir, "case.json");
+    cJSON *cs = tdm_test_load_json(case_dir, "case.json");
     const cJSON *cfg = cJSON_GetObjectItem(cs, "config");
-    mk("%s", root);
-    write_str("{\"_class_name\": \"StableDiffusionPipeline\", \"_diffusers_version\": \"0.27.2\", "
-              "\"scheduler\": [\"diffusers\", \"PNDMScheduler\"], \"text_encoder\": [\"transformers\", \"CLIPTextModel\"], "
-              "\"tokenizer\": [\"transformers\", \"CLIPTokenizer\"], \"unet\": [\"diffusers\", \"UNet2DConditionModel\"], "
-              "\"vae\": [\"diffusers\", \"AutoencoderKL\"], \"safety_checker\": [null, null]}",
-              "%s/model_index.json", root);
+    tdm_test_mkdirf("%s", root);
+    tdm_test_write_strf(
+        "{\"_class_name\": \"StableDiffusionPipeline\", \"_diffusers_version\": \"0.27.2\", "
+        "\"scheduler\": [\"diffusers\", \"PNDMScheduler\"], \"text_encoder\": [\"transformers\", \"CLIPTextModel\"], "
+        "\"tokenizer\": [\"transformers\", \"CLIPTokenizer\"], \"unet\": [\"diffusers\", \"UNet2DConditionModel\"], "
+        "\"vae\": [\"diffusers\", \"AutoencoderKL\"], \"safety_checker\": [null, null]}",
+        "%s/model_index.json", root);
     const char *comps[3] = {"unet", "vae", "text_encoder"};
     const edit *eds[3] = {&pe->unet, &pe->vae, &pe->te};
     for (int i = 0; i < 3; i++) {
-        mk("%s/%s", root, comps[i]);
-        write_json(cJSON_GetObjectItem(cJSON_GetObjectItem(cfg, comps[i]), "config"), "%s/%s/config.json", root, comps[i]);
+        tdm_test_mkdirf("%s/%s", root, comps[i]);
+        tdm_test_write_jsonf(cJSON_GetObjectItem(cJSON_GetObjectItem(cfg, comps[i]), "config"), "%s/%s/config.json",
+                             root, comps[i]);
         char mf[64], p[2048];
         snprintf(mf, sizeof mf, "%s.json", comps[i]);
-        cJSON *man = load_json(case_dir, mf);
+        cJSON *man = tdm_test_load_json(case_dir, mf);
         if (i == 0 && pe->shard_unet) {
             /* names < "mid" in shard 1, the rest in shard 2 */
             cJSON *a = cJSON_CreateObject(), *b = cJSON_CreateObject(), *idx = cJSON_CreateObject();
@@ -186,20 +65,20 @@ static void build_diffusers(const char *root, const char *case_dir, const char *
                                                              : "diffusion_pytorch_model-00002-of-00002.safetensors");
             }
             snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model-00001-of-00002.safetensors", root);
-            CHECK(write_sparse(p, a, "", dt, eds[i]) == 0);
+            CHECK(tdm_test_write_sparse(p, a, dt, eds[i]) == 0);
             snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model-00002-of-00002.safetensors", root);
-            CHECK(write_sparse(p, b, "", dt, NULL) == 0);
-            write_json(idx, "%s/unet/diffusion_pytorch_model.safetensors.index.json", root);
+            CHECK(tdm_test_write_sparse(p, b, dt, NULL) == 0);
+            tdm_test_write_jsonf(idx, "%s/unet/diffusion_pytorch_model.safetensors.index.json", root);
             cJSON_Delete(a), cJSON_Delete(b), cJSON_Delete(idx);
         } else {
             snprintf(p, sizeof p, "%s/%s/%s", root, comps[i],
                      i == 2 ? "model.safetensors" : "diffusion_pytorch_model.safetensors");
-            CHECK(write_sparse(p, man, "", dt, eds[i]) == 0);
+            CHECK(tdm_test_write_sparse(p, man, dt, eds[i]) == 0);
         }
         cJSON_Delete(man);
     }
-    mk("%s/scheduler", root);
-    write_str(SCHED, "%s/scheduler/scheduler_config.json", root);
+    tdm_test_mkdirf("%s/scheduler", root);
+    tdm_test_write_strf(SCHED, "%s/scheduler/scheduler_config.json", root);
     cJSON_Delete(cs);
 }
 
@@ -213,7 +92,7 @@ static tdm_code load(const char *path, const char *prediction, tdm_sd_model **m,
 }
 
 static int manifest_count(const char *case_dir, const char *name) {
-    cJSON *j = load_json(case_dir, name);
+    cJSON *j = tdm_test_load_json(case_dir, name);
     int n = cJSON_GetArraySize(j);
     cJSON_Delete(j);
     return n;
@@ -324,23 +203,23 @@ static void test_sd15_diffusers(const char *cd) {
     CHECK(tdm_json_load(cfgp, &cfg, &st) == TDM_OK);
     char *orig = cJSON_Print(cfg);
     cJSON_ReplaceItemInObject(cfg, "cross_attention_dim", cJSON_CreateString("768"));
-    write_json(cfg, "%s", cfgp);
+    tdm_test_write_jsonf(cfg, "%s", cfgp);
     expect_fail(__LINE__, root, TDM_ERR_FORMAT, "cross_attention_dim", "unet/config.json");
     cJSON_ReplaceItemInObject(cfg, "cross_attention_dim", cJSON_CreateNumber(2048));
-    write_json(cfg, "%s", cfgp);
+    tdm_test_write_jsonf(cfg, "%s", cfgp);
     expect_fail(__LINE__, root, TDM_ERR_UNSUPPORTED, "2048", NULL);
-    write_str(orig, "%s", cfgp);
+    tdm_test_write_strf(orig, "%s", cfgp);
     free(orig);
     cJSON_Delete(cfg);
 }
 
 static void test_sd15_single(const char *cd) {
     char p[1024];
-    cJSON *man = load_json(cd, "single_file.json");
+    cJSON *man = tdm_test_load_json(cd, "single_file.json");
     snprintf(p, sizeof p, "%s/v1-5-sparse.safetensors", tdm_test_tmpdir());
     /* real files also hold position_ids and schedule buffers outside the components */
     edit ed = {.add_i64 = "cond_stage_model.transformer.text_model.embeddings.position_ids", .add = "alphas_cumprod"};
-    CHECK(write_sparse(p, man, "", "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_ok(__LINE__, p, cd, TDM_FAMILY_SD1, 1, NULL);
 
     tdm_sd_model *m = NULL;
@@ -392,7 +271,7 @@ static void test_sd15_single(const char *cd) {
             cJSON_AddItemToObject(old, nm, cJSON_Duplicate(e, 1));
         }
         snprintf(p, sizeof p, "%s/v1-old-names.safetensors", tdm_test_tmpdir());
-        CHECK(write_sparse(p, old, "", "F16", NULL) == 0);
+        CHECK(tdm_test_write_sparse(p, old, "F16", NULL) == 0);
         expect_ok(__LINE__, p, cd, TDM_FAMILY_SD1, 0, NULL);
         cJSON_Delete(old);
     }
@@ -400,25 +279,25 @@ static void test_sd15_single(const char *cd) {
     const char *t = "model.diffusion_model.output_blocks.5.1.transformer_blocks.0.attn1.to_q.weight";
     snprintf(p, sizeof p, "%s/v1-5-missing.safetensors", tdm_test_tmpdir());
     ed = (edit){.remove = t};
-    CHECK(write_sparse(p, man, "", "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     /* reported under its diffusers name, with the file */
     expect_fail(__LINE__, p, TDM_ERR_MISSING, "up_blocks.1.attentions.2.transformer_blocks.0.attn1.to_q.weight", p);
 
     t = "first_stage_model.decoder.mid.attn_1.q.weight";
     snprintf(p, sizeof p, "%s/v1-5-shape.safetensors", tdm_test_tmpdir());
     ed = (edit){.reshape = t};
-    CHECK(write_sparse(p, man, "", "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_FORMAT, t, NULL);
 
     t = "cond_stage_model.transformer.text_model.encoder.layers.11.self_attn.v_proj.bias";
     snprintf(p, sizeof p, "%s/v1-5-te.safetensors", tdm_test_tmpdir());
     ed = (edit){.remove = t};
-    CHECK(write_sparse(p, man, "", "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_MISSING, "text_model.encoder.layers.11.self_attn.v_proj.bias", NULL);
 
     snprintf(p, sizeof p, "%s/v1-5-extra.safetensors", tdm_test_tmpdir());
     ed = (edit){.add = "model.diffusion_model.input_blocks.1.1.extra.weight"};
-    CHECK(write_sparse(p, man, "", "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_FORMAT, "input_blocks.1.1.extra.weight", NULL);
     cJSON_Delete(man);
 }
@@ -444,7 +323,7 @@ static void test_sd21_diffusers(const char *cd) {
  * the SD1.5 single file with SD2 shapes (linear proj_in/proj_out, 1024-wide context), and the OpenCLIP
  * ViT-H text tower (24 resblocks, in_proj stacked q|k|v, text_projection, logit_scale). */
 static void test_sd21_single(const char *cd15, const char *cd21) {
-    cJSON *man = load_json(cd15, "single_file.json");
+    cJSON *man = tdm_test_load_json(cd15, "single_file.json");
     cJSON *out = cJSON_CreateObject();
     const cJSON *e;
     cJSON_ArrayForEach(e, man) {
@@ -498,7 +377,7 @@ static void test_sd21_single(const char *cd15, const char *cd21) {
 #undef ADD
     char p[1024];
     snprintf(p, sizeof p, "%s/v2-1-sparse.safetensors", tdm_test_tmpdir());
-    CHECK(write_sparse(p, out, "", "F16", NULL) == 0);
+    CHECK(tdm_test_write_sparse(p, out, "F16", NULL) == 0);
     tdm_sd_model *m = NULL;
     expect_ok(__LINE__, p, cd21, TDM_FAMILY_SD2, 0, &m);
     if (m) {
@@ -510,7 +389,7 @@ static void test_sd21_single(const char *cd15, const char *cd21) {
     const char *t = "cond_stage_model.model.transformer.resblocks.7.attn.in_proj_weight";
     snprintf(p, sizeof p, "%s/v2-1-missing.safetensors", tdm_test_tmpdir());
     edit ed = {.remove = t};
-    CHECK(write_sparse(p, out, "", "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, out, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_MISSING, "text_model.encoder.layers.7.self_attn", NULL);
     cJSON_Delete(out);
     cJSON_Delete(man);

@@ -15,118 +15,13 @@
 
 #include "base/json.h"
 #include "pipeline/sd_model.h"
+#include "manifest_util.h"
 #include "test_util.h"
 
-typedef struct edit {
-    const char *remove;  /* drop this tensor */
-    const char *reshape; /* change this tensor's first dim (+1) */
-    const char *add;     /* add this tensor [4] */
-    const char *add_i64; /* add this int64 tensor [1, 77] (position_ids buffer) */
-    const char *add_scalar; /* add this 0-dim tensor (logit_scale) */
-} edit;
-
-static void add_entry(cJSON *hdr, const char *name, const char *dt, const int *shape, int nd, size_t isz,
-                      unsigned long long *off) {
-    cJSON *t = cJSON_AddObjectToObject(hdr, name);
-    cJSON_AddStringToObject(t, "dtype", dt);
-    cJSON *sh = cJSON_AddArrayToObject(t, "shape");
-    unsigned long long numel = 1;
-    for (int i = 0; i < nd; i++) {
-        cJSON_AddItemToArray(sh, cJSON_CreateNumber(shape[i]));
-        numel *= (unsigned long long)shape[i];
-    }
-    cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
-    cJSON_AddItemToArray(o, cJSON_CreateNumber((double)*off));
-    *off += numel * isz;
-    cJSON_AddItemToArray(o, cJSON_CreateNumber((double)*off));
-}
-
-/* Writes the manifest object `man` (name -> shape) as a sparse safetensors file of dtype `dt`. */
-static int write_sparse(const char *path, const cJSON *man, const char *dt, const edit *ed) {
-    cJSON *hdr = cJSON_CreateObject();
-    cJSON *meta = cJSON_AddObjectToObject(hdr, "__metadata__");
-    cJSON_AddStringToObject(meta, "format", "pt");
-    unsigned long long off = 0;
-    size_t isz = strcmp(dt, "F32") == 0 ? 4 : 2;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, man) {
-        if (ed && ed->remove && strcmp(ed->remove, e->string) == 0) continue;
-        int shape[8], nd = 0;
-        const cJSON *d;
-        cJSON_ArrayForEach(d, e) if (nd < 8) shape[nd++] = (int)d->valuedouble;
-        if (nd && ed && ed->reshape && strcmp(ed->reshape, e->string) == 0) shape[0] += 1;
-        add_entry(hdr, e->string, dt, shape, nd, isz, &off);
-    }
-    if (ed && ed->add) add_entry(hdr, ed->add, dt, (const int[]){4}, 1, isz, &off);
-    if (ed && ed->add_i64) add_entry(hdr, ed->add_i64, "I64", (const int[]){1, 77}, 2, 8, &off);
-    if (ed && ed->add_scalar) add_entry(hdr, ed->add_scalar, dt, NULL, 0, isz, &off);
-    char *text = cJSON_PrintUnformatted(hdr);
-    cJSON_Delete(hdr);
-    size_t hl = strlen(text), padded = (hl + 7) & ~(size_t)7;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "%s: %s\n", path, strerror(errno));
-        free(text);
-        return -1;
-    }
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((unsigned long long)padded >> (8 * i));
-    fwrite(len8, 1, 8, f);
-    fwrite(text, 1, hl, f);
-    for (size_t i = hl; i < padded; i++) fputc(' ', f);
-    free(text);
-    fflush(f);
-    int rc = ftruncate(fileno(f), (off_t)(8 + padded + off)); /* the data section: a hole */
-    fclose(f);
-    return rc;
-}
-
-static cJSON *load_json(const char *dir, const char *name) {
-    char p[2048];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    cJSON *j = NULL;
-    tdm_status st = {0};
-    if (tdm_json_load(p, &j, &st)) {
-        fprintf(stderr, "%s\n", st.msg);
-        exit(1);
-    }
-    return j;
-}
-
-static void mk(const char *fmt, ...) {
-    char p[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, sizeof p, fmt, ap);
-    va_end(ap);
-    mkdir(p, 0755);
-}
-
-static void write_str(const char *text, const char *fmt, ...) {
-    char p[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, sizeof p, fmt, ap);
-    va_end(ap);
-    FILE *f = fopen(p, "w");
-    if (!f) exit(1);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void write_json(const cJSON *j, const char *fmt, ...) {
-    char p[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, sizeof p, fmt, ap);
-    va_end(ap);
-    char *text = cJSON_Print(j);
-    write_str(text, "%s", p);
-    free(text);
-}
+typedef tdm_sparse_edit edit;
 
 static int manifest_count(const char *case_dir, const char *name) {
-    cJSON *j = load_json(case_dir, name);
+    cJSON *j = tdm_test_load_json(case_dir, name);
     int n = cJSON_GetArraySize(j);
     cJSON_Delete(j);
     return n;
@@ -152,20 +47,20 @@ typedef struct xl_folder {
 /* One component: config from case.json (config.<name>.config) + sparse weights from <manifest>. */
 static void component(const char *root, const char *name, const char *case_dir, const char *cfg_name,
                       const char *manifest, const char *file, const edit *ed) {
-    cJSON *cs = load_json(case_dir, "case.json");
-    mk("%s/%s", root, name);
-    write_json(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(cs, "config"), cfg_name), "config"),
-               "%s/%s/config.json", root, name);
-    cJSON *man = load_json(case_dir, manifest);
+    cJSON *cs = tdm_test_load_json(case_dir, "case.json");
+    tdm_test_mkdirf("%s/%s", root, name);
+    const cJSON *cfg = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(cs, "config"), cfg_name), "config");
+    tdm_test_write_jsonf(cfg, "%s/%s/config.json", root, name);
+    cJSON *man = tdm_test_load_json(case_dir, manifest);
     char p[2048];
     snprintf(p, sizeof p, "%s/%s/%s", root, name, file);
-    CHECK(write_sparse(p, man, "F16", ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", ed) == 0);
     cJSON_Delete(man);
     cJSON_Delete(cs);
 }
 
 static void build_xl(const char *root, const xl_folder *x) {
-    mk("%s", root);
+    tdm_test_mkdirf("%s", root);
     char idx[2048];
     snprintf(idx, sizeof idx,
              "{\"_class_name\": \"%s\", \"_diffusers_version\": \"0.27.2\", %s"
@@ -180,15 +75,15 @@ static void build_xl(const char *root, const xl_folder *x) {
              x->refiner ? "[null, null]" : "[\"transformers\", \"CLIPTokenizer\"]",
              x->no_te2 ? "" : "\"text_encoder_2\": [\"transformers\", \"CLIPTextModelWithProjection\"], ",
              x->extra_index ? x->extra_index : "");
-    write_str(idx, "%s/model_index.json", root);
+    tdm_test_write_strf(idx, "%s/model_index.json", root);
     const char *ucase = x->refiner ? g_refiner : x->lcm ? g_lcm : g_base;
     component(root, "unet", ucase, "unet", "unet.json", "diffusion_pytorch_model.safetensors", &x->unet);
     component(root, "vae", g_base, "vae", "vae.json", "diffusion_pytorch_model.safetensors", NULL);
     if (!x->refiner) component(root, "text_encoder", g_base, "text_encoder", "text_encoder.json", "model.safetensors", &x->te);
     if (!x->no_te2)
         component(root, "text_encoder_2", g_base, "text_encoder_2", "text_encoder_2.json", "model.safetensors", &x->te2);
-    mk("%s/scheduler", root);
-    write_str(SCHED_XL, "%s/scheduler/scheduler_config.json", root);
+    tdm_test_mkdirf("%s/scheduler", root);
+    tdm_test_write_strf(SCHED_XL, "%s/scheduler/scheduler_config.json", root);
 }
 
 /* Tokenizer folders from the shared CLIP vocabulary (symlinks; nothing copied), with the pad tokens the
@@ -199,7 +94,7 @@ static int add_tokenizers(const char *root, int base) {
     char src[1024], dst[2048];
     const char *dirs[2] = {"tokenizer", "tokenizer_2"};
     for (int i = base ? 0 : 1; i < 2; i++) {
-        mk("%s/%s", root, dirs[i]);
+        tdm_test_mkdirf("%s/%s", root, dirs[i]);
         const char *files[2] = {"vocab.json", "merges.txt"};
         for (int k = 0; k < 2; k++) {
             char rel[1100];
@@ -209,8 +104,8 @@ static int add_tokenizers(const char *root, int base) {
             unlink(dst);
             if (symlink(src, dst) != 0) return 0;
         }
-        write_str(i == 0 ? "{\"pad_token\": \"<|endoftext|>\"}" : "{\"pad_token\": \"!\"}", "%s/%s/special_tokens_map.json",
-                  root, dirs[i]);
+        tdm_test_write_strf(i == 0 ? "{\"pad_token\": \"<|endoftext|>\"}" : "{\"pad_token\": \"!\"}",
+                            "%s/%s/special_tokens_map.json", root, dirs[i]);
     }
     return 1;
 }
@@ -388,13 +283,13 @@ static void test_refiner_and_lcm(void) {
 /* ---- SDXL base single file ---------------------------------------------------------------------- */
 
 static void test_base_single(void) {
-    cJSON *man = load_json(g_base, "single_file.json");
+    cJSON *man = tdm_test_load_json(g_base, "single_file.json");
     char p[1024];
     path_of(p, sizeof p, "sd_xl_base_sparse.safetensors");
     /* the published file also holds position_ids (embedders.0) and logit_scale (embedders.1) */
     edit ed = {.add_i64 = "conditioner.embedders.0.transformer.text_model.embeddings.position_ids",
                .add_scalar = "conditioner.embedders.1.model.logit_scale"};
-    CHECK(write_sparse(p, man, "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     tdm_sd_model *m = expect_ok(__LINE__, p, TDM_FAMILY_SDXL);
     if (m) {
         CHECK(m->layout == TDM_LAYOUT_SINGLE_FILE && strstr(m->source, "sdxl"));
@@ -407,30 +302,30 @@ static void test_base_single(void) {
     const char *t = "conditioner.embedders.1.model.transformer.resblocks.7.attn.in_proj_weight";
     path_of(p, sizeof p, "sdxl-single-missing.safetensors");
     ed = (edit){.remove = t};
-    CHECK(write_sparse(p, man, "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_MISSING, "text_model.encoder.layers.7.self_attn", p);
 
     t = "conditioner.embedders.1.model.text_projection";
     path_of(p, sizeof p, "sdxl-single-proj.safetensors");
     ed = (edit){.reshape = t};
-    CHECK(write_sparse(p, man, "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_FORMAT, "text_projection", p);
 
     t = "conditioner.embedders.0.transformer.text_model.encoder.layers.3.mlp.fc1.bias";
     path_of(p, sizeof p, "sdxl-single-te.safetensors");
     ed = (edit){.remove = t};
-    CHECK(write_sparse(p, man, "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_MISSING, "text_model.encoder.layers.3.mlp.fc1.bias", p);
 
     t = "model.diffusion_model.label_emb.0.0.weight";
     path_of(p, sizeof p, "sdxl-single-unet.safetensors");
     ed = (edit){.reshape = t};
-    CHECK(write_sparse(p, man, "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_FORMAT, t, p);
 
     path_of(p, sizeof p, "sdxl-single-extra.safetensors");
     ed = (edit){.add = "conditioner.embedders.1.model.transformer.resblocks.3.extra"};
-    CHECK(write_sparse(p, man, "F16", &ed) == 0);
+    CHECK(tdm_test_write_sparse(p, man, "F16", &ed) == 0);
     expect_fail(__LINE__, p, TDM_ERR_FORMAT, "resblocks.3.extra", NULL);
     cJSON_Delete(man);
 }

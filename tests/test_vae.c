@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "models/vae.h"
 #include "tandem.h"
+#include "check_util.h"
 #include "test_util.h"
 
 /* ---- synthetic weights ----------------------------------------------------------------------- */
@@ -205,22 +206,9 @@ static void tiny_config(tdm_vae_config *c) {
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
-static void quiet(void *u, const char *line) {
-    (void)u;
-    if (strncmp(line, "FAIL", 4) == 0) fprintf(stderr, "%s\n", line);
-}
-
 static void test_fixture(void) {
-    const char *dir = tdm_test_fixture("vae-sd-tiny");
-    if (!dir) {
-        printf("note: fixture vae-sd-tiny absent, fixture test skipped\n");
-        return;
-    }
-    int np = 0, nf = 0;
-    tdm_status st;
-    tdm_status_clear(&st);
-    tdm_code rc = tdm_check_fixture(dir, 2, quiet, NULL, &np, &nf, &st);
-    CHECK_MSG(rc == TDM_OK, "%s", st.msg);
+    int np, nf;
+    if (!tdm_test_check_fixture("vae-sd-tiny", &np, &nf)) return;
     CHECK_MSG(nf == 0, "%d comparisons failed", nf);
     CHECK(np >= 20);
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tandem.h"
 #include "test_util.h"
 
 static void tiny_sd_must(int ok, const char *what) {
@@ -37,6 +38,27 @@ static void tiny_sd_write(const char *path, const char *text) {
     tiny_sd_must(f != NULL, path);
     fputs(text, f);
     fclose(f);
+}
+
+/* 1 when the fixtures a tiny SD model is made of are present (and unet-lcm-tiny when with_lcm). */
+static inline int tiny_sd_fixtures_present(int with_lcm) {
+    static const char *const needed[] = {"unet-sd15-tiny", "vae-sd-tiny", "clip-text-tiny", "tokenizer-clip",
+                                         "unet-lcm-tiny"};
+    const size_t n = sizeof needed / sizeof needed[0] - (with_lcm ? 0 : 1);
+    for (size_t i = 0; i < n; i++)
+        if (!tdm_test_fixture(needed[i])) return 0;
+    return 1;
+}
+
+/* Engines with 1 and 2 threads (outputs must not depend on the thread count); a failure is a CHECK failure. */
+static inline void tiny_sd_engines(tdm_engine **e1, tdm_engine **e2) {
+    tdm_engine_params ep;
+    tdm_engine_params_init(&ep);
+    tdm_status st = {0};
+    ep.n_threads = 1;
+    CHECK_MSG(tdm_engine_create(&ep, e1, &st) == TDM_OK, "%s", st.msg);
+    ep.n_threads = 2;
+    CHECK_MSG(tdm_engine_create(&ep, e2, &st) == TDM_OK, "%s", st.msg);
 }
 
 /* <tmp>/<name>/: model_index.json, unet -> fixture, vae, text_encoder, tokenizer/{vocab,merges}, scheduler/. */

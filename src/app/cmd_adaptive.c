@@ -195,6 +195,15 @@ int tdm_cli_teacher_check(const char *cmd, const tdm_cli_teacher_opts *t) {
     return 0;
 }
 
+void tdm_cli_common_apply(const tdm_cli_common_opts *c, tdm_adaptive_params *p) {
+    p->negative_prompt = c->negative ? c->negative : "";
+    p->width = c->width;
+    p->height = c->height;
+    p->clip_skip = c->clip_skip;
+    p->emphasis = c->emphasis;
+    p->student = c->student;
+}
+
 void tdm_cli_teacher_apply(const tdm_cli_teacher_opts *t, tdm_adaptive_params *p) {
     p->teacher = t->settings;
     if (!isnan(t->noise)) {
@@ -411,14 +420,8 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     tdm_adaptive_params p;
     tdm_adaptive_params_init(&p);
     p.prompt = prompt;
-    p.negative_prompt = c.negative ? c.negative : "";
     p.seed = c.seed;
-    p.width = c.width;
-    p.height = c.height;
-    p.clip_skip = c.clip_skip;
-    p.emphasis = c.emphasis;
-    p.student = c.student;
-    p.teacher = t.settings;
+    tdm_cli_common_apply(&c, &p);
     p.oracle = oracle;
     p.oracle_model = c.oracle_model;
     p.tau = tau;

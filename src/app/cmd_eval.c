@@ -200,12 +200,7 @@ int tdm_cmd_eval(int argc, char **argv) {
     p.seeds = seeds;
     p.n_seeds = n_seeds;
     tdm_adaptive_params *s = &p.settings;
-    s->negative_prompt = c.negative ? c.negative : "";
-    s->width = c.width;
-    s->height = c.height;
-    s->clip_skip = c.clip_skip;
-    s->emphasis = c.emphasis;
-    s->student = c.student;
+    tdm_cli_common_apply(&c, s);
     tdm_cli_teacher_apply(&t, s);
     s->progress = on_stage;
     p.oracle = oracle;

@@ -48,6 +48,9 @@ typedef struct tdm_cli_common_opts {
 void tdm_cli_common_init(tdm_cli_common_opts *c);
 /* 1: argv[*i] was one (consumed, *i advanced past its value); 0: not one; -1: bad value (printed). */
 int tdm_cli_common_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli_common_opts *o);
+/* Copies the negative prompt ("" when none), size, clip skip, emphasis and student settings into p (not the
+ * seed). */
+void tdm_cli_common_apply(const tdm_cli_common_opts *c, tdm_adaptive_params *p);
 
 /* The teacher and the refinement: --teacher, --teacher-steps, --teacher-guidance, --teacher-sampler,
  * --teacher-eta, --refine-strength, --refine-noise, --refine-through-pixels. */

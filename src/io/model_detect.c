@@ -7,13 +7,6 @@
 
 #include "io/model_dir.h"
 
-static const tdm_st_entry *find_pre(const tdm_safetensors *f, const char *prefix, const char *rest) {
-    char name[512];
-    int w = snprintf(name, sizeof name, "%s%s", prefix, rest);
-    if (w < 0 || (size_t)w >= sizeof name) return NULL;
-    return tdm_st_find(f, name);
-}
-
 static int has_prefix(const tdm_safetensors *f, const char *prefix) {
     size_t n = strlen(prefix);
     /* entries are sorted by name: binary search for the first name >= prefix */
@@ -103,7 +96,7 @@ static tdm_code detect_sdxl(const tdm_safetensors *f, tdm_single_file_info *info
                         "family (SD1.x has 768, SD2.x 1024; SDXL files use conditioner.embedders.*)",
                         f->path, info->text_encoder_prefix, ctx, to_k->name);
     const char *p1 = "conditioner.embedders.0.transformer.";
-    const tdm_st_entry *tok1 = find_pre(f, p1, "text_model.embeddings.token_embedding.weight");
+    const tdm_st_entry *tok1 = tdm_st_find_prefixed(f, p1, "text_model.embeddings.token_embedding.weight");
     const tdm_st_entry *tok2 = tdm_st_find(f, "conditioner.embedders.1.model.token_embedding.weight");
     const tdm_st_entry *tok2r = tdm_st_find(f, "conditioner.embedders.0.model.token_embedding.weight");
     if (tok1 || tok2) {
@@ -150,7 +143,7 @@ tdm_code tdm_single_file_detect(const tdm_safetensors *f, tdm_single_file_info *
     memset(info, 0, sizeof *info);
     info->v_stat = -1;
     const char *up = "model.diffusion_model.";
-    const tdm_st_entry *conv_in = find_pre(f, up, "input_blocks.0.0.weight");
+    const tdm_st_entry *conv_in = tdm_st_find_prefixed(f, up, "input_blocks.0.0.weight");
     if (!conv_in) return not_a_checkpoint(f, st);
     snprintf(info->unet_prefix, sizeof info->unet_prefix, "%s", up);
     if (conv_in->ndim != 4)
@@ -208,7 +201,7 @@ tdm_code tdm_single_file_detect(const tdm_safetensors *f, tdm_single_file_info *
     }
     /* SD2 v-prediction: weights cannot say for sure; ComfyUI's heuristic (non-inpainting SD2 only). */
     if (info->family == TDM_FAMILY_SD2 && info->in_channels == 4) {
-        const tdm_st_entry *nb = find_pre(f, up, "output_blocks.11.1.transformer_blocks.0.norm1.bias");
+        const tdm_st_entry *nb = tdm_st_find_prefixed(f, up, "output_blocks.11.1.transformer_blocks.0.norm1.bias");
         if (nb) info->v_stat = tensor_std(f, nb);
         info->v_prediction_guess = info->v_stat > 0.09;
     }

@@ -208,6 +208,13 @@ void tdm_st_close(tdm_safetensors *f) {
     memset(f, 0, sizeof *f);
 }
 
+const tdm_st_entry *tdm_st_find_prefixed(const tdm_safetensors *f, const char *prefix, const char *name) {
+    char full[512];
+    int w = snprintf(full, sizeof full, "%s%s", prefix, name);
+    if (w < 0 || (size_t)w >= sizeof full) return NULL;
+    return tdm_st_find(f, full);
+}
+
 const tdm_st_entry *tdm_st_find(const tdm_safetensors *f, const char *name) {
     int lo = 0, hi = f->n_entries - 1;
     while (lo <= hi) {

@@ -37,6 +37,8 @@ void tdm_st_close(tdm_safetensors *st_file);
 
 /* Binary search by name; NULL when absent. */
 const tdm_st_entry *tdm_st_find(const tdm_safetensors *f, const char *name);
+/* tdm_st_find of prefix + name; NULL when absent or longer than 511 bytes. */
+const tdm_st_entry *tdm_st_find_prefixed(const tdm_safetensors *f, const char *prefix, const char *name);
 /* A view of the entry's bytes (contiguous). */
 tdm_tensor tdm_st_view(const tdm_safetensors *f, const tdm_st_entry *e);
 

@@ -1,5 +1,6 @@
 #include "io/weights.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,23 @@ static tdm_weight *find(const tdm_weights *ws, const char *name) {
 }
 
 const tdm_weight *tdm_weights_peek(const tdm_weights *ws, const char *name) { return find(ws, name); }
+
+tdm_code tdm_weights_vgetf(tdm_weights *ws, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                           int64_t d3, tdm_status *st, const char *fmt, va_list ap) {
+    char name[512];
+    vsnprintf(name, sizeof name, fmt, ap);
+    const int64_t shape[4] = {d0, d1, d2, d3};
+    return tdm_weights_get(ws, name, ndim, shape, out, st);
+}
+
+tdm_code tdm_weights_getf(tdm_weights *ws, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                          tdm_status *st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    tdm_code rc = tdm_weights_vgetf(ws, out, ndim, d0, d1, d2, d3, st, fmt, ap);
+    va_end(ap);
+    return rc;
+}
 
 tdm_code tdm_weights_get_opt(tdm_weights *ws, const char *name, int ndim, const int64_t *shape, tdm_tensor *out,
                              int *found, tdm_status *st) {

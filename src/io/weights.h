@@ -5,6 +5,8 @@
 #ifndef TDM_IO_WEIGHTS_H
 #define TDM_IO_WEIGHTS_H
 
+#include <stdarg.h>
+
 #include "base/error.h"
 #include "io/safetensors.h"
 #include "tensor/tensor.h"
@@ -60,6 +62,12 @@ tdm_code tdm_weights_finish(tdm_weights *ws, tdm_status *st);
  * Missing -> TDM_ERR_MISSING naming the tensor; wrong shape -> TDM_ERR_FORMAT naming both shapes. */
 tdm_code tdm_weights_get(tdm_weights *ws, const char *name, int ndim, const int64_t *shape, tdm_tensor *out,
                          tdm_status *st);
+/* tdm_weights_get with a printf-formatted name (up to 511 bytes) and the shape given inline: the first
+ * ndim of d0..d3 (the others are ignored). */
+tdm_code tdm_weights_getf(tdm_weights *ws, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                          tdm_status *st, const char *fmt, ...) TDM_PRINTF(9, 10);
+tdm_code tdm_weights_vgetf(tdm_weights *ws, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                           int64_t d3, tdm_status *st, const char *fmt, va_list ap);
 /* Like get, but absence is not an error: *found = 0. */
 tdm_code tdm_weights_get_opt(tdm_weights *ws, const char *name, int ndim, const int64_t *shape, tdm_tensor *out,
                              int *found, tdm_status *st);

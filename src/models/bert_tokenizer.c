@@ -300,26 +300,6 @@ static void strip_accents(const uint32_t *s, size_t n, tdm_u32buf *out) {
 
 /* ---- tokenization ------------------------------------------------------------------------------- */
 
-typedef struct idbuf {
-    int32_t *v;
-    int n, cap, oom;
-} idbuf;
-
-static void id_push(idbuf *b, int32_t id) {
-    if (b->oom) return;
-    if (b->n == b->cap) {
-        int cap = b->cap ? b->cap * 2 : 64;
-        int32_t *v = cap > 0 ? realloc(b->v, (size_t)cap * sizeof *v) : NULL;
-        if (!v) {
-            b->oom = 1;
-            return;
-        }
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = id;
-}
-
 /* Special token starting at s[i] (exact match), index into t->specials or -1. */
 static int special_at(const tdm_bert_tokenizer *t, const uint32_t *s, size_t n, size_t i) {
     for (int k = 0; k < t->n_specials; k++) {
@@ -336,10 +316,10 @@ static int is_special_word(const tdm_bert_tokenizer *t, const uint32_t *w, size_
 }
 
 /* WordpieceTokenizer.tokenize of one word (no whitespace in it). */
-static void wordpiece(const tdm_bert_tokenizer *t, const uint32_t *w, size_t n, idbuf *out) {
+static void wordpiece(const tdm_bert_tokenizer *t, const uint32_t *w, size_t n, tdm_i32buf *out) {
     if (n == 0) return;
     if (n > TDM_BERT_MAX_WORD_CHARS) {
-        id_push(out, t->unk);
+        tdm_i32buf_push(out, t->unk);
         return;
     }
     char bytes[TDM_BERT_MAX_WORD_CHARS * 4];     /* UTF-8 of the word */
@@ -364,16 +344,16 @@ static void wordpiece(const tdm_bert_tokenizer *t, const uint32_t *w, size_t n, 
         }
         if (found < 0) {
             out->n = first; /* the whole word becomes [UNK] */
-            id_push(out, t->unk);
+            tdm_i32buf_push(out, t->unk);
             return;
         }
-        id_push(out, found);
+        tdm_i32buf_push(out, found);
         start = end;
     }
 }
 
 /* Emits a split piece: split again on Python whitespace (whitespace_tokenize of the joined pieces). */
-static void emit_piece(const tdm_bert_tokenizer *t, const uint32_t *p, size_t n, idbuf *out) {
+static void emit_piece(const tdm_bert_tokenizer *t, const uint32_t *p, size_t n, tdm_i32buf *out) {
     size_t i = 0;
     while (i < n) {
         while (i < n && tdm_uc_is_space(p[i])) i++;
@@ -386,7 +366,7 @@ static void emit_piece(const tdm_bert_tokenizer *t, const uint32_t *p, size_t n,
 
 /* BasicTokenizer.tokenize (never_split = the special tokens) followed by WordPiece, for text s[n]
  * already lowercased outside special tokens. */
-static void basic_tokenize(const tdm_bert_tokenizer *t, const uint32_t *s, size_t n, idbuf *out) {
+static void basic_tokenize(const tdm_bert_tokenizer *t, const uint32_t *s, size_t n, tdm_i32buf *out) {
     tdm_u32buf clean = {0}, norm = {0}, low = {0}, acc = {0};
     for (size_t i = 0; i < n; i++) { /* _clean_text + _tokenize_chinese_chars */
         uint32_t c = s[i];
@@ -451,12 +431,12 @@ tdm_code tdm_bert_tokenize(const tdm_bert_tokenizer *t, const char *text, size_t
     tdm_utf8_decode(text, len, &cps);
     /* PreTrainedTokenizer.tokenize: re.sub lowercases every character outside special tokens on its own;
      * special positions are recorded as (start, special index) pairs in `marks`. */
-    idbuf marks = {0}, out = {0};
+    tdm_i32buf marks = {0}, out = {0};
     for (size_t i = 0; !cps.oom && i < cps.n;) {
         int k = special_at(t, cps.v, cps.n, i);
         if (k >= 0) {
-            id_push(&marks, (int32_t)low.n);
-            id_push(&marks, k);
+            tdm_i32buf_push(&marks, (int32_t)low.n);
+            tdm_i32buf_push(&marks, k);
             tdm_u32buf_append(&low, t->specials[k].cps, (size_t)t->specials[k].n);
             i += (size_t)t->specials[k].n;
         } else {
@@ -472,7 +452,7 @@ tdm_code tdm_bert_tokenize(const tdm_bert_tokenizer *t, const char *text, size_t
             size_t at = (size_t)marks.v[m];
             const special *sp = &t->specials[marks.v[m + 1]];
             basic_tokenize(t, low.v + p, at - p, &out);
-            id_push(&out, sp->id);
+            tdm_i32buf_push(&out, sp->id);
             p = at + (size_t)sp->n;
         }
         basic_tokenize(t, low.v + p, low.n - p, &out);

@@ -142,13 +142,6 @@ const char *tdm_clip_oracle_kind_name(tdm_clip_oracle_kind kind) {
     return "?";
 }
 
-/* Text half of a transformers CLIPModel file: the vision half and logit_scale are skipped. */
-static tdm_code hf_text_mapper(tdm_weights *ws, const char *name, const tdm_tensor *t, void *ctx, tdm_status *st) {
-    if (!strncmp(name, "vision_model.", 13) || !strcmp(name, "visual_projection.weight") || !strcmp(name, "logit_scale"))
-        return TDM_OK;
-    return tdm_clip_text_hf_mapper(ws, name, t, ctx, st);
-}
-
 /* Text half of an OpenCLIP file: visual.* is read by the vision tower. */
 static tdm_code openclip_text_mapper(tdm_weights *ws, const char *name, const tdm_tensor *t, void *ctx,
                                      tdm_status *st) {
@@ -205,19 +198,11 @@ static tdm_code load_hf(tdm_clip_oracle *o, const tdm_clip_oracle_paths *p, int 
         tdm_clip_image_proc_default(&o->proc, o->vision->cfg.image_size);
     }
     if (!need_text) return TDM_OK;
-    cJSON *j;
-    TDM_TRY(tdm_json_load(cfg_path, &j, st));
+    /* a CLIPModel config: tdm_clip_text_load gives the text tower the top-level projection_dim */
     tdm_clip_text_config tc;
-    tdm_code rc = tdm_clip_text_config_from_json(j, cfg_path, &tc, st);
-    long pd;
-    /* CLIPModel keeps projection_dim at the top level */
-    if (!rc && cJSON_GetObjectItemCaseSensitive(j, "text_config"))
-        rc = tdm_json_int(j, "projection_dim", cfg_path, 1, tc.projection_dim, 1, 1 << 16, &pd, st);
-    else pd = tc.projection_dim;
-    cJSON_Delete(j);
-    if (rc) return rc;
-    tc.projection_dim = (int)pd;
-    TDM_TRY(load_text(&o->text, w_path, "", &tc, hf_text_mapper, NULL, st));
+    TDM_TRY(tdm_clip_text_config_load(cfg_path, &tc, st));
+    /* the text half of the CLIPModel file: the vision half and logit_scale are skipped */
+    TDM_TRY(load_text(&o->text, w_path, "", &tc, tdm_clip_text_clipmodel_mapper, NULL, st));
     if (o->kind == TDM_CLIP_ORACLE_PICKSCORE) TDM_TRY(read_logit_scale(w_path, &o->logit_scale, st));
     return TDM_OK;
 }

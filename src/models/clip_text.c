@@ -13,17 +13,15 @@
 static tdm_code get2(tdm_weights *ws, tdm_tensor *out, int64_t d0, int64_t d1, tdm_status *st, const char *fmt, ...)
     TDM_PRINTF(6, 7);
 static tdm_code get2(tdm_weights *ws, tdm_tensor *out, int64_t d0, int64_t d1, tdm_status *st, const char *fmt, ...) {
-    char name[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    tdm_code rc = tdm_weights_vgetf(ws, out, d1 > 0 ? 2 : 1, d0, d1, 0, 0, st, fmt, ap);
     va_end(ap);
-    const int64_t shape[2] = {d0, d1};
-    return tdm_weights_get(ws, name, d1 > 0 ? 2 : 1, shape, out, st);
+    return rc;
 }
 
-static tdm_code load_layer(tdm_weights *ws, tdm_clip_text_layer *l, int i, int64_t C, int64_t I, tdm_status *st) {
-    const char *p = "text_model.encoder.layers";
+tdm_code tdm_clip_layer_load(tdm_weights *ws, tdm_clip_text_layer *l, const char *p, int i, int64_t C, int64_t I,
+                             tdm_status *st) {
     TDM_TRY(get2(ws, &l->ln1_w, C, 0, st, "%s.%d.layer_norm1.weight", p, i));
     TDM_TRY(get2(ws, &l->ln1_b, C, 0, st, "%s.%d.layer_norm1.bias", p, i));
     TDM_TRY(get2(ws, &l->q_w, C, C, st, "%s.%d.self_attn.q_proj.weight", p, i));
@@ -53,7 +51,8 @@ static tdm_code load_all(tdm_clip_text *m, tdm_status *st) {
         return tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: embedding tables must be contiguous", ws->what);
     m->layers = calloc((size_t)c->num_hidden_layers, sizeof *m->layers);
     if (!m->layers) return tdm_fail(st, TDM_ERR_NOMEM, "%s: out of memory", ws->what);
-    for (int i = 0; i < c->num_hidden_layers; i++) TDM_TRY(load_layer(ws, &m->layers[i], i, C, I, st));
+    for (int i = 0; i < c->num_hidden_layers; i++)
+        TDM_TRY(tdm_clip_layer_load(ws, &m->layers[i], "text_model.encoder.layers", i, C, I, st));
     TDM_TRY(get2(ws, &m->final_ln_w, C, 0, st, "text_model.final_layer_norm.weight"));
     TDM_TRY(get2(ws, &m->final_ln_b, C, 0, st, "text_model.final_layer_norm.bias"));
     const int64_t pshape[2] = {c->projection_dim, C};

@@ -68,6 +68,15 @@ tdm_code tdm_clip_text_config_from_json(const cJSON *obj, const char *what, tdm_
                                         tdm_status *st);
 tdm_code tdm_clip_text_config_validate(const tdm_clip_text_config *cfg, const char *what, tdm_status *st);
 
+/* Shared by the CLIP text and vision configs. Field "hidden_act" of obj (quick_gelu, gelu, gelu_new /
+ * gelu_pytorch_tanh); absent: *act is kept. */
+tdm_code tdm_clip_act_from_json(const cJSON *obj, const char *what, tdm_clip_act *act, tdm_status *st);
+/* The encoder fields, in this order: hidden_size in [1, 65536], intermediate_size >= 1 (and <=
+ * intermediate_max when that is > 0), num_hidden_layers in [1, 1024], num_attention_heads divides hidden_size.
+ * Errors name the field and value. */
+tdm_code tdm_clip_encoder_validate(const char *what, int hidden_size, int intermediate_size, int intermediate_max,
+                                   int num_hidden_layers, int num_attention_heads, tdm_status *st);
+
 /* Infers the configuration of a single-file text tower from tensor shapes under `prefix`: transformers
  * names (SD1, "cond_stage_model.transformer.", openclip 0) or OpenCLIP names (SD2 "cond_stage_model.model.",
  * SDXL "conditioner.embedders.1.model.", openclip 1). Every layer in the file is counted (SD2: use
@@ -127,6 +136,12 @@ typedef struct tdm_clip_text_layer {
     tdm_tensor fc1_w, fc1_b; /* [I, C], [I] */
     tdm_tensor fc2_w, fc2_b; /* [C, I], [C] */
 } tdm_clip_text_layer;
+
+/* Looks up one encoder layer's tensors "<prefix>.<i>.{layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2,
+ * mlp.fc1, mlp.fc2}.{weight,bias}" (C = hidden_size, I = intermediate_size); shared by the text and vision
+ * towers. */
+tdm_code tdm_clip_layer_load(tdm_weights *ws, tdm_clip_text_layer *l, const char *prefix, int i, int64_t C, int64_t I,
+                             tdm_status *st);
 
 typedef struct tdm_clip_text {
     tdm_clip_text_config cfg;

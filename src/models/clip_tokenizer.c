@@ -443,27 +443,6 @@ tdm_code tdm_clip_tokenizer_load(tdm_clip_tokenizer **out, const char *path, tdm
 
 /* ---- encoding ------------------------------------------------------------------------------------- */
 
-typedef struct id_buf {
-    int32_t *v;
-    int n, cap;
-    int oom;
-} id_buf;
-
-static void ids_push(id_buf *b, int32_t id) {
-    if (b->oom) return;
-    if (b->n == b->cap) {
-        int cap = b->cap ? b->cap * 2 : 64;
-        int32_t *v = cap > 0 ? realloc(b->v, (size_t)cap * sizeof *v) : NULL;
-        if (!v) {
-            b->oom = 1;
-            return;
-        }
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = id;
-}
-
 /* Scratch of bpe_word for a word of up to `cap` bytes. */
 typedef struct bpe_scratch {
     int32_t *id;   /* [cap] symbol id at each start position */
@@ -537,7 +516,7 @@ static struct bpe_pair heap_pop(struct bpe_pair *h, int *n) {
  * Done in O(m log m) with a heap of candidate pairs keyed (rank, position): all candidates of the
  * lowest rank are applied as one batch in position order; pairs created meanwhile with a lower rank
  * (possible only with an unusual merges.txt) wait until the batch ends, as in the reference. */
-static void bpe_word(const tdm_clip_tokenizer *t, const unsigned char *bytes, int m, bpe_scratch *s, id_buf *out) {
+static void bpe_word(const tdm_clip_tokenizer *t, const unsigned char *bytes, int m, bpe_scratch *s, tdm_i32buf *out) {
     int nh = 0, np = 0;
     for (int k = 0; k < m; k++) {
         s->id[k] = k == m - 1 ? t->byte_end_id[bytes[k]] : t->byte_id[bytes[k]];
@@ -572,7 +551,7 @@ static void bpe_word(const tdm_clip_tokenizer *t, const unsigned char *bytes, in
         for (int q = 0; q < np; q++) heap_push(s->heap, &nh, s->pending[q]);
         np = 0;
     }
-    for (int k = 0; k >= 0; k = s->next[k]) ids_push(out, s->id[k]);
+    for (int k = 0; k >= 0; k = s->next[k]) tdm_i32buf_push(out, s->id[k]);
 }
 
 /* Case-insensitive comparison of the regex module (simple case folding) for the ASCII literals of the
@@ -593,7 +572,8 @@ static int match_lit(const uint32_t *s, size_t n, size_t i, const char *lit) {
 /* Pre-tokenises cleaned text with the CLIP pattern (case-insensitive)
  *   <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
  * and BPE-encodes each piece. */
-static tdm_code encode_clean(const tdm_clip_tokenizer *t, const uint32_t *s, size_t n, id_buf *out, tdm_status *st) {
+static tdm_code encode_clean(const tdm_clip_tokenizer *t, const uint32_t *s, size_t n, tdm_i32buf *out,
+                             tdm_status *st) {
     unsigned char *bytes = NULL;
     bpe_scratch scratch = {0};
     size_t cap = 0;
@@ -612,7 +592,7 @@ static tdm_code encode_clean(const tdm_clip_tokenizer *t, const uint32_t *s, siz
             }
         }
         if (special >= 0) {
-            ids_push(out, special);
+            tdm_i32buf_push(out, special);
             i = j;
             continue;
         }
@@ -656,7 +636,7 @@ static tdm_code encode_clean(const tdm_clip_tokenizer *t, const uint32_t *s, siz
     return out->oom ? tdm_fail(st, TDM_ERR_NOMEM, "tokenizer: out of memory") : TDM_OK;
 }
 
-static tdm_code encode_chunk(const tdm_clip_tokenizer *t, const uint32_t *s, size_t n, int mode, id_buf *out,
+static tdm_code encode_chunk(const tdm_clip_tokenizer *t, const uint32_t *s, size_t n, int mode, tdm_i32buf *out,
                              tdm_status *st) {
     tdm_u32buf clean = {0};
     tdm_code rc = tdm_clip_clean_cps(s, n, mode, &clean, st);
@@ -682,7 +662,7 @@ tdm_code tdm_clip_tokenize_n(const tdm_clip_tokenizer *t, const char *text, size
         tdm_u32buf_free(&cps);
         return tdm_fail(st, TDM_ERR_NOMEM, "tokenize: out of memory");
     }
-    id_buf out = {0};
+    tdm_i32buf out = {0};
     tdm_code rc = TDM_OK;
     if (mode == TDM_CLIP_CLEAN_OPENAI) {
         rc = encode_chunk(t, cps.v, cps.n, mode, &out, st);
@@ -725,7 +705,7 @@ tdm_code tdm_clip_tokenize_n(const tdm_clip_tokenizer *t, const char *text, size
             }
             if (i > start) rc = encode_chunk(t, cps.v + start, i - start, mode, &out, st);
             if (hit < 0) break; /* end of text */
-            ids_push(&out, lit_ids[hit]);
+            tdm_i32buf_push(&out, lit_ids[hit]);
             i += hit_len;
             start = i;
         }

@@ -1,6 +1,7 @@
 /* CLIP vision tower: configuration, name mappers, loading, the forward pass and CLIPImageProcessor
  * preprocessing (formulas and their transformers source in clip_vision.h). */
 #include "models/clip_vision.h"
+#include "models/clip_openclip.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -31,20 +32,6 @@ void tdm_clip_vision_config_default(tdm_clip_vision_config *c) {
 int64_t tdm_clip_vision_tokens(const tdm_clip_vision_config *c) {
     const int64_t g = c->image_size / c->patch_size;
     return g * g + 1;
-}
-
-static tdm_code parse_act(const cJSON *obj, const char *what, tdm_clip_act *out, tdm_status *st) {
-    char act[64];
-    const char *def = *out == TDM_CLIP_ACT_GELU ? "gelu" : *out == TDM_CLIP_ACT_GELU_TANH ? "gelu_new" : "quick_gelu";
-    TDM_TRY(tdm_json_str(obj, "hidden_act", what, 1, def, act, sizeof act, st));
-    if (!strcmp(act, "quick_gelu")) *out = TDM_CLIP_ACT_QUICK_GELU;
-    else if (!strcmp(act, "gelu")) *out = TDM_CLIP_ACT_GELU;
-    else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh")) *out = TDM_CLIP_ACT_GELU_TANH;
-    else
-        return tdm_fail(st, TDM_ERR_UNSUPPORTED,
-                        "%s: field 'hidden_act' = %s is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)",
-                        what, act);
-    return TDM_OK;
 }
 
 tdm_code tdm_clip_vision_config_from_json(const cJSON *obj, const char *what, tdm_clip_vision_config *cfg,
@@ -80,7 +67,7 @@ tdm_code tdm_clip_vision_config_from_json(const cJSON *obj, const char *what, td
         *field = (int)v;
     }
     TDM_TRY(tdm_json_num(obj, "layer_norm_eps", what, 1, c.layer_norm_eps, 0.0, 1.0, &c.layer_norm_eps, st));
-    TDM_TRY(parse_act(obj, what, &c.hidden_act, st));
+    TDM_TRY(tdm_clip_act_from_json(obj, what, &c.hidden_act, st));
     TDM_TRY(tdm_clip_vision_config_validate(&c, what, st));
     *cfg = c;
     return TDM_OK;
@@ -95,17 +82,8 @@ tdm_code tdm_clip_vision_config_load(const char *path, tdm_clip_vision_config *c
 }
 
 tdm_code tdm_clip_vision_config_validate(const tdm_clip_vision_config *c, const char *what, tdm_status *st) {
-    if (c->hidden_size < 1 || c->hidden_size > (1 << 16))
-        return tdm_fail(st, TDM_ERR_FORMAT, "%s: field 'hidden_size' = %d is outside [1, 65536]", what, c->hidden_size);
-    if (c->intermediate_size < 1 || c->intermediate_size > (1 << 18))
-        return tdm_fail(st, TDM_ERR_FORMAT, "%s: field 'intermediate_size' = %d is outside [1, 262144]", what,
-                        c->intermediate_size);
-    if (c->num_hidden_layers < 1 || c->num_hidden_layers > 1024)
-        return tdm_fail(st, TDM_ERR_FORMAT, "%s: field 'num_hidden_layers' = %d is outside [1, 1024]", what,
-                        c->num_hidden_layers);
-    if (c->num_attention_heads < 1 || c->hidden_size % c->num_attention_heads != 0)
-        return tdm_fail(st, TDM_ERR_FORMAT, "%s: field 'num_attention_heads' = %d does not divide hidden_size = %d",
-                        what, c->num_attention_heads, c->hidden_size);
+    TDM_TRY(tdm_clip_encoder_validate(what, c->hidden_size, c->intermediate_size, 1 << 18, c->num_hidden_layers,
+                                      c->num_attention_heads, st));
     if (c->num_channels < 1 || c->num_channels > 64)
         return tdm_fail(st, TDM_ERR_FORMAT, "%s: field 'num_channels' = %d is outside [1, 64]", what, c->num_channels);
     if (c->image_size < 1 || c->image_size > 16384)
@@ -125,15 +103,9 @@ tdm_code tdm_clip_vision_config_validate(const tdm_clip_vision_config *c, const 
     return TDM_OK;
 }
 
-static const tdm_st_entry *find_pf(const tdm_safetensors *f, const char *prefix, const char *name) {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s%s", prefix, name);
-    return tdm_st_find(f, buf);
-}
-
 static tdm_code need(const tdm_safetensors *f, const char *prefix, const char *name, int ndim,
                      const tdm_st_entry **e, tdm_status *st) {
-    *e = find_pf(f, prefix, name);
+    *e = tdm_st_find_prefixed(f, prefix, name);
     if (!*e)
         return tdm_fail(st, TDM_ERR_MISSING, "%s: tensor '%s%s' is missing (not an OpenCLIP visual tower?)", f->path,
                         prefix, name);
@@ -166,13 +138,13 @@ tdm_code tdm_clip_vision_config_infer_openclip(const tdm_safetensors *f, const c
     c.image_size = (int)(g * c.patch_size);
     TDM_TRY(need(f, prefix, "transformer.resblocks.0.mlp.c_fc.weight", 2, &e, st));
     c.intermediate_size = (int)e->shape[0];
-    e = find_pf(f, prefix, "proj");
+    e = tdm_st_find_prefixed(f, prefix, "proj");
     if (e && e->ndim == 2 && e->shape[1] >= 1 && e->shape[1] <= (1 << 16)) c.projection_dim = (int)e->shape[1];
     int n = 0;
     char name[128];
     for (;; n++) {
         snprintf(name, sizeof name, "transformer.resblocks.%d.ln_1.weight", n);
-        if (!find_pf(f, prefix, name)) break;
+        if (!tdm_st_find_prefixed(f, prefix, name)) break;
         if (n == 1024) return tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: more than 1024 visual layers", f->path);
     }
     c.num_hidden_layers = n;
@@ -198,28 +170,6 @@ tdm_code tdm_clip_vision_hf_mapper(tdm_weights *ws, const char *name, const tdm_
     return tdm_weights_emit(ws, name, t, st);
 }
 
-static tdm_code bad_name(tdm_weights *ws, const char *name, const char *why, tdm_status *st) {
-    return tdm_fail(st, TDM_ERR_FORMAT, "%s: %s: tensor '%s' %s", ws->what, ws->cur_file ? ws->cur_file : "?",
-                    ws->cur_name ? ws->cur_name : name, why);
-}
-
-/* Emits the transpose of a contiguous 2-D tensor [r, c] as [c, r] (storage owned by ws). */
-static tdm_code emit_transposed(tdm_weights *ws, const char *out, const char *name, const tdm_tensor *t,
-                                tdm_status *st) {
-    if (t->ndim != 2 || !tdm_tensor_is_contiguous(t) || !tdm_dtype_is_float(t->dtype))
-        return bad_name(ws, name, "must be a contiguous 2-D float tensor", st);
-    const int64_t R = t->shape[0], Cc = t->shape[1];
-    const size_t es = tdm_dtype_size(t->dtype);
-    char *dst = tdm_weights_alloc(ws, (size_t)(R * Cc) * es);
-    if (!dst) return tdm_fail(st, TDM_ERR_NOMEM, "%s: out of memory", ws->what);
-    const char *src = t->data;
-    for (int64_t r = 0; r < R; r++)
-        for (int64_t c = 0; c < Cc; c++) memcpy(dst + (size_t)(c * R + r) * es, src + (size_t)(r * Cc + c) * es, es);
-    const int64_t shape[2] = {Cc, R};
-    tdm_tensor tt = tdm_tensor_view(t->dtype, dst, 2, shape);
-    return tdm_weights_emit(ws, out, &tt, st);
-}
-
 tdm_code tdm_clip_vision_openclip_mapper(tdm_weights *ws, const char *name, const tdm_tensor *t, void *ctx,
                                          tdm_status *st) {
     (void)ctx;
@@ -236,105 +186,35 @@ tdm_code tdm_clip_vision_openclip_mapper(tdm_weights *ws, const char *name, cons
     };
     for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
         if (!strcmp(name, top[i].oc)) return tdm_weights_emit(ws, top[i].hf, t, st);
-    if (!strcmp(name, "proj")) return emit_transposed(ws, "visual_projection.weight", name, t, st);
-    const char *pre = "transformer.resblocks.";
-    if (strncmp(name, pre, strlen(pre)) != 0) return bad_name(ws, name, "is not a known OpenCLIP visual tensor", st);
-    const char *p = name + strlen(pre);
-    char *end;
-    long layer = strtol(p, &end, 10);
-    if (end == p || *end != '.' || layer < 0 || layer > 100000)
-        return bad_name(ws, name, "is not a known OpenCLIP visual tensor", st);
-    const char *tail = end + 1;
-    char lp[128], out[512];
-    snprintf(lp, sizeof lp, "vision_model.encoder.layers.%ld.", layer);
-    if (!strcmp(tail, "attn.in_proj_weight") || !strcmp(tail, "attn.in_proj_bias")) {
-        /* [3C, C] / [3C]: rows q | k | v */
-        if (t->ndim < 1 || t->shape[0] % 3 != 0 || !tdm_tensor_is_contiguous(t))
-            return bad_name(ws, name, "must be contiguous with a first dimension divisible by 3", st);
-        const int64_t Cc = t->shape[0] / 3;
-        int64_t row = 1;
-        for (int i = 1; i < t->ndim; i++) row *= t->shape[i];
-        const char *kind = strstr(tail, "weight") ? "weight" : "bias";
-        static const char *const proj[3] = {"q_proj", "k_proj", "v_proj"};
-        for (int i = 0; i < 3; i++) {
-            int64_t shape[TDM_MAX_DIMS];
-            for (int d = 0; d < t->ndim; d++) shape[d] = t->shape[d];
-            shape[0] = Cc;
-            tdm_tensor s = tdm_tensor_view(t->dtype, (char *)t->data + (size_t)(i * Cc * row) * tdm_dtype_size(t->dtype),
-                                           t->ndim, shape);
-            snprintf(out, sizeof out, "%sself_attn.%s.%s", lp, proj[i], kind);
-            TDM_TRY(tdm_weights_emit(ws, out, &s, st));
-        }
-        return TDM_OK;
-    }
-    static const struct {
-        const char *oc, *hf;
-    } m2[] = {
-        {"ln_1.", "layer_norm1."}, {"ln_2.", "layer_norm2."}, {"attn.out_proj.", "self_attn.out_proj."},
-        {"mlp.c_fc.", "mlp.fc1."}, {"mlp.c_proj.", "mlp.fc2."},
-    };
-    for (size_t i = 0; i < sizeof m2 / sizeof m2[0]; i++) {
-        size_t n = strlen(m2[i].oc);
-        if (!strncmp(tail, m2[i].oc, n) && (!strcmp(tail + n, "weight") || !strcmp(tail + n, "bias"))) {
-            snprintf(out, sizeof out, "%s%s%s", lp, m2[i].hf, tail + n);
-            return tdm_weights_emit(ws, out, t, st);
-        }
-    }
-    return bad_name(ws, name, "is not a known OpenCLIP visual tensor", st);
+    if (!strcmp(name, "proj")) return tdm_openclip_emit_transposed(ws, "visual_projection.weight", name, t, st);
+    static const char unknown[] = "is not a known OpenCLIP visual tensor";
+    long layer;
+    const char *tail;
+    TDM_TRY(tdm_openclip_resblock(ws, name, unknown, &layer, &tail, st));
+    return tdm_openclip_emit_resblock(ws, name, "vision_model.encoder.layers.", layer, tail, t, unknown, st);
 }
 
 /* ---- loading ---------------------------------------------------------------------------------- */
-
-static tdm_code get(tdm_weights *ws, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                    tdm_status *st, const char *fmt, ...) TDM_PRINTF(9, 10);
-static tdm_code get(tdm_weights *ws, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                    tdm_status *st, const char *fmt, ...) {
-    char name[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const int64_t shape[4] = {d0, d1, d2, d3};
-    return tdm_weights_get(ws, name, ndim, shape, out, st);
-}
-
-static tdm_code load_layer(tdm_weights *ws, tdm_clip_text_layer *l, int i, int64_t C, int64_t I, tdm_status *st) {
-    const char *p = "vision_model.encoder.layers";
-    TDM_TRY(get(ws, &l->ln1_w, 1, C, 0, 0, 0, st, "%s.%d.layer_norm1.weight", p, i));
-    TDM_TRY(get(ws, &l->ln1_b, 1, C, 0, 0, 0, st, "%s.%d.layer_norm1.bias", p, i));
-    TDM_TRY(get(ws, &l->q_w, 2, C, C, 0, 0, st, "%s.%d.self_attn.q_proj.weight", p, i));
-    TDM_TRY(get(ws, &l->q_b, 1, C, 0, 0, 0, st, "%s.%d.self_attn.q_proj.bias", p, i));
-    TDM_TRY(get(ws, &l->k_w, 2, C, C, 0, 0, st, "%s.%d.self_attn.k_proj.weight", p, i));
-    TDM_TRY(get(ws, &l->k_b, 1, C, 0, 0, 0, st, "%s.%d.self_attn.k_proj.bias", p, i));
-    TDM_TRY(get(ws, &l->v_w, 2, C, C, 0, 0, st, "%s.%d.self_attn.v_proj.weight", p, i));
-    TDM_TRY(get(ws, &l->v_b, 1, C, 0, 0, 0, st, "%s.%d.self_attn.v_proj.bias", p, i));
-    TDM_TRY(get(ws, &l->o_w, 2, C, C, 0, 0, st, "%s.%d.self_attn.out_proj.weight", p, i));
-    TDM_TRY(get(ws, &l->o_b, 1, C, 0, 0, 0, st, "%s.%d.self_attn.out_proj.bias", p, i));
-    TDM_TRY(get(ws, &l->ln2_w, 1, C, 0, 0, 0, st, "%s.%d.layer_norm2.weight", p, i));
-    TDM_TRY(get(ws, &l->ln2_b, 1, C, 0, 0, 0, st, "%s.%d.layer_norm2.bias", p, i));
-    TDM_TRY(get(ws, &l->fc1_w, 2, I, C, 0, 0, st, "%s.%d.mlp.fc1.weight", p, i));
-    TDM_TRY(get(ws, &l->fc1_b, 1, I, 0, 0, 0, st, "%s.%d.mlp.fc1.bias", p, i));
-    TDM_TRY(get(ws, &l->fc2_w, 2, C, I, 0, 0, st, "%s.%d.mlp.fc2.weight", p, i));
-    return get(ws, &l->fc2_b, 1, C, 0, 0, 0, st, "%s.%d.mlp.fc2.bias", p, i);
-}
 
 static tdm_code load_all(tdm_clip_vision *m, tdm_status *st) {
     const tdm_clip_vision_config *c = &m->cfg;
     tdm_weights *ws = &m->ws;
     const int64_t C = c->hidden_size, I = c->intermediate_size, P = c->patch_size;
     const char *e = "vision_model.embeddings";
-    TDM_TRY(get(ws, &m->patch_w, 4, C, c->num_channels, P, P, st, "%s.patch_embedding.weight", e));
-    TDM_TRY(get(ws, &m->class_emb, 1, C, 0, 0, 0, st, "%s.class_embedding", e));
-    TDM_TRY(get(ws, &m->pos_emb, 2, tdm_clip_vision_tokens(c), C, 0, 0, st, "%s.position_embedding.weight", e));
+    TDM_TRY(tdm_weights_getf(ws, &m->patch_w, 4, C, c->num_channels, P, P, st, "%s.patch_embedding.weight", e));
+    TDM_TRY(tdm_weights_getf(ws, &m->class_emb, 1, C, 0, 0, 0, st, "%s.class_embedding", e));
+    TDM_TRY(tdm_weights_getf(ws, &m->pos_emb, 2, tdm_clip_vision_tokens(c), C, 0, 0, st, "%s.position_embedding.weight",
+                             e));
     if (!tdm_tensor_is_contiguous(&m->class_emb) || !tdm_tensor_is_contiguous(&m->pos_emb))
         return tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: embedding tables must be contiguous", ws->what);
-    TDM_TRY(get(ws, &m->pre_ln_w, 1, C, 0, 0, 0, st, "vision_model.pre_layrnorm.weight"));
-    TDM_TRY(get(ws, &m->pre_ln_b, 1, C, 0, 0, 0, st, "vision_model.pre_layrnorm.bias"));
+    TDM_TRY(tdm_weights_getf(ws, &m->pre_ln_w, 1, C, 0, 0, 0, st, "vision_model.pre_layrnorm.weight"));
+    TDM_TRY(tdm_weights_getf(ws, &m->pre_ln_b, 1, C, 0, 0, 0, st, "vision_model.pre_layrnorm.bias"));
     m->layers = calloc((size_t)c->num_hidden_layers, sizeof *m->layers);
     if (!m->layers) return tdm_fail(st, TDM_ERR_NOMEM, "%s: out of memory", ws->what);
-    for (int i = 0; i < c->num_hidden_layers; i++) TDM_TRY(load_layer(ws, &m->layers[i], i, C, I, st));
-    TDM_TRY(get(ws, &m->post_ln_w, 1, C, 0, 0, 0, st, "vision_model.post_layernorm.weight"));
-    TDM_TRY(get(ws, &m->post_ln_b, 1, C, 0, 0, 0, st, "vision_model.post_layernorm.bias"));
+    for (int i = 0; i < c->num_hidden_layers; i++)
+        TDM_TRY(tdm_clip_layer_load(ws, &m->layers[i], "vision_model.encoder.layers", i, C, I, st));
+    TDM_TRY(tdm_weights_getf(ws, &m->post_ln_w, 1, C, 0, 0, 0, st, "vision_model.post_layernorm.weight"));
+    TDM_TRY(tdm_weights_getf(ws, &m->post_ln_b, 1, C, 0, 0, 0, st, "vision_model.post_layernorm.bias"));
     const int64_t pshape[2] = {c->projection_dim, C};
     TDM_TRY(tdm_weights_get_opt(ws, "visual_projection.weight", 2, pshape, &m->proj_w, &m->has_projection, st));
     /* one more layer than the config says: a config / checkpoint mismatch worth naming */

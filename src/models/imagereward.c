@@ -29,31 +29,18 @@ static tdm_code ir_mapper(tdm_weights *ws, const char *name, const tdm_tensor *t
     return tdm_weights_emit(ws, name, t, st);
 }
 
-static tdm_code ir_get(tdm_weights *ws, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                     tdm_status *st, const char *fmt, ...) TDM_PRINTF(9, 10);
-static tdm_code ir_get(tdm_weights *ws, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                     tdm_status *st, const char *fmt, ...) {
-    char name[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const int64_t shape[4] = {d0, d1, d2, d3};
-    return tdm_weights_get(ws, name, ndim, shape, out, st);
-}
-
-#define V1(t, n, ...) ir_get(ws, t, 1, n, 0, 0, 0, st, __VA_ARGS__)
-#define V2(t, a, b, ...) ir_get(ws, t, 2, a, b, 0, 0, st, __VA_ARGS__)
+#define V1(t, n, ...) tdm_weights_getf(ws, t, 1, n, 0, 0, 0, st, __VA_ARGS__)
+#define V2(t, a, b, ...) tdm_weights_getf(ws, t, 2, a, b, 0, 0, st, __VA_ARGS__)
 
 static tdm_code load_vit(tdm_imagereward *m, tdm_status *st) {
     const tdm_imagereward_config *c = &m->cfg;
     tdm_weights *ws = &m->ws;
     const int64_t D = c->vit_width, F = c->vit_mlp, P = c->patch_size, T = tdm_imagereward_image_tokens(m);
     const char *p = "blip.visual_encoder";
-    TDM_TRY(ir_get(ws, &m->patch_w, 4, D, c->in_chans, P, P, st, "%s.patch_embed.proj.weight", p));
+    TDM_TRY(tdm_weights_getf(ws, &m->patch_w, 4, D, c->in_chans, P, P, st, "%s.patch_embed.proj.weight", p));
     TDM_TRY(V1(&m->patch_b, D, "%s.patch_embed.proj.bias", p));
-    TDM_TRY(ir_get(ws, &m->cls_token, 3, 1, 1, D, 0, st, "%s.cls_token", p));
-    TDM_TRY(ir_get(ws, &m->pos_embed, 3, 1, T, D, 0, st, "%s.pos_embed", p));
+    TDM_TRY(tdm_weights_getf(ws, &m->cls_token, 3, 1, 1, D, 0, st, "%s.cls_token", p));
+    TDM_TRY(tdm_weights_getf(ws, &m->pos_embed, 3, 1, T, D, 0, st, "%s.pos_embed", p));
     m->blocks = calloc((size_t)(c->vit_depth ? c->vit_depth : 1), sizeof *m->blocks);
     if (!m->blocks) return tdm_fail(st, TDM_ERR_NOMEM, "imagereward: out of memory");
     for (int i = 0; i < c->vit_depth; i++) {

@@ -44,6 +44,21 @@ void tdm_u32buf_free(tdm_u32buf *b) {
     memset(b, 0, sizeof *b);
 }
 
+void tdm_i32buf_push(tdm_i32buf *b, int32_t id) {
+    if (b->oom) return;
+    if (b->n == b->cap) {
+        int cap = b->cap ? b->cap * 2 : 64;
+        int32_t *v = cap > 0 ? realloc(b->v, (size_t)cap * sizeof *v) : NULL;
+        if (!v) {
+            b->oom = 1;
+            return;
+        }
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = id;
+}
+
 /* ---- UTF-8 -------------------------------------------------------------------------------------- */
 
 void tdm_utf8_decode(const char *str, size_t n, tdm_u32buf *out) {

@@ -21,6 +21,15 @@ void tdm_u32buf_push(tdm_u32buf *b, uint32_t cp);
 void tdm_u32buf_append(tdm_u32buf *b, const uint32_t *cps, size_t n);
 void tdm_u32buf_free(tdm_u32buf *b);
 
+/* Growable token-id buffer (the tokenizers' output), with the same sticky `oom`; free with free(b->v). */
+typedef struct tdm_i32buf {
+    int32_t *v; /* [n] token ids */
+    int n, cap;
+    int oom;
+} tdm_i32buf;
+
+void tdm_i32buf_push(tdm_i32buf *b, int32_t id);
+
 /* Decodes UTF-8 as Python's bytes.decode('utf-8', 'replace') does: each maximal invalid
  * subsequence (bad lead, truncated sequence, overlong form, surrogate, > U+10FFFF) becomes one
  * U+FFFD. Appends to out. */

@@ -21,13 +21,11 @@ static tdm_code get_weight(loader *L, tdm_tensor *out, int ndim, int64_t d0, int
                      const char *fmt, ...) TDM_PRINTF(8, 9);
 static tdm_code get_weight(loader *L, tdm_tensor *out, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
                      const char *fmt, ...) {
-    char name[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    tdm_code rc = tdm_weights_vgetf(L->ws, out, ndim, d0, d1, d2, d3, L->st, fmt, ap);
     va_end(ap);
-    const int64_t shape[4] = {d0, d1, d2, d3};
-    return tdm_weights_get(L->ws, name, ndim, shape, out, L->st);
+    return rc;
 }
 
 static tdm_code load_conv(loader *L, tdm_tensor *w, tdm_tensor *b, int64_t cout, int64_t cin, int64_t k,

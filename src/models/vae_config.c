@@ -131,15 +131,9 @@ tdm_code tdm_vae_config_validate(const tdm_vae_config *c, const char *what, tdm_
 
 /* ---- inference from an LDM single file ------------------------------------------------------- */
 
-static const tdm_st_entry *find_pf(const tdm_safetensors *f, const char *prefix, const char *name) {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s%s", prefix, name);
-    return tdm_st_find(f, buf);
-}
-
 static tdm_code need(const tdm_safetensors *f, const char *prefix, const char *name, int ndim,
                      const tdm_st_entry **out, tdm_status *st) {
-    *out = find_pf(f, prefix, name);
+    *out = tdm_st_find_prefixed(f, prefix, name);
     if (!*out)
         return tdm_fail(st, TDM_ERR_MISSING, "%s: tensor '%s%s' is missing (not an LDM VAE checkpoint?)", f->path,
                         prefix, name);
@@ -174,7 +168,7 @@ tdm_code tdm_vae_config_infer(const tdm_safetensors *f, const char *prefix, tdm_
     char name[256];
     for (;;) {
         snprintf(name, sizeof name, "encoder.down.%d.block.0.conv1.weight", n);
-        if (!find_pf(f, prefix, name)) break;
+        if (!tdm_st_find_prefixed(f, prefix, name)) break;
         if (n == TDM_VAE_MAX_LEVELS)
             return tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: more than %d encoder levels", f->path, TDM_VAE_MAX_LEVELS);
         TDM_TRY(need(f, prefix, name, 4, &e, st));
@@ -188,15 +182,15 @@ tdm_code tdm_vae_config_infer(const tdm_safetensors *f, const char *prefix, tdm_
     int layers = 0;
     for (;;) {
         snprintf(name, sizeof name, "encoder.down.0.block.%d.conv1.weight", layers);
-        if (!find_pf(f, prefix, name)) break;
+        if (!tdm_st_find_prefixed(f, prefix, name)) break;
         if (++layers > TDM_VAE_MAX_LAYERS)
             return tdm_fail(st, TDM_ERR_UNSUPPORTED, "%s: more than %d resnets per encoder level", f->path,
                             TDM_VAE_MAX_LAYERS);
     }
     c.layers_per_block = layers;
-    c.mid_block_add_attention = find_pf(f, prefix, "encoder.mid.attn_1.q.weight") != NULL;
-    c.use_quant_conv = find_pf(f, prefix, "quant_conv.weight") != NULL;
-    c.use_post_quant_conv = find_pf(f, prefix, "post_quant_conv.weight") != NULL;
+    c.mid_block_add_attention = tdm_st_find_prefixed(f, prefix, "encoder.mid.attn_1.q.weight") != NULL;
+    c.use_quant_conv = tdm_st_find_prefixed(f, prefix, "quant_conv.weight") != NULL;
+    c.use_post_quant_conv = tdm_st_find_prefixed(f, prefix, "post_quant_conv.weight") != NULL;
     TDM_TRY(tdm_vae_config_validate(&c, f->path, st));
     *cfg = c;
     return TDM_OK;

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/json.h"
+#include "base/jsonl_log.h"
 #include "pipeline/calibrate.h"
 
 void tdm_calibrate_params_init(tdm_calibrate_params *p) {
@@ -23,15 +24,6 @@ void tdm_calibrate_params_init(tdm_calibrate_params *p) {
     p->clip_skip = 1;
     p->emphasis = 1;
     p->student.guidance = -1.0f;
-}
-
-static double float_as_decimal(float v) {
-    char buf[32];
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
-        if (strtof(buf, NULL) == v) break;
-    }
-    return strtod(buf, NULL);
 }
 
 /* The settings object (header line of the partial file and body of the final file). */
@@ -44,8 +36,8 @@ static cJSON *settings_json(const tdm_model *student, const tdm_gen_plan *pl, co
     cJSON_AddStringToObject(s, "model", tdm_model_name(student));
     cJSON_AddStringToObject(s, "sampler", pl->sampler);
     cJSON_AddNumberToObject(s, "steps", pl->steps);
-    cJSON_AddNumberToObject(s, "guidance", float_as_decimal(pl->guidance));
-    cJSON_AddNumberToObject(s, "eta", float_as_decimal(pl->eta));
+    cJSON_AddNumberToObject(s, "guidance", tdm_float_as_decimal(pl->guidance));
+    cJSON_AddNumberToObject(s, "eta", tdm_float_as_decimal(pl->eta));
     cJSON_AddNumberToObject(s, "width", pl->width);
     cJSON_AddNumberToObject(s, "height", pl->height);
     cJSON_AddNumberToObject(s, "clip_skip", pl->clip_skip);
@@ -66,63 +58,47 @@ static cJSON *settings_json(const tdm_model *student, const tdm_gen_plan *pl, co
     return o;
 }
 
+/* A partial file's sample lines: {"i", "prompt", "seed", "score"}; scores[] takes the first n_max. */
+typedef struct partial_ctx {
+    double *scores; /* [n_max] */
+    int n_max, P;
+    uint64_t seed;
+} partial_ctx;
+
+static int partial_sample(void *user, const char *line, int done) {
+    const partial_ctx *c = user;
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *ji = cJSON_GetObjectItemCaseSensitive(o, "i");
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(o, "score");
+    const cJSON *jp = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+    const cJSON *jseed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    int ok = cJSON_IsNumber(ji) && cJSON_IsNumber(js) && cJSON_IsNumber(jp) && cJSON_IsNumber(jseed) &&
+             ji->valuedouble == done && jp->valuedouble == done % c->P &&
+             (uint64_t)jseed->valuedouble == c->seed + (uint64_t)done && isfinite(js->valuedouble);
+    double v = ok ? js->valuedouble : 0;
+    cJSON_Delete(o);
+    if (ok && done < c->n_max) c->scores[done] = (double)(float)v; /* scores are floats, written with %.9g */
+    return ok;
+}
+
+static tdm_code partial_mismatch(void *user, const char *path, const char *line, tdm_status *st) {
+    (void)user;
+    (void)line;
+    return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                    "%s was started with other settings (student, oracle, prompts or seed differ); "
+                    "delete it or pass --restart",
+                    path);
+}
+
 /* Reads an existing partial file: checks the header, takes the complete sample lines into scores[],
- * truncates a torn last line. *done = samples recovered. */
+ * truncates a torn last line. *done = samples recovered (-1: no complete header, start over). */
 static tdm_code read_partial(const char *path, const char *header, double *scores, int n_max, int P, uint64_t seed,
                              int *done, tdm_status *st) {
-    *done = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    TDM_TRY(tdm_read_file(path, (size_t)1 << 30, &buf, &len, st));
-    tdm_code rc = TDM_OK;
-    size_t i = 0, good_end = 0;
-    int lineno = 0;
-    while (i < len) {
-        size_t b = i;
-        while (i < len && buf[i] != '\n') i++;
-        if (i >= len) break; /* torn last line (no newline): dropped */
-        buf[i] = '\0';
-        i++;
-        lineno++;
-        if (lineno == 1) {
-            if (strcmp(buf + b, header) != 0) {
-                rc = tdm_fail(st, TDM_ERR_INVALID_ARG,
-                              "%s was started with other settings (student, oracle, prompts or seed differ); "
-                              "delete it or pass --restart",
-                              path);
-                goto done;
-            }
-            good_end = i;
-            continue;
-        }
-        cJSON *o = cJSON_Parse(buf + b);
-        const cJSON *ji = cJSON_GetObjectItemCaseSensitive(o, "i");
-        const cJSON *js = cJSON_GetObjectItemCaseSensitive(o, "score");
-        const cJSON *jp = cJSON_GetObjectItemCaseSensitive(o, "prompt");
-        const cJSON *jseed = cJSON_GetObjectItemCaseSensitive(o, "seed");
-        int ok = cJSON_IsNumber(ji) && cJSON_IsNumber(js) && cJSON_IsNumber(jp) && cJSON_IsNumber(jseed) &&
-                 ji->valuedouble == *done && jp->valuedouble == *done % P &&
-                 (uint64_t)jseed->valuedouble == seed + (uint64_t)*done && isfinite(js->valuedouble);
-        double v = ok ? js->valuedouble : 0;
-        cJSON_Delete(o);
-        if (!ok) {
-            rc = tdm_fail(st, TDM_ERR_FORMAT, "%s:%d: not sample %d of this calibration (corrupt partial file; delete it "
-                          "or pass --restart)", path, lineno, *done);
-            goto done;
-        }
-        if (*done < n_max) scores[*done] = (double)(float)v; /* scores are floats, written with %.9g */
-        (*done)++;
-        good_end = i;
-    }
-    if (lineno == 0) { /* no complete header: start over */
-        good_end = 0;
-    }
-    if (good_end < len && truncate(path, (off_t)good_end) != 0)
-        rc = tdm_fail(st, TDM_ERR_IO, "%s: cannot drop the incomplete last line", path);
-    if (lineno == 0) *done = -1; /* tells the caller to write the header */
-done:
-    free(buf);
-    return rc;
+    partial_ctx c = {scores, n_max, P, seed};
+    const tdm_jsonl_resume r = {header, (size_t)1 << 30,
+                                "calibration (corrupt partial file; delete it or pass --restart)", partial_mismatch,
+                                partial_sample, &c};
+    return tdm_jsonl_resume_read(path, &r, done, st);
 }
 
 static int cmp_double(const void *a, const void *b) {

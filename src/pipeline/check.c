@@ -185,3 +185,23 @@ tdm_code tdm_check_fixture(const char *dir, int n_threads, tdm_check_line_fn lin
     *n_fail = c.n_fail;
     return rc;
 }
+
+int tdm_check_json_ids(const cJSON *cs, const char *key, int32_t **out) {
+    *out = NULL;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cs, key);
+    if (!cJSON_IsArray(a)) return -1;
+    int n = cJSON_GetArraySize(a), i = 0;
+    int32_t *v = malloc((size_t)(n ? n : 1) * sizeof *v); /* [n] */
+    if (!v) return -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) v[i++] = cJSON_IsNumber(e) ? (int32_t)e->valuedouble : -1;
+    *out = v;
+    return n;
+}
+
+void tdm_check_fmt_ids(char *buf, size_t sz, const int32_t *a, int n, int max_shown) {
+    size_t p = (size_t)snprintf(buf, sz, "[");
+    for (int i = 0; i < n && i < max_shown && p < sz; i++)
+        p += (size_t)snprintf(buf + p, sz - p, i ? " %d" : "%d", a[i]);
+    if (p < sz) snprintf(buf + p, sz - p, n > max_shown ? " ... (%d)]" : "]", n);
+}

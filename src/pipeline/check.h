@@ -46,6 +46,11 @@ void tdm_check_tolerance(double fp_rel, double fp_abs, double ref_max_abs, doubl
 
 /* Resolves a path relative to the fixture folder into buf. */
 const char *tdm_check_path(const tdm_check *c, const char *rel, char *buf, size_t n);
+/* Token-id helpers of the tokenizer checks. The int array field `key` of a case: -1 when absent, else the
+ * count (*out malloc'ed; a non-number element reads -1). */
+int tdm_check_json_ids(const cJSON *cs, const char *key, int32_t **out);
+/* Formats up to max_shown ids of a[n] into buf: "[1 2 3]" or "[1 2 ... (n)]". */
+void tdm_check_fmt_ids(char *buf, size_t sz, const int32_t *a, int n, int max_shown);
 
 /* Kind handlers (each in its own file). */
 tdm_code tdm_check_unet(tdm_check *c, tdm_status *st);

@@ -149,28 +149,6 @@ static int scan_case_texts(const char *s, size_t n, raw_text *out, int max_out) 
     return count;
 }
 
-/* Formats up to 12 ids of a[n] into buf. */
-static void fmt_ids(char *buf, size_t sz, const int32_t *a, int n) {
-    size_t p = 0;
-    p += (size_t)snprintf(buf + p, sz - p, "[");
-    for (int i = 0; i < n && i < 12 && p < sz; i++) p += (size_t)snprintf(buf + p, sz - p, i ? " %d" : "%d", a[i]);
-    if (p < sz) snprintf(buf + p, sz - p, n > 12 ? " ... (%d)]" : "]", n);
-}
-
-/* Reads an int array field of a case; returns -1 when absent, else the count (*out malloc'ed). */
-static int case_ids(const cJSON *cs, const char *key, int32_t **out) {
-    *out = NULL;
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cs, key);
-    if (!cJSON_IsArray(a)) return -1;
-    int n = cJSON_GetArraySize(a), i = 0;
-    int32_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-    if (!v) return -1;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a) v[i++] = cJSON_IsNumber(e) ? (int32_t)e->valuedouble : -1;
-    *out = v;
-    return n;
-}
-
 static void record(column *c, int case_id, const char *text, const int32_t *got, int n_got, const int32_t *exp,
                    int n_exp, const char *err) {
     c->n++;
@@ -183,8 +161,8 @@ static void record(column *c, int case_id, const char *text, const int32_t *got,
     char g[160], e[160];
     int d = 0; /* first differing position */
     while (!err && d < n_got && d < n_exp && got[d] == exp[d]) d++;
-    fmt_ids(g, sizeof g, got + (err ? 0 : d), err ? 0 : n_got - d);
-    fmt_ids(e, sizeof e, exp + d, n_exp - d);
+    tdm_check_fmt_ids(g, sizeof g, got + (err ? 0 : d), err ? 0 : n_got - d, 12);
+    tdm_check_fmt_ids(e, sizeof e, exp + d, n_exp - d, 12);
     if (err)
         snprintf(c->first, sizeof c->first, "first mismatch: case #%d '%.40s': %s", case_id, text, err);
     else
@@ -281,9 +259,10 @@ tdm_code tdm_check_tokenizer_clip(tdm_check *c, tdm_status *st) {
         }
         int32_t *exp;
         int n_exp;
-        if ((n_exp = case_ids(cs, "ids_hf", &exp)) >= 0) record(&col[COL_HF], id, text, got[0], n_got[0], exp, n_exp, err[0]);
+        if ((n_exp = tdm_check_json_ids(cs, "ids_hf", &exp)) >= 0)
+            record(&col[COL_HF], id, text, got[0], n_got[0], exp, n_exp, err[0]);
         free(exp);
-        if ((n_exp = case_ids(cs, "ids_openai", &exp)) >= 0) {
+        if ((n_exp = tdm_check_json_ids(cs, "ids_openai", &exp)) >= 0) {
             int before = col[COL_OPENAI_INFO].agree;
             record(&col[COL_OPENAI_INFO], id, text, got[0], n_got[0], exp, n_exp, err[0]);
             if (col[COL_OPENAI_INFO].agree == before && refs_agree) col[COL_OPENAI_INFO].informational_ok = 0;
@@ -305,8 +284,8 @@ tdm_code tdm_check_tokenizer_clip(tdm_check *c, tdm_status *st) {
             {COL_OPENCLIP_OPENAI, 1, NULL, 0, NULL},
         };
         for (int w = 0; w < 4; w++) {
-            n_exp = case_ids(cs, col[win[w].colno].name, &exp);
-            if (n_exp < 0 && win[w].fallback) n_exp = case_ids(cs, win[w].fallback, &exp);
+            n_exp = tdm_check_json_ids(cs, col[win[w].colno].name, &exp);
+            if (n_exp < 0 && win[w].fallback) n_exp = tdm_check_json_ids(cs, win[w].fallback, &exp);
             if (n_exp < 0) continue;
             tdm_clip_encode_opts eo;
             tdm_clip_encode_opts_init(&eo);

@@ -124,25 +124,6 @@ static int scan_texts(const char *s, size_t n, raw_text *out, int max_out) {
 
 /* ---- comparison ------------------------------------------------------------------------------------ */
 
-static int json_ids(const cJSON *cs, const char *key, int32_t **out) {
-    *out = NULL;
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cs, key);
-    if (!cJSON_IsArray(a)) return -1;
-    int n = cJSON_GetArraySize(a), i = 0;
-    int32_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-    if (!v) return -1;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a) v[i++] = cJSON_IsNumber(e) ? (int32_t)e->valuedouble : -1;
-    *out = v;
-    return n;
-}
-
-static void fmt_ids(char *buf, size_t sz, const int32_t *a, int n) {
-    size_t p = (size_t)snprintf(buf, sz, "[");
-    for (int i = 0; i < n && i < 10 && p < sz; i++) p += (size_t)snprintf(buf + p, sz - p, i ? " %d" : "%d", a[i]);
-    if (p < sz) snprintf(buf + p, sz - p, n > 10 ? " ... (%d)]" : "]", n);
-}
-
 static void record(column *c, int id, const char *text, const int32_t *got, int n_got, const int32_t *exp, int n_exp,
                    const char *err) {
     c->n++;
@@ -158,8 +139,8 @@ static void record(column *c, int id, const char *text, const int32_t *got, int 
     int d = 0;
     while (d < n_got && d < n_exp && got[d] == exp[d]) d++;
     char g[120], e[120];
-    fmt_ids(g, sizeof g, got + d, n_got - d);
-    fmt_ids(e, sizeof e, exp + d, n_exp - d);
+    tdm_check_fmt_ids(g, sizeof g, got + d, n_got - d, 10);
+    tdm_check_fmt_ids(e, sizeof e, exp + d, n_exp - d, 10);
     snprintf(c->first, sizeof c->first, "case #%d '%.40s' at %d: got %s, expected %s", id, text, d, g, e);
 }
 
@@ -261,7 +242,7 @@ tdm_code tdm_check_tokenizer_bert(tdm_check *c, tdm_status *st) {
             record(&col[COL_TOKENS], id, text, got[0], n_got[0], exp, n_exp, e0);
         free(exp);
         full = with_cls_sep(plain, got[0], n_got[0]);
-        if ((n_exp = json_ids(cs, "ids", &exp)) >= 0)
+        if ((n_exp = tdm_check_json_ids(cs, "ids", &exp)) >= 0)
             record(&col[COL_IDS], id, text, full, full ? n_got[0] + 2 : 0, exp, n_exp, e0 ? e0 : full ? NULL : "oom");
         free(exp);
         free(full);
@@ -273,10 +254,10 @@ tdm_code tdm_check_tokenizer_bert(tdm_check *c, tdm_status *st) {
             snprintf(err[1], sizeof err[1], "%s", es.msg);
             e35 = err[1];
         }
-        if ((n_exp = json_ids(cs, "ids_imagereward_35", &exp)) >= 0)
+        if ((n_exp = tdm_check_json_ids(cs, "ids_imagereward_35", &exp)) >= 0)
             record(&col[COL_IR35], id, text, ids35, TDM_BERT_IMAGEREWARD_MAX_LEN, exp, n_exp, e35);
         free(exp);
-        if ((n_exp = json_ids(cs, "attention_mask_imagereward_35", &exp)) >= 0)
+        if ((n_exp = tdm_check_json_ids(cs, "attention_mask_imagereward_35", &exp)) >= 0)
             record(&col[COL_MASK35], id, text, mask35, TDM_BERT_IMAGEREWARD_MAX_LEN, exp, n_exp, e35);
         free(exp);
         const cJSON *jtr = cJSON_GetObjectItemCaseSensitive(cs, "truncated_35");
@@ -285,7 +266,7 @@ tdm_code tdm_check_tokenizer_bert(tdm_check *c, tdm_status *st) {
             record(&col[COL_TRUNC35], id, text, &g, 1, &x, 1, e35);
         }
         full = with_cls_sep(ir, got[1], n_got[1]);
-        if ((n_exp = json_ids(cs, "ids_with_added_tokens", &exp)) >= 0)
+        if ((n_exp = tdm_check_json_ids(cs, "ids_with_added_tokens", &exp)) >= 0)
             record(&col[COL_ADDED], id, text, full, full ? n_got[1] + 2 : 0, exp, n_exp, e1 ? e1 : full ? NULL : "oom");
         free(exp);
         free(full);
@@ -293,7 +274,7 @@ tdm_code tdm_check_tokenizer_bert(tdm_check *c, tdm_status *st) {
             record(&col[COL_ADDED_TOKENS], id, text, got[1], n_got[1], exp, n_exp, e1);
         free(exp);
         full = with_cls_sep(plain, got[2], n_got[2]);
-        if ((n_exp = json_ids(cs, "ids_direct_construction", &exp)) >= 0)
+        if ((n_exp = tdm_check_json_ids(cs, "ids_direct_construction", &exp)) >= 0)
             record(&col[COL_DIRECT], id, text, full, full ? n_got[2] + 2 : 0, exp, n_exp, e2 ? e2 : full ? NULL : "oom");
         free(exp);
         free(full);

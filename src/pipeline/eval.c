@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/json.h"
+#include "base/jsonl_log.h"
 #include "io/image.h"
 #include "pipeline/adaptive.h"
 #include "pipeline/calibrate.h"
@@ -240,52 +241,36 @@ static int parse_sample_line(const char *line, int i, const tdm_eval_params *p, 
     return ok;
 }
 
+typedef struct log_ctx {
+    const tdm_eval_params *p;
+    int n_max;
+    tdm_eval_sample *samples; /* [n_max] */
+    const char *header;
+} log_ctx;
+
+static int log_sample(void *user, const char *line, int done) {
+    const log_ctx *c = user;
+    return done < c->n_max && parse_sample_line(line, done, c->p, &c->samples[done]);
+}
+
+static tdm_code log_mismatch(void *user, const char *path, const char *line, tdm_status *st) {
+    const log_ctx *c = user;
+    char what[96];
+    first_difference(line, c->header, what, sizeof what);
+    return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                    "%s was made with other settings (%s differs: models, their settings, refinement, "
+                    "oracle, prompts or seeds); pass --restart to discard it, or use another output folder",
+                    path, what);
+}
+
 /* Reads an existing log: checks the header, parses the complete sample lines into samples[], truncates a
  * torn last line. *done = samples recovered, -1 when the file has no complete header (start over). */
 static tdm_code read_log(const char *path, const char *header, const tdm_eval_params *p, int n_max,
                          tdm_eval_sample *samples, int *done, tdm_status *st) {
-    *done = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    TDM_TRY(tdm_read_file(path, (size_t)1 << 32, &buf, &len, st));
-    tdm_code rc = TDM_OK;
-    size_t i = 0, good_end = 0;
-    int lineno = 0;
-    while (i < len) {
-        size_t b = i;
-        while (i < len && buf[i] != '\n') i++;
-        if (i >= len) break; /* torn last line (no newline): dropped */
-        buf[i] = '\0';
-        i++;
-        lineno++;
-        if (lineno == 1) {
-            if (strcmp(buf + b, header) != 0) {
-                char what[96];
-                first_difference(buf + b, header, what, sizeof what);
-                rc = tdm_fail(st, TDM_ERR_INVALID_ARG,
-                              "%s was made with other settings (%s differs: models, their settings, refinement, "
-                              "oracle, prompts or seeds); pass --restart to discard it, or use another output folder",
-                              path, what);
-                goto done;
-            }
-            good_end = i;
-            continue;
-        }
-        if (*done >= n_max || !parse_sample_line(buf + b, *done, p, &samples[*done])) {
-            rc = tdm_fail(st, TDM_ERR_FORMAT, "%s:%d: not sample %d of this evaluation (corrupt log; delete it or "
-                          "pass --restart)", path, lineno, *done);
-            goto done;
-        }
-        (*done)++;
-        good_end = i;
-    }
-    if (lineno == 0) good_end = 0; /* no complete header: start over */
-    if (good_end < len && truncate(path, (off_t)good_end) != 0)
-        rc = tdm_fail(st, TDM_ERR_IO, "%s: cannot drop the incomplete last line", path);
-    if (lineno == 0) *done = -1;
-done:
-    free(buf);
-    return rc;
+    log_ctx c = {p, n_max, samples, header};
+    const tdm_jsonl_resume r = {header, (size_t)1 << 32,
+                                "evaluation (corrupt log; delete it or pass --restart)", log_mismatch, log_sample, &c};
+    return tdm_jsonl_resume_read(path, &r, done, st);
 }
 
 /* ---- one sample ---- */
