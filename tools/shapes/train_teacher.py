@@ -23,7 +23,16 @@ STAGE = "teacher"
 
 
 def load_latents(a):
-    lat = torch.load(os.path.join(common.out_dir(a.work, "vae"), "latents_train.pt"))
+    path = os.path.join(common.out_dir(a.work, "vae"), "latents_train.pt")
+    if not os.path.exists(path):  # not kept between sessions (hundreds of MB): encode again
+        from shapes.train_vae import encode_all
+        common.log(STAGE, "encoding the training images with the VAE (latents_train.pt is not there)")
+        ds = data.dataset(os.path.join(a.work, "data"), "train", a.n_train, a.world_seed,
+                          log=lambda m: common.log(STAGE, m))
+        with torch.no_grad():
+            mean, logvar = encode_all(common.load_vae(a.work), ds["images"])
+        torch.save({"mean": mean, "logvar": logvar, "n_train": a.n_train, "world_seed": a.world_seed}, path)
+    lat = torch.load(path)
     if lat["n_train"] != a.n_train or lat["world_seed"] != a.world_seed:
         raise SystemExit("teacher: the VAE stage encoded n_train=%d world_seed=%d; pass the same --n-train/--world-seed"
                          % (lat["n_train"], lat["world_seed"]))
