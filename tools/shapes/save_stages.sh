@@ -22,11 +22,11 @@ for d in "$WORK"/*/; do
         (cd "$d/out" && find . -type f ! -name 'latents_*.pt' | while read -r f; do
             mkdir -p "$DEST/$name/out/$(dirname "$f")"; cp "$f" "$DEST/$name/out/$f"; done)
     fi
-    if ! grep -qs '"finished": true' "$d/out/metrics.json"; then
-        [ -f "$d/ckpt.pt" ] && cp "$d/ckpt.pt" "$DEST/$name/ckpt.pt"
+    if [ -f "$d/ckpt.pt" ] && ! grep -qs '"finished": true' "$d/out/metrics.json"; then
+        cp "$d/ckpt.pt" "$DEST/$name/ckpt.pt"
         echo "$name: unfinished: outputs and checkpoint kept"
     else
-        echo "$name: finished: outputs kept"
+        echo "$name: outputs kept"
     fi
 done
 du -sh "$DEST"
