@@ -1,5 +1,5 @@
 /* PNG / JPEG decoding to RGB8 and PNG writing with text chunks. See image.h for the conversions.
- * libpng and libjpeg report errors through longjmp (libjpeg's default error_exit would call exit()):
+ * libpng and libjpeg report errors through longjmp (libjpeg's default error handler ends the process):
  * both are overridden so a corrupt file becomes a tdm_status message. */
 #include "io/image.h"
 
