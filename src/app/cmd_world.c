@@ -24,21 +24,27 @@ static void add_name(cJSON *o, const char *key, int value, const char *(*name)(i
     else cJSON_AddStringToObject(o, key, name(value));
 }
 
+/* The attributes a scene object and a detected object share, as JSON. */
+static cJSON *object_json(int shape, int colour, int size, int position, double cx, double cy, double extent) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "shape", tdm_shape_name(shape));
+    cJSON_AddStringToObject(j, "colour", tdm_colour_name(colour));
+    cJSON_AddStringToObject(j, "size", tdm_size_name(size));
+    cJSON_AddStringToObject(j, "position", tdm_position_name(position));
+    cJSON_AddNumberToObject(j, "cx", round4(cx));
+    cJSON_AddNumberToObject(j, "cy", round4(cy));
+    cJSON_AddNumberToObject(j, "extent", round4(extent));
+    return j;
+}
+
 static cJSON *scene_json(const tdm_world_scene *sc) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "background", tdm_colour_name(sc->background));
     cJSON *objs = cJSON_AddArrayToObject(o, "objects");
     for (int i = 0; i < sc->n_objects; i++) {
         const tdm_world_object *ob = &sc->obj[i];
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "shape", tdm_shape_name(ob->shape));
-        cJSON_AddStringToObject(j, "colour", tdm_colour_name(ob->colour));
-        cJSON_AddStringToObject(j, "size", tdm_size_name(ob->size));
-        cJSON_AddStringToObject(j, "position", tdm_position_name(ob->position));
-        cJSON_AddNumberToObject(j, "cx", round4(ob->cx));
-        cJSON_AddNumberToObject(j, "cy", round4(ob->cy));
-        cJSON_AddNumberToObject(j, "extent", round4(ob->extent));
-        cJSON_AddItemToArray(objs, j);
+        cJSON_AddItemToArray(objs, object_json(ob->shape, ob->colour, ob->size, ob->position, ob->cx, ob->cy,
+                                               ob->extent));
     }
     add_name(o, "relation", sc->n_objects == 2 ? sc->relation : TDM_ANY, tdm_relation_name);
     return o;
@@ -293,14 +299,7 @@ static void score_help(void) {
 }
 
 static cJSON *detection_json(const tdm_world_detection *d) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "colour", tdm_colour_name(d->colour));
-    cJSON_AddStringToObject(j, "shape", tdm_shape_name(d->shape));
-    cJSON_AddStringToObject(j, "size", tdm_size_name(d->size));
-    cJSON_AddStringToObject(j, "position", tdm_position_name(d->position));
-    cJSON_AddNumberToObject(j, "cx", round4(d->cx));
-    cJSON_AddNumberToObject(j, "cy", round4(d->cy));
-    cJSON_AddNumberToObject(j, "extent", round4(d->extent));
+    cJSON *j = object_json(d->shape, d->colour, d->size, d->position, d->cx, d->cy, d->extent);
     cJSON_AddNumberToObject(j, "fill", round4(d->fill));
     cJSON_AddNumberToObject(j, "top_share", round4(d->top_share));
     cJSON_AddNumberToObject(j, "corner_fill", round4(d->corner_fill));
