@@ -128,11 +128,12 @@ void tdm_model_free(tdm_model *model);
 typedef struct tdm_model_info {
     const char *name;          /* file or folder name without extension (the A1111 "Model:" field) */
     const char *family;        /* "sd1", "sd2", ... */
-    int is_lcm;                /* UNet with time_cond_proj_dim > 0 (latent consistency model) */
+    int is_lcm;                /* UNet with time_cond_proj_dim > 0 (latent consistency model), or an LCM-LoRA
+                                  applied (docs/LORA.md "LCM-LoRA defaults") */
     int v_prediction;          /* 1 when the model predicts v */
     int default_width, default_height; /* UNet sample_size * 8 */
     int default_steps;         /* 20; LCM: 4 */
-    float default_guidance;    /* 7.5; LCM: 8.5 */
+    float default_guidance;    /* 7.5; LCM: 8.5; LCM-LoRA: 1 */
     const char *default_sampler; /* "euler_a"; LCM: "lcm" */
 } tdm_model_info;
 
@@ -332,6 +333,19 @@ typedef struct tdm_adaptive_params {
      * the paper does); each ControlNet must fit both UNets. NULL / 0 by default. */
     const struct tdm_control *controls;
     int n_controls;
+    /* Teacher size (presets block; docs/PRESETS.md): 0 / 0 = the student's size. When it differs from the
+     * student's, the student's image is resized to it (bicubic, as the reference code's PIL resize) before
+     * the oracle, the refinement hands over through pixels, the kept image has the teacher's size, and
+     * regeneration is refused (the initial noise has the student's shape). */
+    int teacher_width, teacher_height;
+    /* Editing (edit block below; docs/EDITING.md): with init_image the run edits that image SDEdit-style
+     * (diffusers img2img: VAE-encode, noise to `strength`, denoise with the prompt as the target description):
+     * the student edits, the oracle scores the edit, refine = the teacher refines the student's edit,
+     * regenerate = the teacher edits the source from the same noise (its own img2img, same strength and
+     * seed). The source is fitted to the size rule (tdm_edit_size) with the student's model; width / height
+     * (both or neither) override it. NULL (default): text to image. */
+    const tdm_image *init_image;
+    float strength; /* (0, 1], default 0.75 */
 } tdm_adaptive_params;
 
 void tdm_adaptive_params_init(tdm_adaptive_params *p);
@@ -519,6 +533,216 @@ tdm_code tdm_model_derive_lora(const tdm_model *base, const tdm_lora_spec *loras
  * length the text needs (like snprintf). */
 int tdm_model_lora_summary(const tdm_model *model, char *buf, size_t bufsz);
 /* ==== end of the lora block ==== */
+
+/* ==== shapes-world ControlNet evaluation (docs/CONTROLNET.md "Shapes world evaluation") ===========
+ * tandem control-eval: on n scenes of a shapes-world split (scene i = tdm_world_sample(world_seed, split,
+ * start + i)), prompt = the scene's caption, ControlNet condition = its segmentation map (RGB8 at the
+ * output size: (255, 255, 255) where the scene's object-id mask is > 0, else (0, 0, 0); the mask as
+ * `tandem world sample --masks` writes it, supersample 4), noise seed = seed + scene index. Per scene, as
+ * tdm_eval: the student with the ControlNet, the teacher with it (also the regeneration of the student's
+ * noise) and the teacher's refinement of the student's sample, each made once, scored by the oracle, the
+ * checker (the caption) and the placement IoU (each condition object matched to the detected object of
+ * largest overlap, IoU of the masks, mean over the objects, 0 for a missing object); the adaptive methods
+ * (refine / regenerate at each k) are derived from them exactly as tdm_adaptive_generate would decide.
+ * Files in out_dir: samples.jsonl (resumable log: header with the settings, one line per scene, fsync'ed)
+ * and table.md (per method: mean checker, mean IoU, mean oracle, teacher share, UNet evaluations,
+ * ControlNet calls and seconds per image; the acceptance lines of issue 6). */
+
+typedef struct tdm_control_eval_progress {
+    int done, total;       /* scenes finished (resumed ones included) of total */
+    int resumed;           /* taken over from the log */
+    uint64_t scene_index;  /* the scene just finished (index in its split) */
+    uint64_t seed;         /* its noise seed */
+    float checker[3];      /* student, teacher, refinement: checker score on the caption */
+    float iou[3];          /* ... placement IoU */
+    double seconds;        /* the scene's generation and scoring time */
+} tdm_control_eval_progress;
+
+typedef struct tdm_control_eval_params {
+    /* student / teacher stage settings, width / height (0: the student's default), negative prompt, clip skip,
+     * emphasis, refine convention and value, force_pixels, progress (nonzero cancels); prompt, seed, oracle,
+     * threshold, strategy, controls and keep_student_image are ignored */
+    tdm_adaptive_params settings;
+    const tdm_controlnet *controlnet; /* required: conditions student and teacher alike */
+    const char *controlnet_name;      /* recorded with the settings (e.g. its path); NULL: "controlnet" */
+    float control_scale, control_start, control_end; /* defaults 1, 0, 1 (tdm_control) */
+    const char *split;     /* "test" (default), "val" or "train" */
+    uint64_t world_seed;   /* default 1001 */
+    uint64_t start;        /* first scene index, default 0 */
+    int n;                 /* scenes, default 300 (1..1000000) */
+    uint64_t seed;         /* noise seed of scene index j: seed + j (default 0) */
+    tdm_oracle *oracle;    /* required (e.g. tdm_oracle_open("checker", ...)) */
+    const char *oracle_model; /* recorded with the settings */
+    const double *k;       /* percentiles of the adaptive methods, each in (0, 100); n_k may be 0 */
+    int n_k;
+    const char *calibration; /* tau_k from this calibration file; NULL: the k-th percentile of the
+                                evaluation's own student oracle scores */
+    const char *out_dir;   /* created when missing */
+    int restart;           /* 1: discard an existing log instead of resuming it */
+    int (*on_sample)(void *user, const tdm_control_eval_progress *progress); /* nonzero cancels */
+    void *user;
+    double (*clock)(void *clock_user); /* NULL: the monotonic clock (tests pass a deterministic one) */
+    void *clock_user;
+} tdm_control_eval_params;
+
+void tdm_control_eval_params_init(tdm_control_eval_params *p);
+
+typedef struct tdm_control_eval_summary {
+    int n_samples, n_resumed;
+    char warnings[1024]; /* calibration-provenance mismatches, one per line */
+} tdm_control_eval_summary;
+
+/* summary may be NULL. A log made with other settings is refused (TDM_ERR_INVALID_ARG naming the setting)
+ * unless restart is set; the scene count n is not a setting (a log of fewer scenes is extended, a longer one
+ * is read up to n). */
+tdm_code tdm_control_eval(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher,
+                          const tdm_control_eval_params *p, tdm_control_eval_summary *summary, tdm_status *st);
+/* ==== end of the shapes-world ControlNet evaluation block ==== */
+
+/* ==== presets (docs/PRESETS.md) ================================================================
+ * The paper's released student-teacher configurations as named settings: one lookup, defined once in
+ * src/pipeline/preset.c. A preset holds settings only; the model files are the caller's (each preset's
+ * `models` line says which). */
+
+typedef struct tdm_preset {
+    const char *name;           /* "lcm-sdxl", "sdxl-turbo", "sd15-cd", "sd15-lcm-lora" */
+    const char *summary;        /* one line: student -> teacher */
+    const char *source;         /* where the values come from (reference README, paper notes) */
+    const char *models;         /* which CLI options give the student and the teacher */
+    tdm_stage_settings student; /* sampler, steps, guidance (eta 0) */
+    tdm_stage_settings teacher;
+    int width, height;                 /* the student's image size */
+    int teacher_width, teacher_height; /* 0: the student's size */
+    tdm_adaptive_strategy strategy;
+    tdm_refine_convention refine_convention;
+    float refine_value;         /* strength s (TDM_REFINE_STRENGTH) or sigma (TDM_REFINE_NOISE) */
+    double k;                   /* threshold percentile (needs a calibration made with the same student) */
+    const char *oracle;         /* the paper's oracle ("imagereward"; needs its weights) */
+    /* what tdm_preset_check expects of the models */
+    const char *student_family, *teacher_family; /* tdm_model_info.family: "sd1", "sdxl", "sdxl-refiner" */
+    int student_lcm;            /* 1: a UNet with the guidance embedding (time_cond_proj_dim) */
+    int student_trailing;       /* 1: the student's scheduler config must use trailing spacing */
+    int student_lora;           /* 1: the student is the teacher + a LoRA (LCM-LoRA) */
+} tdm_preset;
+
+/* Every preset (in a fixed order); *n receives the count. */
+const tdm_preset *tdm_presets(int *n);
+/* The preset named `name`; unknown names are TDM_ERR_INVALID_ARG with the known names listed. */
+tdm_code tdm_preset_find(const char *name, const tdm_preset **out, tdm_status *st);
+/* Sets every setting the preset holds on p (student / teacher settings, sizes, strategy, refinement, k;
+ * the oracle name): call after tdm_adaptive_params_init, then override what the user gave explicitly. */
+void tdm_preset_apply(const tdm_preset *pr, tdm_adaptive_params *p);
+/* Checks loaded models against what the preset expects (families, LCM UNet, trailing spacing): one line per
+ * mismatch into warn ("" when none). Returns the number of mismatches. teacher may be NULL. */
+int tdm_preset_check(const tdm_preset *pr, const tdm_model *student, const tdm_model *teacher, char *warn,
+                     size_t size);
+/* ==== end of the presets block ==== */
+
+/* ==== edit (docs/EDITING.md) =======================================================================
+ * Adaptive SDEdit image editing: tdm_adaptive_params.init_image / .strength with tdm_adaptive_generate (or
+ * tdm_edit), the one-model baselines, preservation measures and the shapes-world edit evaluation. */
+
+/* The size rule for a source image of src_width x src_height (model: the student's; m = its size multiple,
+ * 8 for SD, D = its default side): kept as is when both sides are multiples of m, at least m and at most
+ * 2 D; otherwise the short side is scaled to D and the long side to long * D / short rounded down to a
+ * multiple of m (at most 2 D), the source being centre-cropped to that aspect ratio first. *resized (may be
+ * NULL) receives 1 when the source is cropped / resized. Sides must be >= 1. */
+tdm_code tdm_edit_size(const tdm_model *model, int src_width, int src_height, int *width, int *height, int *resized,
+                       tdm_status *st);
+/* out = src fitted to the size rule (a copy when kept; else centre crop, then Lanczos resize). width / height
+ * > 0 (both) force that size instead. */
+tdm_code tdm_edit_prepare_image(const tdm_model *model, const tdm_image *src, int width, int height, tdm_image *out,
+                                tdm_status *st);
+
+typedef enum tdm_edit_mode {
+    TDM_EDIT_ADAPTIVE = 0,     /* student -> oracle -> keep / teacher (tdm_adaptive_generate) */
+    TDM_EDIT_STUDENT_ONLY = 1, /* the student's edit alone (baseline) */
+    TDM_EDIT_TEACHER_ONLY = 2  /* the teacher's edit alone (baseline): img2img of the source, teacher settings */
+} tdm_edit_mode;
+const char *tdm_edit_mode_name(tdm_edit_mode mode); /* "adaptive", "student-only", "teacher-only" */
+
+/* Edits p->init_image (required) towards p->prompt. ADAPTIVE is tdm_adaptive_generate. The one-model modes
+ * run that model's img2img at the rule's size (the student's size, so the baselines match the adaptive
+ * run) with its stage settings, no threshold; the oracle (p->oracle, else p->oracle_name unless NULL or
+ * "none") scores the edit for the record (oracle_score NAN without one); decision: keep (student-only) or
+ * regenerate (teacher-only). The result's metadata JSON holds "edit": source size, size, strength, fit. */
+tdm_code tdm_edit(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher, const tdm_adaptive_params *p,
+                  tdm_edit_mode mode, tdm_adaptive_result *out, tdm_status *st);
+
+/* Preservation (a): cosine similarity of the CLIP image embeddings (image_embeds, or the pooled output when
+ * the tower has no projection) of two images, from a CLIP vision tower: a transformers CLIPModel or
+ * CLIPVisionModel(WithProjection) folder (config.json, model.safetensors, optional
+ * preprocessor_config.json). engine may be NULL (one thread). */
+typedef struct tdm_image_similarity tdm_image_similarity;
+tdm_code tdm_image_similarity_open(const char *dir, tdm_engine *engine, tdm_image_similarity **out, tdm_status *st);
+tdm_code tdm_image_similarity_cosine(tdm_image_similarity *s, const tdm_image *a, const tdm_image *b, double *cosine,
+                                     tdm_status *st);
+void tdm_image_similarity_free(tdm_image_similarity *s);
+
+/* Edit quality and preservation of one edit. */
+typedef struct tdm_edit_quality {
+    int has_checker;      /* the prompt is a shapes-world caption */
+    float checker;        /* the checker's score of the edit on the prompt (success: 1) */
+    double similarity;    /* (a) cosine of source and edit embeddings; NAN without a similarity model */
+    int world_preserved;  /* (b) shapes world: 1 every attribute the prompt did not ask to change is kept,
+                             0 not, -1 not measured (world_note says why) */
+    int world_kept, world_checked; /* attributes kept / checked (the object count included) */
+    char world_changed[192];       /* attributes the prompt asks to change ("object1.colour,relation") */
+    char world_lost[192];          /* attributes the edit did not keep */
+    char world_note[256];
+} tdm_edit_quality;
+
+/* Measures an edit against its source (any sizes): the checker on the prompt, similarity (sim may be NULL),
+ * shapes-world preservation (the attributes the prompt asks to change: those it states that the source's
+ * analysis lacks). */
+tdm_code tdm_edit_measure(const tdm_image *source, const tdm_image *edit, const char *prompt, tdm_image_similarity *sim,
+                          tdm_edit_quality *q, tdm_status *st);
+/* Adds q as "quality" to r's metadata JSON (saved by tdm_adaptive_save). */
+tdm_code tdm_edit_attach_quality(tdm_adaptive_result *r, const tdm_edit_quality *q, tdm_status *st);
+
+/* ---- shapes-world edit evaluation (tandem edit-eval; docs/EDITING.md "Evaluation") ----
+ * Pair i: test-split scene i of world_seed rendered at the student's size (source), one attribute changed
+ * (colour, position, size or background; the target caption is the prompt, the instruction is recorded).
+ * Per pair, with noise seed seed + i: the student's edit (s), the teacher-only edit (t, = the regeneration
+ * from the source with the same noise) and the teacher's refinement of s (r), each scored by the checker on
+ * the target caption (success = score 1), preservation of the unchanged attributes, the oracle, the optional
+ * similarity, UNet evaluations and seconds. Methods: student, teacher, refine-all, regenerate-all,
+ * adaptive-refine / adaptive-regenerate at each k (tau_k from a calibration file or the k-th percentile of
+ * the student edits' oracle scores). Files: pairs.jsonl (resumable log), results.jsonl, table.md. */
+typedef struct tdm_edit_eval_progress {
+    int done, total, resumed;
+    const char *instruction;
+    float student_checker, teacher_checker, refine_checker;
+    double seconds;
+} tdm_edit_eval_progress;
+
+typedef struct tdm_edit_eval_params {
+    uint64_t world_seed;       /* default 1001 (the test split of the other evaluations) */
+    int n;                     /* pairs 0..n-1 (required, 1..100000) */
+    uint64_t seed;             /* noise seed of pair i: seed + i (default 0) */
+    /* settings: student / teacher stage settings, strength, negative prompt, clip skip, emphasis, refine
+     * convention and value, force_pixels, width / height (0: the student's default size; the scenes render
+     * at that size), progress. prompt, seed, oracle, threshold, strategy, init_image are ignored. */
+    tdm_adaptive_params settings;
+    tdm_oracle *oracle;        /* required */
+    const char *oracle_model;  /* recorded */
+    const double *k;           /* adaptive methods' percentiles in (0, 100); n_k may be 0 */
+    int n_k;
+    const char *calibration;   /* NULL: tau_k from the evaluation's own student oracle scores */
+    tdm_image_similarity *similarity; /* NULL: no embedding similarity */
+    const char *out_dir;       /* created when missing */
+    int restart;               /* discard an existing log */
+    int (*on_pair)(void *user, const tdm_edit_eval_progress *progress); /* nonzero cancels */
+    void *user;
+    double (*clock)(void *clock_user); /* NULL: monotonic clock */
+    void *clock_user;
+} tdm_edit_eval_params;
+
+void tdm_edit_eval_params_init(tdm_edit_eval_params *p);
+/* summary may be NULL (tdm_eval_summary: pairs, resumed, calibration warnings). */
+tdm_code tdm_edit_eval(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher,
+                       const tdm_edit_eval_params *p, tdm_eval_summary *summary, tdm_status *st);
+/* ==== end of the edit block ==== */
 
 #ifdef __cplusplus
 }

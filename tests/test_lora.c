@@ -2,13 +2,15 @@
  * styles at scales 1.0 and 0.5, run-time vs merged agreement, 1 vs 2 threads, the LCM-LoRA SD1.5 name
  * lists mapped onto the SD1.5 UNet manifest (sparse files: no weights), errors (unknown key, wrong
  * shape, missing alpha, missing up, unsupported adapters, a LoRA for another model), a text-encoder
- * LoRA merged, and models derived with tdm_model_derive_lora sharing the base weights. */
+ * LoRA merged, models derived with tdm_model_derive_lora sharing the base weights, and the LCM-LoRA rule
+ * (metadata "tandem.kind", file / folder / hub repo name) with the LCM defaults it selects. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -633,6 +635,189 @@ done:
     tdm_engine_free(e2);
 }
 
+/* ---- LCM-LoRA detection and defaults (docs/LORA.md "LCM-LoRA defaults") ------------------------- */
+
+static void test_lcm_name_rule(void) {
+    static const struct { const char *path, *rule; } cases[] = {
+        {"lcm-lora-sdv1-5.safetensors", "file name"},
+        {"/m/LCM_LoRA_SDXL.safetensors", "file name"},
+        {"/m/lcm-lora-sdv1-5/pytorch_lora_weights.safetensors", "folder name"},
+        {"models/shapes/lcm_lora/pytorch_lora_weights.safetensors", "folder name"},
+        {"/m/Lcm-Lora-sdv1-5//pytorch_lora_weights.safetensors", "folder name"},
+        {"/hub/models--latent-consistency--lcm-lora-sdv1-5/snapshots/0123abc/pytorch_lora_weights.safetensors",
+         "hub repo name"},
+        {"/m/lcm/loras/style.safetensors", NULL}, /* only the file's own folder counts */
+        {"/hub/models--org--style/snapshots/0123abc/pytorch_lora_weights.safetensors", NULL},
+        {"/m/lora-sd15-tiny/model-kohya/lora.safetensors", NULL},
+        {"style.safetensors", NULL},
+        {"", NULL}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *r = tdm_lora_name_lcm_rule(cases[i].path);
+        CHECK_MSG((r == NULL) == (cases[i].rule == NULL) && (!r || strcmp(r, cases[i].rule) == 0),
+                  "'%s': rule '%s', want '%s'", cases[i].path, r ? r : "(none)",
+                  cases[i].rule ? cases[i].rule : "(none)");
+    }
+    CHECK(tdm_lora_name_lcm_rule(NULL) == NULL);
+}
+
+/* Copies the safetensors file src to dst, with __metadata__ {"tandem.kind": kind} when kind is given
+ * (NULL: an exact copy). Returns 1 on success. */
+static int copy_lora_with_kind(const char *src, const char *dst, const char *kind) {
+    char *buf = NULL;
+    size_t len = 0;
+    tdm_status st = {0};
+    if (tdm_read_file(src, (size_t)1 << 30, &buf, &len, &st)) return 0;
+    int ok = 0;
+    FILE *f = NULL;
+    cJSON *hdr = NULL;
+    char *text = NULL;
+    uint64_t hl = 0;
+    if (len < 8) goto done;
+    for (int i = 7; i >= 0; i--) hl = (hl << 8) | (unsigned char)buf[i];
+    if (hl > len - 8) goto done;
+    f = fopen(dst, "wb");
+    if (!f) goto done;
+    if (!kind) {
+        ok = fwrite(buf, 1, len, f) == len;
+        goto done;
+    }
+    hdr = cJSON_ParseWithLength(buf + 8, (size_t)hl);
+    if (!hdr) goto done;
+    cJSON_DeleteItemFromObjectCaseSensitive(hdr, "__metadata__");
+    cJSON *meta = cJSON_AddObjectToObject(hdr, "__metadata__");
+    if (!meta || !cJSON_AddStringToObject(meta, "tandem.kind", kind) || !cJSON_AddStringToObject(meta, "format", "pt"))
+        goto done;
+    text = cJSON_PrintUnformatted(hdr);
+    if (!text) goto done;
+    size_t tl = strlen(text), padded = (tl + 7) / 8 * 8;
+    unsigned char n8[8];
+    for (int i = 0; i < 8; i++) n8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    ok = fwrite(n8, 1, 8, f) == 8 && fwrite(text, 1, tl, f) == tl;
+    for (size_t i = tl; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
+    ok = ok && fwrite(buf + 8 + hl, 1, len - 8 - (size_t)hl, f) == len - 8 - (size_t)hl;
+done:
+    if (f && fclose(f) != 0) ok = 0;
+    free(text);
+    cJSON_Delete(hdr);
+    free(buf);
+    return ok;
+}
+
+static int lora_is_lcm(const char *path, const char **rule, char *kind, size_t kn) {
+    tdm_status st = {0};
+    tdm_lora *l = NULL;
+    if (tdm_lora_open(&l, path, &st)) {
+        fprintf(stderr, "%s\n", st.msg);
+        return -1;
+    }
+    int r = l->is_lcm;
+    if (rule) *rule = l->lcm_rule;
+    if (kind) snprintf(kind, kn, "%s", l->kind);
+    tdm_lora_free(l);
+    return r;
+}
+
+/* The model's defaults as tdm_format_parameters resolves them (steps, sampler label, CFG scale). */
+static void defaults_line(const tdm_model *m, char *buf, size_t n) {
+    tdm_generate_params p;
+    tdm_generate_params_init(&p);
+    p.prompt = "x";
+    char text[1024] = "";
+    tdm_format_parameters(m, &p, text, sizeof text);
+    const char *s = strstr(text, "Steps:");
+    const char *e = s ? strstr(s, ", Seed:") : NULL;
+    snprintf(buf, n, "%.*s", s && e ? (int)(e - s) : 0, s ? s : "");
+}
+
+static void test_lcm_lora(void) {
+    const char *tmp = tdm_test_tmpdir();
+    char src[PATH_MAX], meta_lcm[PATH_MAX], meta_other[PATH_MAX], by_name[PATH_MAX], by_folder[PATH_MAX],
+        plain[PATH_MAX], dir[PATH_MAX];
+    fixture_path(src, sizeof src, "lora-sd15-tiny/model-kohya/lora.safetensors");
+    snprintf(meta_lcm, sizeof meta_lcm, "%s/shapes-student.safetensors", tmp);
+    snprintf(meta_other, sizeof meta_other, "%s/lcm-named-style.safetensors", tmp); /* metadata says "lora" */
+    snprintf(by_name, sizeof by_name, "%s/lcm-lora-tiny.safetensors", tmp);
+    snprintf(dir, sizeof dir, "%s/lcm-lora-tiny", tmp);
+    snprintf(by_folder, sizeof by_folder, "%s/lcm-lora-tiny/pytorch_lora_weights.safetensors", tmp);
+    snprintf(plain, sizeof plain, "%s/style.safetensors", tmp);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) CHECK_MSG(0, "mkdir %s", dir);
+    CHECK(copy_lora_with_kind(src, meta_lcm, TDM_LORA_KIND_LCM) && copy_lora_with_kind(src, meta_other, "lora") &&
+          copy_lora_with_kind(src, by_name, NULL) && copy_lora_with_kind(src, by_folder, NULL) &&
+          copy_lora_with_kind(src, plain, NULL));
+    const char *rule = NULL;
+    char kind[32];
+    CHECK(lora_is_lcm(meta_lcm, &rule, kind, sizeof kind) == 1 && rule && strcmp(rule, "metadata") == 0 &&
+          strcmp(kind, "lcm-lora") == 0);
+    CHECK(lora_is_lcm(meta_other, &rule, kind, sizeof kind) == 0 && !rule && strcmp(kind, "lora") == 0);
+    CHECK(lora_is_lcm(by_name, &rule, kind, sizeof kind) == 1 && rule && strcmp(rule, "file name") == 0 && !kind[0]);
+    CHECK(lora_is_lcm(by_folder, &rule, NULL, 0) == 1 && rule && strcmp(rule, "folder name") == 0);
+    CHECK(lora_is_lcm(plain, &rule, NULL, 0) == 0 && !rule);
+    CHECK(lora_is_lcm(src, NULL, NULL, 0) == 0); /* the fixture LoRA is not an LCM-LoRA */
+
+    /* models: derived / loaded with an LCM-LoRA get the LCM defaults; a plain LoRA keeps the base's */
+    char mdir[PATH_MAX];
+    snprintf(mdir, sizeof mdir, "%s/tiny-sd-lcm", tmp);
+    tiny_sd_make_model(mdir, "unet-sd15-tiny", "EulerDiscreteScheduler");
+    tdm_status st = {0};
+    tdm_model_params mp;
+    tdm_model_params_init(&mp);
+    mp.path = mdir;
+    tdm_model *base = NULL, *lcm = NULL, *lcm_name = NULL, *other = NULL, *zero = NULL, *loaded = NULL;
+    CHECK_MSG(tdm_model_load(&mp, &base, &st) == TDM_OK, "%s", st.msg);
+    if (!base) return;
+    tdm_lora_spec s_lcm = {meta_lcm, 1.0f}, s_name = {by_folder, 1.0f}, s_other = {plain, 1.0f},
+                  s_zero = {meta_lcm, 0.0f};
+    CHECK_MSG(tdm_model_derive_lora(base, &s_lcm, 1, &lcm, &st) == TDM_OK, "%s", st.msg);
+    CHECK_MSG(tdm_model_derive_lora(base, &s_name, 1, &lcm_name, &st) == TDM_OK, "%s", st.msg);
+    CHECK_MSG(tdm_model_derive_lora(base, &s_other, 1, &other, &st) == TDM_OK, "%s", st.msg);
+    CHECK_MSG(tdm_model_derive_lora(base, &s_zero, 1, &zero, &st) == TDM_OK, "%s", st.msg);
+    mp.loras = &s_lcm;
+    mp.n_loras = 1;
+    CHECK_MSG(tdm_model_load(&mp, &loaded, &st) == TDM_OK, "%s", st.msg);
+    if (lcm && lcm_name && other && zero && loaded) {
+        CHECK(tdm_sd_model_lcm_lora(tdm_model_sd(lcm)) == 1);
+        CHECK(tdm_sd_model_lcm_lora(tdm_model_sd(lcm_name)) == 1);
+        CHECK(tdm_sd_model_lcm_lora(tdm_model_sd(loaded)) == 1);
+        CHECK(tdm_sd_model_lcm_lora(tdm_model_sd(other)) == 0);
+        CHECK(tdm_sd_model_lcm_lora(tdm_model_sd(zero)) == 0); /* scale 0: no LoRA term */
+        CHECK(tdm_sd_model_lcm_lora(tdm_model_sd(base)) == 0);
+        char line[512];
+        tdm_model_lora_summary(lcm, line, sizeof line);
+        CHECK_MSG(strstr(line, "shapes-student.safetensors x1 LCM-LoRA"), "%s", line);
+        tdm_model_lora_summary(other, line, sizeof line);
+        CHECK_MSG(!strstr(line, "LCM-LoRA"), "%s", line);
+        tdm_model_info ib, il, io, iz, ild;
+        tdm_model_get_info(base, &ib);
+        tdm_model_get_info(lcm, &il);
+        tdm_model_get_info(other, &io);
+        tdm_model_get_info(zero, &iz);
+        tdm_model_get_info(loaded, &ild);
+        /* a non-LCM LoRA (and scale 0) keeps every base default */
+        CHECK(!ib.is_lcm && !io.is_lcm && !iz.is_lcm && ib.default_steps == 20 && io.default_steps == 20 &&
+              iz.default_steps == 20 && io.default_guidance == ib.default_guidance &&
+              strcmp(io.default_sampler, ib.default_sampler) == 0 && strcmp(iz.default_sampler, ib.default_sampler) == 0);
+        char db[128], dl[128], dd[128];
+        defaults_line(base, db, sizeof db);
+        defaults_line(lcm, dl, sizeof dl);
+        defaults_line(other, dd, sizeof dd);
+        printf("defaults: base '%s'; LCM-LoRA '%s'; plain LoRA '%s'\n", db, dl, dd);
+        CHECK(strcmp(db, dd) == 0);
+        /* LCM-LoRA: sampler lcm, 4 steps, guidance 1, is_lcm 1 (tdm_gen_model_defaults) */
+        CHECK_MSG(il.is_lcm == 1 && il.default_steps == 4 && il.default_guidance == 1.0f &&
+                      strcmp(il.default_sampler, "lcm") == 0,
+                  "LCM-LoRA defaults: is_lcm %d, %d steps, guidance %g, sampler %s", il.is_lcm, il.default_steps,
+                  (double)il.default_guidance, il.default_sampler);
+        CHECK(ild.is_lcm == 1 && ild.default_steps == 4 && ild.default_guidance == 1.0f);
+        CHECK_MSG(strcmp(dl, "Steps: 4, Sampler: LCM, CFG scale: 1.0") == 0, "%s", dl);
+    }
+    tdm_model_free(lcm);
+    tdm_model_free(lcm_name);
+    tdm_model_free(other);
+    tdm_model_free(zero);
+    tdm_model_free(loaded);
+    tdm_model_free(base);
+}
+
 /* ---- CLI: --lora on generate, --student-lora on the adaptive command ----------------------------- */
 
 static char g_bin[PATH_MAX];
@@ -695,11 +880,13 @@ int main(int argc, char **argv) {
     snprintf(g_fix, sizeof g_fix, "%s", tdm_test_fixtures());
     test_fixture();
     test_errors();
+    test_lcm_name_rule();
     test_text_encoder();
     if (tdm_test_fixture("manifest-lcm-lora-sd15") && tdm_test_fixture("manifest-sd15")) test_manifest();
     else printf("manifest part skipped: fixtures absent\n");
     if (tdm_test_fixture("vae-sd-tiny") && tdm_test_fixture("clip-text-tiny") && tdm_test_fixture("tokenizer-clip")) {
         test_models();
+        test_lcm_lora();
         test_cli();
     } else printf("model part skipped: fixtures absent\n");
     return tdm_test_result();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/cli_preset.h"
 #include "app/cmd_control.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
@@ -135,8 +136,8 @@ int tdm_cli_load_pair(const tdm_cli_common_opts *c, const tdm_cli_teacher_opts *
  * the teacher's, the model is loaded once (the teacher) and the student derived from it: one copy of the
  * UNet weights serves both, the student adding the LoRA terms at run time (docs/LORA.md). Otherwise the
  * student is loaded on its own with the LoRA applied (share 0: merged into its own weight copies). */
-static int load_pair_lora(const tdm_cli_common_opts *c, const tdm_cli_teacher_opts *t, const tdm_cli_loras *l,
-                          int share, tdm_model **student, tdm_model **teacher, tdm_status *st) {
+int tdm_cli_load_pair_lora(const tdm_cli_common_opts *c, const tdm_cli_teacher_opts *t, const tdm_cli_loras *l,
+                           int share, tdm_model **student, tdm_model **teacher, tdm_status *st) {
     if (!l->n) return tdm_cli_load_pair(c, t, student, teacher, st);
     *student = *teacher = NULL;
     const char *tpath = t->path ? t->path : c->model;
@@ -156,6 +157,35 @@ static int load_pair_lora(const tdm_cli_common_opts *c, const tdm_cli_teacher_op
                                separately stored (merged) student checkpoint would need */
     if ((rc = tdm_model_load(&mp, student, st))) return rc;
     return tdm_cli_load_model(tpath, c->tokenizer, t->unet_component, teacher, st);
+}
+
+int tdm_cli_load_student_lora(const tdm_cli_common_opts *c, const tdm_cli_loras *l, tdm_model **student,
+                              tdm_status *st) {
+    tdm_model_params mp;
+    tdm_model_params_init(&mp);
+    mp.path = c->model;
+    mp.tokenizer_dir = c->tokenizer;
+    mp.unet_component = c->unet_component;
+    mp.loras = l->n ? l->s : NULL;
+    mp.n_loras = l->n; /* run time over the base weights (lora_merge 0): the same numbers as the adaptive run's */
+    return tdm_model_load(&mp, student, st);
+}
+
+int tdm_cli_student_lora_parse(const char *cmd, int argc, char **argv, int *ip, tdm_cli_loras *l, int *share) {
+    int i = *ip, err = 0, r = 1;
+    const char *v, *a = argv[i];
+    if (share && strcmp(a, "--student-lora-no-share") == 0) *share = 0;
+    else if (OPT("--student-lora")) r = err || !tdm_cli_lora_add(cmd, "--student-lora", v, l) ? -1 : 1;
+    else r = 0;
+    *ip = i;
+    return r;
+}
+
+void tdm_cli_student_lora_print(const tdm_model *student, const tdm_cli_loras *l, int quiet) {
+    if (!l->n || quiet || !student) return;
+    char line[512];
+    tdm_model_lora_summary(student, line, sizeof line);
+    fprintf(stderr, "student %s\n", line);
 }
 
 void tdm_cli_teacher_init(tdm_cli_teacher_opts *t) {
@@ -264,7 +294,7 @@ static void adaptive_help(const char *cmd) {
            "  --teacher-steps N      teacher steps T actually run (default: the model's, 20)\n"
            "  --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F\n"
            "  --student-lora PATH[:SCALE]  the student is the model + this LoRA (scale default 1; repeatable),\n"
-           "                         e.g. an SD1.5 teacher + LCM-LoRA (--sampler lcm --steps 4 --guidance 1).\n"
+           "                         e.g. an SD1.5 teacher + LCM-LoRA (which defaults to lcm, 4 steps, guidance 1).\n"
            "                         When the student and the teacher are the same model, it is loaded once:\n"
            "                         the student adds the LoRA at run time over the teacher's weights\n"
            "  --student-lora-no-share  load the student as a second model with the LoRA merged into its own\n"
@@ -298,6 +328,7 @@ static void adaptive_help(const char *cmd) {
            "ControlNet (the same controls condition the student and the teacher; each must fit both UNets):\n",
            cmd);
     tdm_cli_controls_help();
+    tdm_cli_preset_help(1);
 }
 
 int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
@@ -314,19 +345,20 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     tdm_cli_loras slora; /* --student-lora ... */
     memset(&slora, 0, sizeof slora);
     int lora_share = 1;
+    tdm_cli_preset_opts po; /* --preset NAME, --teacher-width / --teacher-height */
+    memset(&po, 0, sizeof po);
     c.seed_random = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
-        if (strcmp(a, "--student-lora-no-share") == 0) {
-            lora_share = 0;
+        int r = tdm_cli_student_lora_parse(cmd, argc, argv, &i, &slora, &lora_share);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((r = tdm_cli_preset_parse(cmd, argc, argv, &i, 1, &po)) != 0) {
+            if (r < 0) return 2;
             continue;
         }
-        if (OPT("--student-lora")) {
-            if (err || !tdm_cli_lora_add(cmd, "--student-lora", v, &slora)) return 2;
-            continue;
-        }
-        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
+        r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
         if (r < 0) return 2;
         if (r > 0) continue;
         if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
@@ -375,6 +407,10 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
             return 2;
         }
     }
+    const tdm_preset *preset = NULL;
+    int pr = tdm_cli_preset_resolve(cmd, &po, &preset);
+    if (pr >= 0) return pr; /* "--preset help" listed them (0), or an unknown name (2) */
+    tdm_cli_preset_fill(preset, &c, &t, &po, &k, !isnan(tau) || !isnan(k) || !isnan(share));
     if (!c.model) {
         fprintf(stderr, "tandem %s: --model PATH (the student) is required\n", cmd);
         return 2;
@@ -383,14 +419,22 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
         fprintf(stderr, "tandem %s: --prompt TEXT is required\n", cmd);
         return 2;
     }
+    if ((po.teacher_width > 0) != (po.teacher_height > 0)) {
+        fprintf(stderr, "tandem %s: give both --teacher-width and --teacher-height\n", cmd);
+        return 2;
+    }
     int n_thr = !isnan(tau) + !isnan(k) + !isnan(share);
     if (n_thr != 1) {
         fprintf(stderr, "tandem %s: give exactly one of --tau, --k, --teacher-share (got %d)\n", cmd, n_thr);
         return 2;
     }
     if (isnan(tau) && !calibration) {
-        fprintf(stderr, "tandem %s: %s needs --calibration FILE (made by tandem calibrate)\n", cmd,
-                !isnan(k) ? "--k" : "--teacher-share");
+        if (preset && !isnan(k))
+            fprintf(stderr, "tandem %s: preset %s sets k %g, which needs --calibration FILE (tandem calibrate --preset %s); "
+                    "or give --tau F\n", cmd, preset->name, k, preset->name);
+        else
+            fprintf(stderr, "tandem %s: %s needs --calibration FILE (made by tandem calibrate)\n", cmd,
+                    !isnan(k) ? "--k" : "--teacher-share");
         return 2;
     }
     if (tdm_cli_teacher_check(cmd, &t)) return 2;
@@ -408,12 +452,9 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     tdm_engine_params_init(&ep);
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
-    if (load_pair_lora(&c, &t, &slora, lora_share, &student, &teacher_model, &st)) goto fail;
-    if (slora.n && !c.quiet) {
-        char lora_line[512];
-        tdm_model_lora_summary(student, lora_line, sizeof lora_line);
-        fprintf(stderr, "student %s\n", lora_line);
-    }
+    if (tdm_cli_load_pair_lora(&c, &t, &slora, lora_share, &student, &teacher_model, &st)) goto fail;
+    tdm_cli_student_lora_print(student, &slora, c.quiet);
+    tdm_cli_preset_warn(cmd, preset, student, teacher_model ? teacher_model : student);
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
     if (tdm_cli_controls_load(&controls, &st)) goto fail;
 
@@ -433,6 +474,8 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     p.keep_student_image = student_out != NULL;
     p.controls = controls.c;
     p.n_controls = controls.n;
+    p.teacher_width = po.teacher_width;
+    p.teacher_height = po.teacher_height;
     progress_state ps = {0};
     ps.tty = !c.quiet && isatty(STDERR_FILENO);
     p.progress = on_progress;
@@ -500,9 +543,12 @@ static void calibrate_help(void) {
            "  --clip-skip N, --no-emphasis, --tokenizer DIR   student settings (defaults: the model's)\n"
            "  --oracle NAME          (default checker), --oracle-model PATH\n"
            "  --student-unet NAME    UNet component of the model folder (default: unet)\n"
+           "  --student-lora PATH[:SCALE]  the student is the model + this LoRA (repeatable; applied at run time,\n"
+           "                         as generate --adaptive / eval use it)\n"
            "  --teacher-share Q      also print the tau that sends a share Q of the samples to the teacher\n"
            "  --restart              discard an existing OUT.partial instead of resuming it\n"
            "  --threads N, -q/--quiet\n");
+    tdm_cli_preset_help(0);
 }
 
 typedef struct cal_progress {
@@ -542,10 +588,21 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     const char *prompts = NULL, *out = NULL;
     int n = 0, restart = 0;
     double share = NAN;
+    tdm_cli_loras slora; /* --student-lora ... */
+    memset(&slora, 0, sizeof slora);
+    tdm_cli_preset_opts po;
+    memset(&po, 0, sizeof po);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
-        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
+        int r = tdm_cli_student_lora_parse(cmd, argc, argv, &i, &slora, NULL);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((r = tdm_cli_preset_parse(cmd, argc, argv, &i, 0, &po)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+        r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -568,6 +625,10 @@ int tdm_cmd_calibrate(int argc, char **argv) {
             return 2;
         }
     }
+    const tdm_preset *preset = NULL;
+    int pr = tdm_cli_preset_resolve(cmd, &po, &preset);
+    if (pr >= 0) return pr;
+    tdm_cli_preset_fill(preset, &c, NULL, &po, NULL, 1); /* the student's settings, size and oracle */
     if (!c.model || !prompts || !n || !out) {
         fprintf(stderr, "tandem %s: --model, --prompts, --n and --out are required\n", cmd);
         return 2;
@@ -587,7 +648,9 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
-    if (tdm_cli_load_model(c.model, c.tokenizer, c.unet_component, &student, &st)) goto fail;
+    if (tdm_cli_load_student_lora(&c, &slora, &student, &st)) goto fail;
+    tdm_cli_student_lora_print(student, &slora, c.quiet);
+    tdm_cli_preset_warn(cmd, preset, student, NULL);
     tdm_calibrate_params p;
     tdm_calibrate_params_init(&p);
     p.prompts_file = prompts;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/cli_preset.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
 
@@ -36,9 +37,12 @@ static void eval_help(void) {
            "oracle:\n"
            "  --oracle NAME (default checker), --oracle-model PATH\n"
            "  --student-unet NAME, --teacher-unet NAME   UNet components (default: unet)\n"
+           "  --student-lora PATH[:SCALE]  the student is the model + this LoRA (repeatable); on the teacher's\n"
+           "                         model it shares the teacher's weights (--student-lora-no-share: a merged copy)\n"
            "common:\n"
            "  --width N, --height N, --negative-prompt TEXT, --clip-skip N, --no-emphasis, --tokenizer DIR,\n"
            "  --threads N, -q/--quiet\n");
+    tdm_cli_preset_help(1);
 }
 
 /* "10,30,50" -> k[] (each in (0, 100)). */
@@ -130,6 +134,11 @@ int tdm_cmd_eval(int argc, char **argv) {
     const char *prompts = NULL, *seeds_spec = NULL, *out = NULL, *calibration = NULL;
     double k[EVAL_MAX_K] = {10, 30, 50};
     int n_k = 3, restart = 0;
+    tdm_cli_loras slora; /* --student-lora ... */
+    memset(&slora, 0, sizeof slora);
+    int lora_share = 1;
+    tdm_cli_preset_opts po; /* --preset NAME, --teacher-width / --teacher-height */
+    memset(&po, 0, sizeof po);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
@@ -137,7 +146,14 @@ int tdm_cmd_eval(int argc, char **argv) {
             fprintf(stderr, "tandem %s: use --seeds (a list or a range A:B), not --seed\n", cmd);
             return 2;
         }
-        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
+        int r = tdm_cli_student_lora_parse(cmd, argc, argv, &i, &slora, &lora_share);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((r = tdm_cli_preset_parse(cmd, argc, argv, &i, 1, &po)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+        r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
         if (r < 0) return 2;
         if (r > 0) continue;
         if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
@@ -170,6 +186,14 @@ int tdm_cmd_eval(int argc, char **argv) {
         }
 #undef EOPT
     }
+    const tdm_preset *preset = NULL;
+    int pr = tdm_cli_preset_resolve(cmd, &po, &preset);
+    if (pr >= 0) return pr;
+    tdm_cli_preset_fill(preset, &c, &t, &po, NULL, 1); /* the k list stays --k's (default 10,30,50) */
+    if ((po.teacher_width > 0) != (po.teacher_height > 0)) {
+        fprintf(stderr, "tandem %s: give both --teacher-width and --teacher-height\n", cmd);
+        return 2;
+    }
     if (!c.model || !prompts || !seeds_spec || !out) {
         fprintf(stderr, "tandem %s: --model, --prompts, --seeds and --out are required\n", cmd);
         return 2;
@@ -192,7 +216,9 @@ int tdm_cmd_eval(int argc, char **argv) {
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
-    if (tdm_cli_load_pair(&c, &t, &student, &teacher, &st)) goto fail;
+    if (tdm_cli_load_pair_lora(&c, &t, &slora, lora_share, &student, &teacher, &st)) goto fail;
+    tdm_cli_student_lora_print(student, &slora, c.quiet);
+    tdm_cli_preset_warn(cmd, preset, student, teacher ? teacher : student);
 
     tdm_eval_params p;
     tdm_eval_params_init(&p);
@@ -202,6 +228,8 @@ int tdm_cmd_eval(int argc, char **argv) {
     tdm_adaptive_params *s = &p.settings;
     tdm_cli_common_apply(&c, s);
     tdm_cli_teacher_apply(&t, s);
+    s->teacher_width = po.teacher_width;
+    s->teacher_height = po.teacher_height;
     s->progress = on_stage;
     p.oracle = oracle;
     p.oracle_model = c.oracle_model;
@@ -244,8 +272,8 @@ fail:
     exit_code = 1;
 done:
     tdm_oracle_free(oracle);
+    tdm_model_free(student); /* first: a student derived with --student-lora views the teacher's weights */
     tdm_model_free(teacher);
-    tdm_model_free(student);
     tdm_engine_free(engine);
     tdm_free(seeds);
     return exit_code;

@@ -4,11 +4,14 @@
 #include <string.h>
 
 #include "app/args.h"
+#include "app/cmd_edit.h"
 #include "app/commands.h"
 #include "app/commands_adaptive.h"
 #include "app/commands_bench.h"
 #include "app/commands_world.h"
 #include "tandem.h"
+
+int tdm_cmd_control_eval(int argc, char **argv); /* cmd_control_eval.c */
 
 static void print_line(void *user, const char *line) {
     (void)user;
@@ -59,6 +62,9 @@ int main(int argc, char **argv) {
                "  score     score an image against a caption (--checker)\n"
                "  calibrate oracle-score percentiles of student samples for generate --adaptive\n"
                "  eval      student, teacher, refine / regenerate-all and adaptive methods on prompts x seeds\n"
+               "  edit      adaptive SDEdit image editing (student, oracle, teacher)\n"
+               "  edit-eval shapes-world edit evaluation (success, preservation, UNet evaluations)\n"
+               "  control-eval  shapes-world ControlNet evaluation: placement IoU, checker, adaptive ControlNet\n"
                "  bench     time the models on SD-shaped random weights (speed, memory)\n"
                "\n  --version  print the version\n"
                "Run 'tandem COMMAND --help' for the options of a command.\n");
@@ -73,6 +79,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "score") == 0) return tdm_cmd_score(argc - 2, argv + 2);
     if (strcmp(argv[1], "calibrate") == 0) return tdm_cmd_calibrate(argc - 2, argv + 2);
     if (strcmp(argv[1], "eval") == 0) return tdm_cmd_eval(argc - 2, argv + 2);
+    if (strcmp(argv[1], "edit") == 0) return tdm_cmd_edit(argc - 2, argv + 2);
+    if (strcmp(argv[1], "edit-eval") == 0) return tdm_cmd_edit_eval(argc - 2, argv + 2);
+    if (strcmp(argv[1], "control-eval") == 0) return tdm_cmd_control_eval(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return tdm_cmd_bench(argc - 2, argv + 2);
     if (strcmp(argv[1], "generate") == 0 || strcmp(argv[1], "txt2img") == 0)
         return tdm_cmd_generate(argv[1], 0, argc - 2, argv + 2);

@@ -1,10 +1,13 @@
 /* LoRA files: key styles, parsing, binding to a model's weights (lora.h). */
 #include "models/lora.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/json.h"
 
 const char *tdm_lora_component_name(tdm_lora_component c) {
     switch (c) {
@@ -229,6 +232,74 @@ static tdm_code parse_file(tdm_lora *l, tdm_status *st) {
     return TDM_OK;
 }
 
+/* ---- LCM-LoRA detection ------------------------------------------------------------------------- */
+
+static int has_lcm(const char *s, size_t n) {
+    for (size_t i = 0; i + 3 <= n; i++)
+        if (tolower((unsigned char)s[i]) == 'l' && tolower((unsigned char)s[i + 1]) == 'c' &&
+            tolower((unsigned char)s[i + 2]) == 'm')
+            return 1;
+    return 0;
+}
+
+/* The k-th path component from the end (0: the file), empty components skipped; 0 when there is none. */
+static int component_from_end(const char *path, int k, const char **start, size_t *len) {
+    size_t end = strlen(path);
+    for (int i = 0;; i++) {
+        while (end > 0 && path[end - 1] == '/') end--;
+        if (end == 0) return 0;
+        size_t b = end;
+        while (b > 0 && path[b - 1] != '/') b--;
+        if (i == k) {
+            *start = path + b;
+            *len = end - b;
+            return 1;
+        }
+        end = b;
+    }
+}
+
+const char *tdm_lora_name_lcm_rule(const char *path) {
+    const char *c;
+    size_t n;
+    if (!path) return NULL;
+    if (component_from_end(path, 0, &c, &n) && has_lcm(c, n)) return "file name";
+    if (component_from_end(path, 1, &c, &n) && has_lcm(c, n)) return "folder name";
+    /* Hugging Face cache: models--org--name/snapshots/<revision>/<file> */
+    if (component_from_end(path, 2, &c, &n) && n == 9 && memcmp(c, "snapshots", 9) == 0 &&
+        component_from_end(path, 3, &c, &n) && n > 8 && memcmp(c, "models--", 8) == 0 && has_lcm(c, n))
+        return "hub repo name";
+    return NULL;
+}
+
+/* l->kind from the header's __metadata__ "tandem.kind" (the header passed tdm_st_open's checks). */
+static tdm_code read_kind(tdm_lora *l, tdm_status *st) {
+    if (l->ws.n_files < 1) return TDM_OK;
+    const tdm_safetensors *f = &l->ws.files[0];
+    if (f->data_offset < 8 || f->data_offset > f->map_size) return TDM_OK;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)f->map + 8, f->data_offset - 8, NULL, 0);
+    if (!root) return tdm_fail(st, TDM_ERR_FORMAT, "lora: %s: the header is not valid JSON", l->path);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    const cJSON *kind = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "tandem.kind") : NULL;
+    tdm_code rc = TDM_OK;
+    if (kind && !cJSON_IsString(kind))
+        rc = tdm_fail(st, TDM_ERR_FORMAT, "lora: %s: __metadata__ 'tandem.kind' is not a string", l->path);
+    else if (kind)
+        snprintf(l->kind, sizeof l->kind, "%s", kind->valuestring);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static void detect_lcm(tdm_lora *l) {
+    if (l->kind[0]) {
+        l->is_lcm = strcmp(l->kind, TDM_LORA_KIND_LCM) == 0;
+        l->lcm_rule = l->is_lcm ? "metadata" : NULL;
+        return;
+    }
+    l->lcm_rule = tdm_lora_name_lcm_rule(l->path);
+    l->is_lcm = l->lcm_rule != NULL;
+}
+
 tdm_code tdm_lora_open(tdm_lora **out, const char *path, tdm_status *st) {
     *out = NULL;
     if (!path || !*path) return tdm_fail(st, TDM_ERR_INVALID_ARG, "lora: no file path given");
@@ -238,10 +309,12 @@ tdm_code tdm_lora_open(tdm_lora **out, const char *path, tdm_status *st) {
     tdm_code rc = tdm_weights_open_file(&l->ws, "lora", path, "", NULL, NULL, st);
     if (rc && st) tdm_fail_context(st, "LoRA file");
     if (!rc) rc = parse_file(l, st);
+    if (!rc) rc = read_kind(l, st);
     if (rc) {
         tdm_lora_free(l);
         return rc;
     }
+    detect_lcm(l);
     *out = l;
     return TDM_OK;
 }

@@ -66,6 +66,11 @@ typedef struct tdm_lora {
     tdm_lora_module *m;
     int n;
     int n_comp[TDM_LORA_N_COMPONENTS]; /* modules per component */
+    /* LCM-LoRA detection (docs/LORA.md "LCM-LoRA defaults"), set by tdm_lora_open */
+    char kind[32];        /* the file's __metadata__ "tandem.kind" ("" when absent; longer values cut) */
+    int is_lcm;           /* 1: an LCM-LoRA (models derived with it get the LCM defaults) */
+    const char *lcm_rule; /* what decided is_lcm: "metadata", "file name", "folder name", "hub repo name";
+                             NULL when not an LCM-LoRA (static strings) */
 } tdm_lora;
 
 /* Parses a LoRA .safetensors file. A key that is not a LoRA key of a known style, a module with a
@@ -73,6 +78,14 @@ typedef struct tdm_lora {
  * unsupported variant (LoHa, LoKr, DoRA, CP-decomposed "lora_mid") is an error naming the key. */
 tdm_code tdm_lora_open(tdm_lora **out, const char *path, tdm_status *st);
 void tdm_lora_free(tdm_lora *l);
+
+/* LCM-LoRA rule (docs/LORA.md): a file whose safetensors __metadata__ has "tandem.kind" is an LCM-LoRA
+ * iff that value is "lcm-lora" (the metadata wins over the name); without it, iff the name rule holds. */
+#define TDM_LORA_KIND_LCM "lcm-lora"
+/* The name rule: "lcm" (any case) in the file's base name or in its folder's name; for a file in a
+ * Hugging Face cache snapshot (<models--org--name>/snapshots/<revision>/<file>) the repo folder's name
+ * counts as the folder's. Returns "file name", "folder name" or "hub repo name" (static), or NULL. */
+const char *tdm_lora_name_lcm_rule(const char *path);
 
 /* ---- sets bound to one component ------------------------------------------------------------- */
 

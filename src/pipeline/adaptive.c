@@ -12,6 +12,8 @@
 
 #include "io/image.h"
 #include "pipeline/calibrate.h"
+#include "pipeline/edit.h"
+#include "pipeline/preset.h"
 
 const char *tdm_adaptive_decision_name(tdm_adaptive_decision d) {
     switch (d) {
@@ -38,6 +40,7 @@ void tdm_adaptive_params_init(tdm_adaptive_params *p) {
     p->refine_convention = TDM_REFINE_STRENGTH;
     p->refine_strength = 0.4f;
     p->refine_noise = 0.4f;
+    p->strength = 0.75f; /* editing (init_image): SDEdit strength */
 }
 
 void tdm_adaptive_result_free(tdm_adaptive_result *r) {
@@ -83,6 +86,8 @@ static void stage_params(const tdm_adaptive_params *p, const tdm_stage_settings 
     gp->progress_user = p->progress_user;
     gp->controls = p->controls; /* the same ControlNets condition the student and the teacher */
     gp->n_controls = p->n_controls;
+    gp->init_image = p->init_image; /* editing (edit.h): img2img of the fitted source */
+    if (p->init_image) gp->strength = p->strength;
 }
 
 static void append_warning(tdm_adaptive_result *r, const char *text) {
@@ -165,6 +170,7 @@ typedef struct meta_in {
     const char *student_name, *teacher_name, *oracle_name;
     const tdm_gen_plan *sp, *tp;
     const tdm_refine_plan *rp;
+    const tdm_edit_input *edit; /* editing: the source and the size rule (NULL / inactive otherwise) */
 } meta_in;
 
 static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
@@ -181,6 +187,12 @@ static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
     cJSON_AddRawToObject(o, "seed", seed); /* exact for any 64-bit seed */
     cJSON_AddNumberToObject(o, "width", mi->sp->width);
     cJSON_AddNumberToObject(o, "height", mi->sp->height);
+    if (mi->tp->width != mi->sp->width || mi->tp->height != mi->sp->height) { /* teacher size (presets) */
+        cJSON *ts = cJSON_AddObjectToObject(o, "teacher_size");
+        cJSON_AddNumberToObject(ts, "width", mi->tp->width);
+        cJSON_AddNumberToObject(ts, "height", mi->tp->height);
+        cJSON_AddStringToObject(ts, "student_resize", "bicubic"); /* before the oracle; the kept image too */
+    }
     cJSON_AddStringToObject(o, "decision", tdm_adaptive_decision_name(r->decision));
     cJSON_AddStringToObject(o, "strategy", p->strategy == TDM_ADAPTIVE_REGENERATE ? "regenerate" : "refine");
     cJSON *orc = cJSON_AddObjectToObject(o, "oracle");
@@ -226,6 +238,7 @@ static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
         }
         cJSON_AddNumberToObject(o, "controlnet_calls", r->controlnet_calls_student + r->controlnet_calls_teacher);
     }
+    tdm_edit_metadata_add(o, mi->edit, "adaptive");
     cJSON_AddNumberToObject(o, "unet_evals", r->unet_evals_student + r->unet_evals_teacher);
     cJSON *sec = cJSON_AddObjectToObject(o, "seconds");
     add_num(sec, "student", r->seconds_student);
@@ -288,10 +301,16 @@ tdm_code tdm_adaptive_setup_make(const tdm_sd_model *sm, const tdm_sd_model *tm,
     s->rp.target_timestep = s->rp.start_sigma = NAN;
     stage_params(p, &p->student, p->width, p->height, &s->sgp);
     if (tdm_gen_resolve(sm, &s->sgp, &s->sp, st)) return tdm_fail_context(st, "student");
-    stage_params(p, &p->teacher, s->sp.width, s->sp.height, &s->tgp);
+    if (p->teacher_width < 0 || p->teacher_height < 0 || (p->teacher_width > 0) != (p->teacher_height > 0))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "teacher size %dx%d: give both sides, or 0 x 0 for the student's size",
+                        p->teacher_width, p->teacher_height);
+    /* the teacher works at its own size when given (presets: sdxl-turbo), else at the student's */
+    stage_params(p, &p->teacher, p->teacher_width ? p->teacher_width : s->sp.width,
+                 p->teacher_height ? p->teacher_height : s->sp.height, &s->tgp);
     if (tdm_gen_resolve(tm, &s->tgp, &s->tp, st)) return tdm_fail_context(st, "teacher");
     const int ss = tdm_vae_latent_scale(&sm->vae->cfg), ts = tdm_vae_latent_scale(&tm->vae->cfg);
-    s->same_latent_shape = sm->vae->cfg.latent_channels == tm->vae->cfg.latent_channels && ss == ts;
+    s->same_latent_shape = sm->vae->cfg.latent_channels == tm->vae->cfg.latent_channels && ss == ts &&
+                           !tdm_adaptive_sizes_differ(s);
     return TDM_OK;
 }
 
@@ -305,6 +324,11 @@ tdm_code tdm_adaptive_setup_refine(tdm_adaptive_setup *s, const tdm_adaptive_par
     if (p->force_pixels) {
         s->handoff_latent = 0;
         snprintf(s->handoff_reason, sizeof s->handoff_reason, "through pixels on request");
+    } else if (tdm_adaptive_sizes_differ(s)) {
+        s->handoff_latent = 0;
+        snprintf(s->handoff_reason, sizeof s->handoff_reason,
+                 "teacher size %dx%d differs from the student's %dx%d (student image resized, bicubic)", s->tp.width,
+                 s->tp.height, s->sp.width, s->sp.height);
     } else if (!s->same_latent_shape) {
         s->handoff_latent = 0;
         snprintf(s->handoff_reason, sizeof s->handoff_reason, "latent shapes differ");
@@ -321,6 +345,10 @@ tdm_code tdm_adaptive_run_student(const tdm_adaptive_setup *s, int want_latent, 
     tdm_gen_request rq;
     tdm_gen_request_init(&rq, &s->sgp); /* the generate streams: bit-identical to tdm_generate */
     rq.want_latent = want_latent;
+    if (s->sgp.init_image) { /* editing: tdm_generate's img2img of the source */
+        rq.start = TDM_GEN_START_PIXELS;
+        rq.init = s->sgp.init_image;
+    }
     return tdm_gen_execute(s->sm, s->ex, &rq, out, st);
 }
 
@@ -342,14 +370,18 @@ tdm_code tdm_adaptive_run_teacher(const tdm_adaptive_setup *s, tdm_adaptive_deci
         rq.streams = tdm_adaptive_streams_refine();
     } else if (how != TDM_DECISION_REGENERATE) {
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "teacher stage: decision %d runs no teacher", (int)how);
+    } else if (s->tgp.init_image) { /* editing: the teacher's img2img of the source, the student's noise streams */
+        rq.start = TDM_GEN_START_PIXELS;
+        rq.init = s->tgp.init_image;
     } /* regenerate: start NOISE with the generate streams (the student's initial noise) */
     return tdm_gen_execute(s->tm, s->ex, &rq, out, st);
 }
 
 /* ---- the run ---- */
 
-tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher,
-                               const tdm_adaptive_params *p, tdm_adaptive_result *r, tdm_status *st) {
+static tdm_code adaptive_run(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher,
+                             const tdm_adaptive_params *p, const tdm_edit_input *edit, tdm_adaptive_result *r,
+                             tdm_status *st) {
     if (!r) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_adaptive_generate: result is NULL");
     memset(r, 0, sizeof *r);
     r->tau = r->k = r->teacher_share = r->refine_sigma = NAN;
@@ -412,6 +444,12 @@ tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, con
     r->controlnet_calls_student = sres.stats.controlnet_calls;
     r->unet_calls_student = sres.stats.unet_calls;
     r->unet_evals_student = sres.stats.unet_calls * sres.stats.unet_batch;
+    /* a teacher at another size: the student's image resized to it before the oracle (reference code) */
+    rc = tdm_adaptive_student_to_teacher_size(&su, &sres, st);
+    if (rc) {
+        tdm_gen_result_free(&sres);
+        goto done;
+    }
 
     /* 2. oracle and decision: keep when score >= tau */
     t0 = now_seconds();
@@ -464,13 +502,28 @@ tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, con
     tdm_gen_result_free(&sres);
     r->seconds_total = now_seconds() - t_start;
 
-    meta_in mi = {p, tdm_model_name(student), tdm_model_name(teacher), oracle_name, &su.sp, &su.tp, &su.rp};
+    meta_in mi = {p, tdm_model_name(student), tdm_model_name(teacher), oracle_name, &su.sp, &su.tp, &su.rp, edit};
     r->metadata_json = metadata_json(&mi, r);
     r->parameters = parameters_text(student, &su.sgp, &mi, r);
     if (!r->metadata_json || !r->parameters) rc = tdm_fail(st, TDM_ERR_NOMEM, "adaptive: out of memory (metadata)");
 done:
     tdm_oracle_free(own_oracle);
     if (rc) tdm_adaptive_result_free(r);
+    return rc;
+}
+
+/* Editing (p->init_image): the source is fitted to the size rule first (pipeline/edit.h). */
+tdm_code tdm_adaptive_generate(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher,
+                               const tdm_adaptive_params *p, tdm_adaptive_result *r, tdm_status *st) {
+    if (!r || !student || !p) return adaptive_run(engine, student, teacher, p, NULL, r, st); /* its checks */
+    tdm_edit_input e;
+    tdm_code rc = tdm_edit_input_make(student, p, &e, st);
+    if (rc) {
+        memset(r, 0, sizeof *r);
+        return rc;
+    }
+    rc = adaptive_run(engine, student, teacher, e.active ? &e.params : p, &e, r, st);
+    tdm_edit_input_free(&e);
     return rc;
 }
 

@@ -135,7 +135,7 @@ void tdm_model_get_info(const tdm_model *model, tdm_model_info *info) {
     if (!model) return;
     info->name = model->name;
     info->family = tdm_family_name(model->sd->family);
-    info->is_lcm = model->defaults.lcm;
+    info->is_lcm = model->defaults.lcm || model->defaults.lcm_lora;
     info->v_prediction = model->sd->scheduler.prediction_type == TDM_PRED_V;
     info->default_width = model->defaults.width;
     info->default_height = model->defaults.height;

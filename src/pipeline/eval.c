@@ -117,6 +117,10 @@ static cJSON *settings_json(const tdm_eval_params *p, const tdm_model *student, 
     cJSON_AddItemToObject(o, "teacher", stage_json(tdm_model_name(teacher), &su->tp));
     cJSON_AddNumberToObject(o, "width", su->sp.width);
     cJSON_AddNumberToObject(o, "height", su->sp.height);
+    if (su->tp.width != su->sp.width || su->tp.height != su->sp.height) { /* only then: older logs stay valid */
+        cJSON_AddNumberToObject(o, "teacher_width", su->tp.width);
+        cJSON_AddNumberToObject(o, "teacher_height", su->tp.height);
+    }
     cJSON_AddStringToObject(o, "negative_prompt", su->sp.negative);
     cJSON_AddNumberToObject(o, "clip_skip", su->sp.clip_skip);
     cJSON_AddBoolToObject(o, "emphasis", su->sp.emphasis);

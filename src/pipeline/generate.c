@@ -47,6 +47,7 @@ void tdm_gen_model_defaults(const tdm_sd_model *m, tdm_gen_defaults *d) {
     const tdm_unet_config *uc = m->unet ? tdm_unet_get_config(m->unet) : NULL;
     int vs = m->vae_scale > 0 ? m->vae_scale : 8;
     d->lcm = uc && uc->time_cond_proj_dim > 0;
+    d->lcm_lora = !d->lcm && tdm_sd_model_lcm_lora(m); /* docs/LORA.md "LCM-LoRA defaults" */
     /* the VAE's scale: the UNet accepts any latent size (odd sizes are upsampled to the skip's size,
      * as diffusers does), so images need only be multiples of 8 for SD */
     d->size_multiple = vs;
@@ -54,9 +55,10 @@ void tdm_gen_model_defaults(const tdm_sd_model *m, tdm_gen_defaults *d) {
     if (side % d->size_multiple) side -= side % d->size_multiple;
     if (side < d->size_multiple) side = d->size_multiple;
     d->width = d->height = side;
-    d->steps = d->lcm ? 4 : 20;
-    d->guidance = d->lcm ? 8.5f : tdm_sdxl_family(m->family) ? 5.0f : 7.5f; /* SDXL: diffusers' 5.0 */
-    d->sampler = d->lcm ? "lcm" : sampler_from_class(&m->scheduler);
+    d->steps = d->lcm || d->lcm_lora ? 4 : 20;
+    /* LCM-LoRA: guidance 1 (no CFG pass; LCM-LoRA's documented use); SDXL: diffusers' 5.0 */
+    d->guidance = d->lcm_lora ? 1.0f : d->lcm ? 8.5f : tdm_sdxl_family(m->family) ? 5.0f : 7.5f;
+    d->sampler = d->lcm || d->lcm_lora ? "lcm" : sampler_from_class(&m->scheduler);
 }
 
 tdm_code tdm_gen_resolve(const tdm_sd_model *m, const tdm_generate_params *p, tdm_gen_plan *plan, tdm_status *st) {
@@ -222,6 +224,12 @@ double tdm_alphabar_at(const float *ac, int n_train, double t) {
     return (1.0 - f) * ac[i] + f * ac[i + 1];
 }
 
+/* release_note (memory, docs/PERFORMANCE.md): a component's weights are needed in one stage only (text
+ * encoder, UNet loop, VAE), so after each stage the resident pages of its MAPPED weights are dropped
+ * (tdm_sd_model_release_pages: madvise on the read-only file mapping; the model is unchanged and may be
+ * shared, pages come back from the page cache on next use, ~0.1 s per GB of minor faults). Peak RSS is
+ * then the largest stage's weights plus its activations instead of all weights plus the largest
+ * activations. Weights in process memory (LoRA merges, in-memory models) are not touched. */
 typedef struct gen_ctx {
     const tdm_sd_model *m;
     const tdm_exec *ex;
@@ -271,6 +279,7 @@ static tdm_code prepare_latents(gen_ctx *g, float *x, tdm_status *st) {
             x0[i] = sf * (x0[i] + stdv * noise[i]);
         }
         g->stats.seconds_encode += now_seconds() - t0;
+        tdm_sd_model_release_pages(g->m, TDM_SD_VAE);
         TDM_TRY(report(g->p, TDM_STAGE_ENCODE_IMAGE, 1, 1, st));
     }
     tdm_randn(noise, (size_t)g->n, pl->seed, rq->streams.add_noise, 0);
@@ -497,6 +506,7 @@ tdm_code tdm_gen_execute(const tdm_sd_model *m, const tdm_exec *ex, const tdm_ge
         rc = tdm_gen_encode_text(m, ex, &g.arena, &g.plan, g.plan.use_cfg, &own_tc, st);
         if (rc) goto done;
         g.stats.seconds_encode = now_seconds() - t0;
+        tdm_sd_model_release_pages(m, TDM_SD_TEXT_ENCODER); /* memory: see release_note */
         rc = report(g.p, TDM_STAGE_ENCODE_TEXT, 1, 1, st);
         if (rc) goto done;
         tc = &own_tc;
@@ -517,7 +527,11 @@ tdm_code tdm_gen_execute(const tdm_sd_model *m, const tdm_exec *ex, const tdm_ge
         if (!out->latent) rc = tdm_fail(st, TDM_ERR_NOMEM, "latents: out of memory");
         else memcpy(out->latent, x, sizeof(float) * (size_t)g.n);
     }
-    if (!rc) rc = decode(&g, x, &out->image, st);
+    if (!rc) {
+        tdm_sd_model_release_pages(m, TDM_SD_UNET);
+        rc = decode(&g, x, &out->image, st);
+        tdm_sd_model_release_pages(m, TDM_SD_VAE);
+    }
 done:
     g.stats.arena_peak = g.arena.peak;
     out->stats = g.stats;

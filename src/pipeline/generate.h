@@ -72,6 +72,7 @@ typedef struct tdm_gen_defaults {
     float guidance;
     const char *sampler;
     int lcm;
+    int lcm_lora;      /* an LCM-LoRA on a plain UNet (tdm_sd_model_lcm_lora): LCM defaults, CFG as usual */
     int size_multiple; /* image sides must be multiples of this (VAE scale x UNet 2^(levels-1)) */
 } tdm_gen_defaults;
 

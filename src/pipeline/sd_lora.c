@@ -1,5 +1,6 @@
 /* LoRA on loaded models (sd_model.h): --lora at load, and models derived from a loaded one that share its
- * weights (a student = teacher + LCM-LoRA). Memory: docs/LORA.md. */
+ * weights (a student = teacher + LCM-LoRA), and the LCM-LoRA test behind the LCM defaults. Memory and the
+ * LCM-LoRA rule: docs/LORA.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,14 @@ void tdm_sd_model_free_derived(tdm_sd_model *m) {
     free(m);
 }
 
+int tdm_sd_model_lcm_lora(const tdm_sd_model *m) {
+    const tdm_lora_stack *s = m ? m->lora : NULL;
+    if (!s || !m->unet) return 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->files[i]->is_lcm && s->files[i]->n_comp[TDM_LORA_UNET] > 0 && s->scales[i] != 0.0f) return 1;
+    return 0;
+}
+
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
@@ -73,8 +82,8 @@ int tdm_sd_model_lora_summary(const tdm_sd_model *m, char *buf, size_t n) {
     char files[256] = "";
     size_t len = 0;
     for (int i = 0; i < s->n && len + 1 < sizeof files; i++) {
-        int w = snprintf(files + len, sizeof files - len, "%s%s x%g", i ? ", " : "", base_name(s->files[i]->path),
-                         (double)s->scales[i]);
+        int w = snprintf(files + len, sizeof files - len, "%s%s x%g%s", i ? ", " : "", base_name(s->files[i]->path),
+                         (double)s->scales[i], s->files[i]->is_lcm ? " LCM-LoRA" : "");
         if (w < 0) break;
         len += (size_t)w;
     }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/json.h"
 #include "models/clip_tokenizer.h"
@@ -439,4 +441,78 @@ void tdm_sd_model_free(tdm_sd_model *m) {
     tdm_lora_stack_free(m->lora); /* after the adapted models: the base models they view */
     if (m->single.map) tdm_st_close(&m->single); /* after the models: their weights view it */
     free(m);
+}
+
+/* ---- releasing mapped weight pages (H5) ------------------------------------------------------------ */
+
+enum { REL_MAX_MAPS = 64 };
+
+typedef struct map_list {
+    const tdm_safetensors *f[REL_MAX_MAPS];
+    int n;
+} map_list;
+
+static void add_map(map_list *l, const tdm_safetensors *f) {
+    if (f && f->map && l->n < REL_MAX_MAPS) l->f[l->n++] = f;
+}
+
+static void add_store_maps(map_list *l, const tdm_weights *ws) {
+    for (int i = 0; ws && i < ws->n_files; i++) add_map(l, &ws->files[i]);
+}
+
+/* Every read-only file mapping m's weights may view (its own and, for a LoRA-derived model, its base's). */
+static void collect_maps(map_list *l, const tdm_sd_model *m) {
+    for (int depth = 0; m && depth < 4; depth++, m = m->lora_base) {
+        add_map(l, &m->single);
+        if (m->text_encoder) add_store_maps(l, &m->text_encoder->ws);
+        if (m->text_encoder_2) add_store_maps(l, &m->text_encoder_2->ws);
+        if (m->unet) add_store_maps(l, tdm_unet_weights(m->unet));
+        if (m->vae) add_store_maps(l, &m->vae->ws);
+    }
+}
+
+/* Advises away the pages of every tensor of ws that lies inside one of the mappings. */
+static int64_t release_store(const tdm_weights *ws, const map_list *l) {
+    int64_t bytes = 0;
+#ifdef MADV_DONTNEED
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; ws && i < ws->n; i++) {
+        const tdm_tensor *t = &ws->w[i].t;
+        if (!t->data) continue;
+        int64_t last = 0; /* extent in elements: last element's offset + 1 */
+        for (int d = 0; d < t->ndim; d++)
+            if (t->shape[d] > 0) last += (t->shape[d] - 1) * t->stride[d];
+        const uintptr_t b = (uintptr_t)t->data, e = b + (uintptr_t)(last + 1) * tdm_dtype_size(t->dtype);
+        for (int k = 0; k < l->n; k++) {
+            const uintptr_t mb = (uintptr_t)l->f[k]->map, me = mb + l->f[k]->map_size;
+            if (b < mb || e > me) continue;
+            /* the mapping is PROT_READ and private: no page of it was ever written, so dropping any page
+             * of it (also a neighbour's, at the rounded ends) only costs a re-read */
+            uintptr_t pb = b / page * page, pe = (e + page - 1) / page * page;
+            if (pb < mb) pb = mb;
+            if (pe > (me + page - 1) / page * page) pe = (me + page - 1) / page * page;
+            if (pe > pb && madvise((void *)pb, pe - pb, MADV_DONTNEED) == 0) bytes += (int64_t)(pe - pb);
+            break;
+        }
+    }
+#else
+    (void)ws;
+    (void)l;
+#endif
+    return bytes;
+}
+
+int64_t tdm_sd_model_release_pages(const tdm_sd_model *m, unsigned components) {
+    if (!m) return 0;
+    map_list l;
+    l.n = 0;
+    collect_maps(&l, m);
+    int64_t bytes = 0;
+    if (components & TDM_SD_TEXT_ENCODER) {
+        if (m->text_encoder) bytes += release_store(&m->text_encoder->ws, &l);
+        if (m->text_encoder_2) bytes += release_store(&m->text_encoder_2->ws, &l);
+    }
+    if ((components & TDM_SD_UNET) && m->unet) bytes += release_store(tdm_unet_weights(m->unet), &l);
+    if ((components & TDM_SD_VAE) && m->vae) bytes += release_store(&m->vae->ws, &l);
+    return bytes;
 }

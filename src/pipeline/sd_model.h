@@ -124,4 +124,20 @@ void tdm_sd_model_free_derived(tdm_sd_model *m);
 /* Describes m->lora into buf (snprintf contract). */
 int tdm_sd_model_lora_summary(const tdm_sd_model *m, char *buf, size_t n);
 
+/* ---- LCM-LoRA defaults (pipeline/sd_lora.c; added by the LCM-LoRA helper) ---- */
+/* 1 when m's UNet carries an LCM-LoRA (a file of m->lora with UNet modules, a non-zero scale and
+ * tdm_lora.is_lcm: metadata "tandem.kind" = "lcm-lora" or the name rule, docs/LORA.md): the model's
+ * defaults are then LCM-LoRA's (sampler "lcm", 4 steps, guidance 1). */
+int tdm_sd_model_lcm_lora(const tdm_sd_model *m);
+/* ---- end of the LCM-LoRA block ---- */
+
+
+/* ---- Additions (H5, memory): releasing the resident pages of mapped weights ---- */
+/* Drops the resident pages of the weights of the components in `components` (TDM_SD_TEXT_ENCODER,
+ * TDM_SD_UNET, TDM_SD_VAE) that view read-only mapped safetensors files (madvise MADV_DONTNEED): the
+ * model stays valid and unchanged, the pages are read again (page cache, else the file) when next used.
+ * Weights held in process memory (LoRA merges, converted tensors) are left alone. Safe while other
+ * threads use the model. Returns the bytes advised (0 where madvise is unavailable). */
+int64_t tdm_sd_model_release_pages(const tdm_sd_model *m, unsigned components);
+
 #endif

@@ -81,4 +81,20 @@ void tdm_world_score(const tdm_world_query *q, const tdm_world_analysis *an, tdm
 /* The relation "a REL b" that detection centres satisfy (dominant axis of b - a). */
 int tdm_world_relation_of(const tdm_world_detection *a, const tdm_world_detection *b);
 
+/* ---- label maps and placement IoU (checker_segment.c, checker_labels.c; used by tandem control-eval) ---- */
+
+/* tdm_world_analyze, and the label map of its objects: labels [height, width] receives 0 for background
+ * (and for dropped components), d + 1 for the pixels of detection out->det[d] (its hard mask: the core
+ * pixels and the pixels grown into, the segmentation tdm_world_analyze measures). */
+tdm_code tdm_world_analyze_labels(const uint8_t *rgb, int width, int height, tdm_world_analysis *out,
+                                  uint8_t *labels, tdm_status *st);
+
+/* Placement IoU of a label map against a condition: condition object k = 1..n_cond are the pixels with
+ * cond_ids == k; each is matched to the label d >= 1 of largest overlap with it (ties: the larger IoU, then
+ * the smaller label; several condition objects may match one label); its IoU is |A & B| / |A | B|, 0 when
+ * no label overlaps it. per_object [n_cond] (may be NULL) receives the IoUs, *mean their mean (0 for
+ * n_cond = 0). n_cond in 0..255; both maps have n_px pixels. */
+tdm_code tdm_world_placement_iou(const uint8_t *cond_ids, const uint8_t *labels, size_t n_px, int n_cond,
+                                 float *per_object, float *mean, tdm_status *st);
+
 #endif

@@ -395,9 +395,21 @@ static int cmp_det_area(const void *a, const void *b) {
     return x->cx < y->cx ? -1 : x->cx > y->cx ? 1 : 0;
 }
 
-/* Bounding boxes and areas of the hard masks, then the objects that pass the size filters. */
+/* A measured object and the component it came from (for the label map). */
+typedef struct kept_det {
+    tdm_world_detection d;
+    int comp;
+} kept_det;
+
+static int cmp_kept_area(const void *a, const void *b) {
+    return cmp_det_area(&((const kept_det *)a)->d, &((const kept_det *)b)->d);
+}
+
+/* Bounding boxes and areas of the hard masks, then the objects that pass the size filters.
+ * kept_comp [TDM_WORLD_MAX_DETECTIONS] (may be NULL) receives the component index of each detection. */
 static tdm_code measure_objects(const uint8_t *rgb, int w, int h, const double bg[3], const int *comp,
-                                component *cs, size_t n_comp, tdm_world_analysis *out, tdm_status *st) {
+                                component *cs, size_t n_comp, tdm_world_analysis *out, int *kept_comp,
+                                tdm_status *st) {
     for (size_t k = 0; k < n_comp; k++) {
         cs[k].area = 0;
         cs[k].x0 = w, cs[k].y0 = h, cs[k].x1 = -1, cs[k].y1 = -1;
@@ -420,7 +432,7 @@ static tdm_code measure_objects(const uint8_t *rgb, int w, int h, const double b
     if (ring < 2) ring = 2;
     float *prof = malloc(((size_t)w + h) * sizeof *prof); /* [W] column maxima, then [H] row maxima */
     if (!prof) return tdm_fail(st, TDM_ERR_NOMEM, "checker: out of memory");
-    tdm_world_detection all[TDM_WORLD_MAX_DETECTIONS * 4];
+    kept_det all[TDM_WORLD_MAX_DETECTIONS * 4];
     int n_all = 0;
     for (size_t k = 0; k < n_comp; k++) {
         const component *c = &cs[k];
@@ -437,22 +449,28 @@ static tdm_code measure_objects(const uint8_t *rgb, int w, int h, const double b
         d.size = d.extent > LARGE_EXTENT ? TDM_LARGE : TDM_SMALL;
         d.position = position_of(d.cx, d.cy);
         if (n_all < (int)(sizeof all / sizeof all[0])) {
-            all[n_all++] = d;
+            all[n_all].d = d;
+            all[n_all++].comp = (int)k;
         } else { /* full: replace the smallest kept */
             int smallest = 0;
             for (int q = 1; q < n_all; q++)
-                if (all[q].area < all[smallest].area) smallest = q;
-            if (d.area > all[smallest].area) all[smallest] = d;
+                if (all[q].d.area < all[smallest].d.area) smallest = q;
+            if (d.area > all[smallest].d.area) all[smallest].d = d, all[smallest].comp = (int)k;
         }
     }
     free(prof);
-    qsort(all, (size_t)n_all, sizeof all[0], cmp_det_area);
+    qsort(all, (size_t)n_all, sizeof all[0], cmp_kept_area);
     out->n_detections = n_all < TDM_WORLD_MAX_DETECTIONS ? n_all : TDM_WORLD_MAX_DETECTIONS;
-    memcpy(out->det, all, (size_t)out->n_detections * sizeof all[0]);
+    for (int q = 0; q < out->n_detections; q++) {
+        out->det[q] = all[q].d;
+        if (kept_comp) kept_comp[q] = all[q].comp;
+    }
     return TDM_OK;
 }
 
-tdm_code tdm_world_analyze(const uint8_t *rgb, int width, int height, tdm_world_analysis *out, tdm_status *st) {
+/* tdm_world_analyze, and with labels (non-NULL, [H, W]) the label map of the kept detections. */
+static tdm_code analyze(const uint8_t *rgb, int width, int height, tdm_world_analysis *out, uint8_t *labels,
+                        tdm_status *st) {
     memset(out, 0, sizeof *out);
     if (!rgb || width < 8 || height < 8 || width > 16384 || height > 16384)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "checker: image size %dx%d outside 8..16384", width, height);
@@ -480,7 +498,15 @@ tdm_code tdm_world_analyze(const uint8_t *rgb, int width, int height, tdm_world_
         grow_components(rgb, w, h, bg, label, comp, queue, cs);
         merge_components(w, h, bg, comp, cs, n_comp, queue);
         merge_fringes(w, h, bg, comp, cs, n_comp, queue);
-        rc = measure_objects(rgb, w, h, bg, comp, cs, n_comp, out, st);
+        int kept_comp[TDM_WORLD_MAX_DETECTIONS];
+        rc = measure_objects(rgb, w, h, bg, comp, cs, n_comp, out, kept_comp, st);
+        if (rc == TDM_OK && labels) { /* comp[] holds root components; a root maps to at most one detection */
+            for (size_t s = 0; s < n_comp; s++) queue[s] = 0; /* component -> detection + 1 (n_comp <= n) */
+            for (int d = 0; d < out->n_detections; d++) queue[kept_comp[d]] = d + 1;
+            for (size_t s = 0; s < n; s++) labels[s] = comp[s] >= 0 ? (uint8_t)queue[comp[s]] : 0;
+        }
+    } else if (rc == TDM_OK && labels) {
+        memset(labels, 0, n);
     }
     free(cs);
     free(label);
@@ -488,4 +514,14 @@ tdm_code tdm_world_analyze(const uint8_t *rgb, int width, int height, tdm_world_
     free(queue);
     free(smooth);
     return rc;
+}
+
+tdm_code tdm_world_analyze(const uint8_t *rgb, int width, int height, tdm_world_analysis *out, tdm_status *st) {
+    return analyze(rgb, width, height, out, NULL, st);
+}
+
+tdm_code tdm_world_analyze_labels(const uint8_t *rgb, int width, int height, tdm_world_analysis *out,
+                                  uint8_t *labels, tdm_status *st) {
+    if (!labels) return tdm_fail(st, TDM_ERR_INVALID_ARG, "checker: no label map buffer");
+    return analyze(rgb, width, height, out, labels, st);
 }

@@ -40,10 +40,11 @@ if [ $SMOKE = 1 ]; then
     N="--n-train 2000"
     CLIP="--steps 20 --log-every 5"; VAE="--steps 20 --log-every 5"; TEACH="--steps 20 --log-every 5 --eval-n 16"
     STUD="--steps 10 --log-every 5 --eval-n 16"; ORA="--steps 20 --log-every 5 --pairs 64 --test-pairs 32"
-    EVAL="--n 32"
+    EVAL="--n 32"; CN="--steps 20 --log-every 5 --eval-n 16"
+    LORA="--steps 10 --log-every 5 --eval-n 16"
 else
     : "${WORK:=$ROOT/build/shapes-work}"; : "${OUT:=$ROOT/models/shapes}"; : "${FX:=$ROOT/tests/fixtures}"
-    N=""; CLIP=""; VAE=""; TEACH=""; STUD=""; ORA=""; EVAL="--n 500"
+    N=""; CLIP=""; VAE=""; TEACH=""; STUD=""; ORA=""; EVAL="--n 500"; CN=""; LORA=""
 fi
 T0=$(date +%s)
 # Training spans sessions: tools/shapes/save_stages.sh keeps each stage's outputs (and, for a stage
@@ -57,7 +58,7 @@ seed_stage() {
         echo "== $1: taken from models/shapes/stages/$1"
     fi
 }
-for s in tokenizer clip vae teacher student oracle; do seed_stage $s; done
+for s in tokenizer clip vae teacher controlnet student lora oracle; do seed_stage $s; done
 stage() { # stage NAME MODULE ARGS...: runs (resuming) unless finished
     name=$1; mod=$2; shift 2
     m="$WORK/$name/out/metrics.json"
@@ -83,7 +84,9 @@ fi
 stage clip train_clip $N $CLIP
 stage vae train_vae $N $VAE
 stage teacher train_teacher $N $TEACH
+stage controlnet train_controlnet $N $CN
 stage student distill_student $N $STUD
+stage lora distill_lora $N $LORA
 echo "== evaluate"
 $PY -m shapes.evaluate --work "$WORK" $EVAL
 stage oracle train_oracle $N $ORA

@@ -68,6 +68,49 @@ def dataset(cache_dir, split, n, seed, chunk=5000, log=print):
     return d
 
 
+BACKGROUND_RGB = {"white": (245, 245, 245), "black": (15, 15, 15), "gray": (128, 128, 128)}  # src/world/world.c
+
+
+def _mask_chunk(split, n, seed, start):
+    tmp = tempfile.mkdtemp(prefix="shapes_mask_")
+    try:
+        _run(["world", "sample", "--split", split, "--n", str(n), "--seed", str(seed), "--start", str(start),
+              "--out", tmp, "--masks"])
+        recs = [json.loads(l) for l in open(os.path.join(tmp, "captions.jsonl")) if l.strip()]
+        masks = np.stack([np.asarray(Image.open(os.path.join(tmp, r["mask"])).convert("L")) for r in recs])
+        return masks, recs
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def masks(cache_dir, split, n, seed, chunk=5000, log=print):
+    """Object masks of the same scenes as dataset(cache_dir, split, n, seed) (`tandem world sample
+    --masks`), cached in their own file (masks_<split>_s<seed>_n<n>.npz, the image cache is unchanged)
+    -> dict(masks uint8 [N,64,64] object id (0 background, 1 first object, 2 second), background [N] str)."""
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, "masks_%s_s%d_n%d.npz" % (split, seed, n))
+    if os.path.exists(path):
+        z = np.load(path, allow_pickle=False)
+        return {k: z[k] for k in z.files}
+    ms, bgs = [], []
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        mk, recs = _mask_chunk(split, m, seed, start)
+        ms.append(mk)
+        bgs += [r["scene"]["background"] for r in recs]
+        log("data: masks %s %d/%d" % (split, start + m, n))
+    d = {"masks": np.concatenate(ms), "background": np.array(bgs)}
+    np.savez_compressed(path + ".tmp.npz", **d)
+    os.replace(path + ".tmp.npz", path)
+    return d
+
+
+def control_image(mask_ids):
+    """Condition image of the shapes-world ControlNet (docs/TRAINING.md): uint8 object ids [N,H,W] ->
+    RGB8 [N,H,W,3], object pixels (id > 0) 255, background 0."""
+    return np.repeat((np.asarray(mask_ids) > 0)[..., None], 3, axis=-1).astype(np.uint8) * 255
+
+
 def save_png(img_uint8_hwc, path):
     Image.fromarray(img_uint8_hwc).save(path)
 

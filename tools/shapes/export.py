@@ -85,6 +85,11 @@ def export_models(work, out, teacher_w, student_w, student_steps):
         "clip": "clip/ (transformers CLIPModel, 64x64 input, CLIPScore oracle)",
         "oracle": "oracle/ (ImageReward architecture)" if have_oracle else None,
     }
+    if os.path.exists(os.path.join(W("lora"), "pytorch_lora_weights.safetensors")):
+        from shapes import distill_lora
+        fam["lcm_lora"] = {"file": "lcm_lora/pytorch_lora_weights.safetensors", "base": "unet", "sampler": "lcm",
+                           "steps": 4, "guidance_scale": 1.0, "timesteps": distill_lora.lcm_timesteps(4),
+                           "original_inference_steps": 50}
     common.write_json(os.path.join(out, "shapes_family.json"), fam)
     return have_student, have_oracle
 
@@ -160,7 +165,8 @@ def trained_fixtures(work, out_models, fx_root):
 
 
 def model_card(work, out, have_student, have_oracle, tw, sw, ssteps):
-    m = {s: metrics(work, s) for s in ("tokenizer", "clip", "vae", "teacher", "student", "oracle")}
+    m = {s: metrics(work, s) for s in ("tokenizer", "clip", "vae", "teacher", "student", "oracle", "controlnet",
+                                          "lora")}
     ev = common.read_json(os.path.join(work, "eval", "metrics.json")) if os.path.exists(
         os.path.join(work, "eval", "metrics.json")) else {}
     fmt = lambda d, k, f="%.3f": (f % d[k]) if k in d and d[k] is not None else "(not measured)"  # noqa: E731
@@ -177,7 +183,9 @@ def model_card(work, out, have_student, have_oracle, tw, sw, ssteps):
                       ("text_encoder", "CLIPTextModel"), ("unet", "UNet2DConditionModel (teacher)"),
                       ("unet_student", "UNet2DConditionModel (student, consistency-distilled)"),
                       ("vae", "AutoencoderKL (64x64x3 <-> 16x16x4)"), ("scheduler", "DDIMScheduler config"),
-                      ("clip", "CLIPModel (text + vision towers)"), ("oracle", "ImageReward architecture")]:
+                      ("clip", "CLIPModel (text + vision towers)"), ("oracle", "ImageReward architecture"),
+                      ("controlnet", "ControlNetModel (segmentation silhouettes; on the teacher)"),
+                      ("lcm_lora", "LCM-LoRA on unet/ (kohya keys): lcm sampler, 4 steps, guidance 1")]:
         if os.path.exists(os.path.join(out, comp)):
             lines.append("| `%s/` | %s | %.2f MB |" % (comp, cls, size_mb(os.path.join(out, comp))))
     lines += ["", "Total: %.1f MB." % size_mb(out), "",
@@ -187,7 +195,7 @@ def model_card(work, out, have_student, have_oracle, tw, sw, ssteps):
               "(colour, shape) pairs (purple triangle, orange circle, green square) never seen in training.", "",
               "## Training (2-core CPU, tools/shapes/build_all.sh)", "",
               "| stage | steps | time |", "|---|---|---|"]
-    for s in ("clip", "vae", "teacher", "student", "oracle"):
+    for s in ("clip", "vae", "teacher", "student", "lora", "oracle", "controlnet"):
         if m[s]:
             lines.append("| %s | %s | %s |" % (s, steps(s), mins(s)))
     lines += ["", "## Sampling", "",
@@ -203,7 +211,9 @@ def model_card(work, out, have_student, have_oracle, tw, sw, ssteps):
               "| teacher two-object mean (DDIM-50) | %s | >= 0.70 |" % fmt(ev.get("teacher", {}), "mean_two_object"),
               "| student mean / teacher mean | %s | >= 0.90 |" % fmt(ev, "student_over_teacher"),
               "| student wins among differing prompts | %s | >= 0.30 |" % fmt(ev, "student_wins_among_differing"),
+              "| LCM-LoRA student (4 steps, guidance 1) / teacher, quick eval | %s | |" % fmt(m["lora"], "student_over_teacher"),
               "| oracle Spearman vs checker (held-out samples) | %s | >= 0.6 |" % fmt(m["oracle"], "spearman_test"),
+              "| ControlNet placement IoU (teacher + ControlNet, quick eval) | %s | >= 0.8 |" % fmt(m["controlnet"], "mean_iou"),
               "", "Evaluated on %s test prompts (same initial noise for teacher and student)." % ev.get("n_prompts", "(no)"),
               "", "## Reproduce", "", "```", "tools/shapes/build_all.sh   # all stages + export + fixtures", "```", ""]
     with open(os.path.join(out, "README.md"), "w") as f:
@@ -221,7 +231,13 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     hs, ho = export_models(a.work, a.out, a.teacher_guidance, a.student_guidance, a.student_steps)
+    from shapes import train_controlnet
+    train_controlnet.export(a.work, a.out)  # out/controlnet/ when the stage ran (not a pipeline component)
+    from shapes import distill_lora
+    if os.path.exists(os.path.join(common.out_dir(a.work, "lora"), "pytorch_lora_weights.safetensors")):
+        distill_lora.export(a.work, a.out)  # out/lcm_lora/ (LCM-LoRA on unet/; not a pipeline component)
     trained_fixtures(a.work, a.out, a.fixtures)
+    train_controlnet.trained_fixture(a.work, a.out, a.fixtures)
     model_card(a.work, a.out, hs, ho, a.teacher_guidance, a.student_guidance, a.student_steps)
     common.log("export", "%s: %.1f MB" % (a.out, size_mb(a.out)))
 

@@ -4,7 +4,7 @@ run by the tools/shapes PyTorch modules in float32 and float64, exported in the 
 format so `build/tandem check --fixture tests/fixtures/shapes-<component>` compares the C engine with
 exactly the modules the training uses.
 
-usage: /usr/bin/python3 -m shapes.make_fixtures [--out tests/fixtures] [--only unet,vae,text,clip]
+usage: /usr/bin/python3 -m shapes.make_fixtures [--out tests/fixtures] [--only unet,vae,text,clip,oracle,controlnet]
 (run from tools/)."""
 import argparse
 import os
@@ -18,7 +18,7 @@ if __package__ in (None, ""):
 
 from shapes import config as C  # noqa: E402
 from shapes import fixtures as FX  # noqa: E402
-from shapes import nn_clip, nn_diffusers  # noqa: E402
+from shapes import nn_clip, nn_controlnet, nn_diffusers  # noqa: E402
 
 
 def unet_fixture(out, seed=4101):
@@ -201,10 +201,72 @@ def oracle_fixture(out, seed=4501):
                   "as ../shared/fixtures/imagereward-tiny (every prompt x every image).")
 
 
+class _UNetWithControlNet(torch.nn.Module):
+    def __init__(self, unet, cn):
+        super().__init__()
+        self.unet, self.cn = unet, cn
+
+
+def controlnet_fixture(out, seed=4601):
+    """The shapes-world ControlNet (train_controlnet.py: ControlNetModel.from_unet of the teacher,
+    3-level conditioning embedding 64x64 -> 16x16) on the shapes-unet structure, kind "controlnet" in
+    the layout of ../shared/fixtures/controlnet-sd15-tiny; the base UNet is in the fixture (unet/)."""
+    from shapes.train_controlnet import TINY_COND_CHANNELS
+    ctx_dim = 32
+    torch.manual_seed(seed)
+    unet = nn_diffusers.UNet2DConditionModel(C.unet_cfg(ctx_dim, C.TINY_UNET))
+    FX.perturb_(unet, seed + 1)
+    cn = nn_controlnet.ControlNetModel.from_unet(unet, TINY_COND_CHANNELS)
+    torch.manual_seed(seed + 2)  # the zero convs get random weights so that they test the wiring
+    for m in list(cn.controlnet_down_blocks) + [cn.controlnet_mid_block, cn.controlnet_cond_embedding.conv_out]:
+        m.reset_parameters()
+    g = torch.Generator().manual_seed(seed + 100)
+    inputs = {
+        "sample": torch.randn(2, 4, C.LATENT_SIZE, C.LATENT_SIZE, generator=g, dtype=torch.float64).float(),
+        "timestep": torch.tensor([981.0, 181.0]),
+        "encoder_hidden_states": torch.randn(2, 77, ctx_dim, generator=g, dtype=torch.float64).float(),
+        "controlnet_cond": torch.rand(1, 3, C.IMAGE_SIZE, C.IMAGE_SIZE, generator=g, dtype=torch.float64).float(),
+    }
+
+    def run(mod, x):
+        args = (x["sample"], x["timestep"], x["encoder_hidden_states"])
+        o = {"noise_pred_nocontrol": mod.unet(*args)}
+        for pre, s in (("cs1_0", 1.0), ("cs0_5", 0.5)):
+            down, mid = mod.cn(*args, x["controlnet_cond"], conditioning_scale=s)
+            for i, r in enumerate(down):
+                o["%s.down_block_res_samples.%d" % (pre, i)] = r
+            o[pre + ".mid_block_res_sample"] = mid
+            o[pre + ".noise_pred"] = mod.unet(*args, down_block_additional_residuals=down,
+                                              mid_block_additional_residual=mid)
+        return o
+
+    outs, fp = FX.run_both(_UNetWithControlNet(unet, cn), run, inputs)
+    for sub, m in (("model", cn), ("unet", unet)):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+        FX.write_json(os.path.join(out, sub, "config.json"), m.cfg)
+        FX.save_state(m, os.path.join(out, sub, "diffusion_pytorch_model.safetensors"))
+    FX.write_case(out, "controlnet", cn.cfg, seed, inputs, outs,
+                  {"sample": "latent x_t (NCHW)", "timestep": "timesteps (float32 holding integers)",
+                   "encoder_hidden_states": "text states (B, 77, cross_attention_dim)",
+                   "controlnet_cond": "conditioning image in [0,1] (no [-1,1] rescale), 4x the latent size, "
+                                      "shared by the batch"},
+                  {"noise_pred_nocontrol": "base UNet output without ControlNet residuals",
+                   "cs1_0": "conditioning_scale 1.0", "cs0_5": "conditioning_scale 0.5"},
+                  fp,
+                  "shapes-world ControlNet structure (ControlNetModel.from_unet of the shapes-unet structure at "
+                  "reduced widths: 6 down residuals (conv_in output, one per level, two downsamplers) + mid; "
+                  "conditioning embedding %s: 2 stride-2 convs, 64x64 -> 16x16); random weights (base UNet "
+                  "default init, 1-D params += N(0,0.1); zero convs re-initialised with reset_parameters() after "
+                  "torch.manual_seed(seed + 2) so they are not zero). Outputs named as controlnet-sd15-tiny: "
+                  "cs<scale>.down_block_res_samples.i, .mid_block_res_sample, .noise_pred (UNet with the residuals)."
+                  % list(TINY_COND_CHANNELS),
+                  {"base_unet": "unet (base UNet folder in this fixture)"})
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures"))
-    ap.add_argument("--only", default="unet,vae,text,clip,oracle")
+    ap.add_argument("--only", default="unet,vae,text,clip,oracle,controlnet")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     only = set(a.only.split(","))
@@ -218,6 +280,8 @@ def main(argv=None):
         text_fixture(os.path.join(a.out, "shapes-clip-text-full"), seed=4401, with_vision=True)
     if "oracle" in only:
         oracle_fixture(os.path.join(a.out, "shapes-oracle"))
+    if "controlnet" in only:
+        controlnet_fixture(os.path.join(a.out, "shapes-controlnet"))
 
 
 if __name__ == "__main__":

@@ -269,9 +269,13 @@ class UNet2DConditionModel(nn.Module):
         self.conv_norm_out = nn.GroupNorm(g, bo[0], eps=eps)
         self.conv_out = nn.Conv2d(bo[0], cfg["out_channels"], 3, padding=1)
 
-    def forward(self, sample, timestep, encoder_hidden_states, inter=None):
+    def forward(self, sample, timestep, encoder_hidden_states, inter=None, down_block_additional_residuals=None,
+                mid_block_additional_residual=None):
         """sample [B, 4, h, w], timestep [B] (float or int), encoder_hidden_states [B, L, ctx].
-        inter: optional dict that receives the debug intermediates named as in the fixtures."""
+        inter: optional dict that receives the debug intermediates named as in the fixtures.
+        down_block_additional_residuals (one per skip connection, ControlNet) are added to the skips
+        after the down path (the mid block sees the plain output), mid_block_additional_residual to the
+        mid-block output (diffusers' semantics)."""
         bo = self.cfg["block_out_channels"]
         t = timestep
         if t.dim() == 0:
@@ -295,10 +299,17 @@ class UNet2DConditionModel(nn.Module):
                 skips.append(h)
             if inter is not None:
                 inter["down_blocks.%d" % i] = h
+        if down_block_additional_residuals is not None:
+            if len(down_block_additional_residuals) != len(skips):
+                raise ValueError("UNet: %d down residuals for %d skip connections"
+                                 % (len(down_block_additional_residuals), len(skips)))
+            skips = [s + r for s, r in zip(skips, down_block_additional_residuals)]
         m = self.mid_block
         h = m.resnets[0](h, emb)
         h = m.attentions[0](h, ctx)
         h = m.resnets[1](h, emb)
+        if mid_block_additional_residual is not None:
+            h = h + mid_block_additional_residual
         if inter is not None:
             inter["mid_block"] = h
         for i, blk in enumerate(self.up_blocks):

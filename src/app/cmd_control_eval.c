@@ -1,0 +1,286 @@
+/* `tandem control-eval` (docs/CONTROLNET.md "Shapes world evaluation"): the shapes-world ControlNet
+ * evaluation: teacher + ControlNet, student + ControlNet and adaptive ControlNet generation on shapes-world
+ * scenes, scored by the checker and the placement IoU. Uses only tandem.h. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/args.h"
+#include "app/commands_adaptive.h"
+#include "tandem.h"
+
+#define CEVAL_MAX_K 128
+
+int tdm_cmd_control_eval(int argc, char **argv);
+
+static void control_eval_help(void) {
+    printf("usage: tandem control-eval --model STUDENT [--teacher TEACHER] --controlnet PATH --out DIR [options]\n\n"
+           "Shapes-world ControlNet evaluation: on N scenes of a world split, prompt = the scene's caption,\n"
+           "ControlNet condition = its segmentation map (white where the scene's object-id mask is > 0, black\n"
+           "elsewhere, at the output size). Per scene: the student and the teacher with the ControlNet and the\n"
+           "teacher's refinement of the student's sample (the same ControlNet conditions both), each scored by\n"
+           "the checker (the caption), the placement IoU (each condition object against the detected object of\n"
+           "largest overlap) and the oracle; the adaptive methods at each k are derived from these runs.\n"
+           "Writes DIR/samples.jsonl (resumable log) and DIR/table.md (printed at the end).\n\n"
+           "  --controlnet PATH      the ControlNet (diffusers folder or .safetensors) (required)\n"
+           "  --control-scale F      conditioning scale, 0..100 (default 1)\n"
+           "  --control-start F, --control-end F   control window fractions (default 0, 1)\n"
+           "  --out DIR              output folder, created when missing (required)\n"
+           "  --n N                  scenes (default 300)\n"
+           "  --split S              world split: test (default), val or train\n"
+           "  --world-seed S         world seed (default 1001: the test scenes of the evaluation)\n"
+           "  --start I              first scene index (default 0)\n"
+           "  --seed S               noise seed of scene j is S + j (default 0)\n"
+           "  --k LIST               percentiles for the adaptive methods (default 10,30,50)\n"
+           "  --calibration FILE     tau_k from tandem calibrate's file (default: the k-th percentile of this\n"
+           "                         evaluation's student oracle scores)\n"
+           "  --restart              discard an existing DIR/samples.jsonl instead of resuming it\n"
+           "student:\n"
+           "  --model PATH, --student PATH   (required); --student-unet NAME, --steps N, --guidance F,\n"
+           "  --sampler NAME, --eta F\n"
+           "teacher and refinement:\n"
+           "  --teacher PATH (default: the student's model), --teacher-unet NAME, --teacher-steps N,\n"
+           "  --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F, --refine-strength S (default 0.4)\n"
+           "  | --refine-noise SIGMA, --refine-through-pixels\n"
+           "oracle:\n"
+           "  --oracle NAME (default checker), --oracle-model PATH\n"
+           "common:\n"
+           "  --width N, --height N, --negative-prompt TEXT, --clip-skip N, --no-emphasis, --tokenizer DIR,\n"
+           "  --threads N, -q/--quiet\n");
+}
+
+/* "10,30,50" -> k[] (each in (0, 100)). */
+static int parse_k_list(const char *cmd, const char *s, double *k, int *n) {
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char item[64];
+        if (len == 0 || len >= sizeof item || *n >= CEVAL_MAX_K || (e && !e[1])) {
+            fprintf(stderr, "tandem %s: --k: '%s' is not a list of percentiles (e.g. 10,30,50)\n", cmd, s);
+            return 0;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!tdm_cli_arg_double(cmd, "--k", item, 0, 100, 1, 1, &k[*n])) return 0;
+        (*n)++;
+        p += len + (e ? 1 : 0);
+    }
+    if (!*n) {
+        fprintf(stderr, "tandem %s: --k: empty list\n", cmd);
+        return 0;
+    }
+    return 1;
+}
+
+typedef struct ceval_progress {
+    int tty, quiet;
+    struct timespec t0;
+    int first, seen;
+} ceval_progress;
+
+static int on_sample(void *user, const tdm_control_eval_progress *pg) {
+    ceval_progress *ep = user;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (!ep->seen) {
+        ep->seen = 1;
+        ep->first = pg->done - 1;
+    }
+    double dt = (double)(t.tv_sec - ep->t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - ep->t0.tv_nsec);
+    int n_run = pg->done - ep->first;
+    double per = n_run > 0 ? dt / n_run : 0;
+    if (!ep->quiet) {
+        int step = pg->total / 20 > 0 ? pg->total / 20 : 1;
+        if (ep->tty)
+            fprintf(stderr, "\rcontrol-eval %d/%d  scene %llu  IoU: student %.3f teacher %.3f refine %.3f  "
+                    "%.2f s/scene  eta %.0f s   ",
+                    pg->done, pg->total, (unsigned long long)pg->scene_index, (double)pg->iou[0], (double)pg->iou[1],
+                    (double)pg->iou[2], per, per * (pg->total - pg->done));
+        else if (pg->done % step == 0 || pg->done == pg->total)
+            fprintf(stderr, "control-eval %d/%d  %.2f s/scene\n", pg->done, pg->total, per);
+        if (ep->tty && pg->done == pg->total) fputc('\n', stderr);
+    }
+    return tdm_cli_interrupted ? 1 : 0;
+}
+
+static int on_stage(void *user, tdm_stage stage, int step, int total) {
+    (void)user;
+    (void)stage;
+    (void)step;
+    (void)total;
+    return tdm_cli_interrupted ? 1 : 0;
+}
+
+static void print_file(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
+    fclose(f);
+}
+
+static int parse_u64(const char *cmd, const char *opt, const char *v, uint64_t *out) {
+    int random = 0;
+    if (!tdm_arg_seed(cmd, opt, v, out, &random)) return 0;
+    if (random) {
+        fprintf(stderr, "tandem %s: %s must be a fixed number\n", cmd, opt);
+        return 0;
+    }
+    return 1;
+}
+
+int tdm_cmd_control_eval(int argc, char **argv) {
+    const char *cmd = "control-eval";
+    tdm_cli_common_opts c;
+    tdm_cli_common_init(&c);
+    tdm_cli_teacher_opts t;
+    tdm_cli_teacher_init(&t);
+    tdm_control_eval_params p;
+    tdm_control_eval_params_init(&p);
+    const char *cn_path = NULL;
+    double k[CEVAL_MAX_K] = {10, 30, 50};
+    int n_k = 3;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int err = 0;
+        if (strcmp(a, "--prompt") == 0 || strncmp(a, "--prompt=", 9) == 0 || strcmp(a, "--control-image") == 0) {
+            fprintf(stderr, "tandem %s: %s: the prompts and conditions are the world scenes' (see --help)\n", cmd, a);
+            return 2;
+        }
+        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+#define COPT(...) ((v = tdm_arg_value(cmd, argc, argv, &i, (const char *const[]){__VA_ARGS__, NULL}, &err)) || err)
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            control_eval_help();
+            return 0;
+        } else if (strcmp(a, "--restart") == 0) {
+            p.restart = 1;
+        } else if (COPT("--controlnet")) {
+            if (err) return 2;
+            cn_path = v;
+        } else if (COPT("--control-scale")) {
+            if (err || !tdm_arg_float(cmd, "--control-scale", v, 0.0, 100.0, &p.control_scale)) return 2;
+        } else if (COPT("--control-start")) {
+            if (err || !tdm_arg_float(cmd, "--control-start", v, 0.0, 1.0, &p.control_start)) return 2;
+        } else if (COPT("--control-end")) {
+            if (err || !tdm_arg_float(cmd, "--control-end", v, 0.0, 1.0, &p.control_end)) return 2;
+        } else if (COPT("--out", "-o", "--output")) {
+            if (err) return 2;
+            p.out_dir = v;
+        } else if (COPT("--n")) {
+            if (err || !tdm_arg_int(cmd, "--n", v, 1, 1000000, &p.n)) return 2;
+        } else if (COPT("--split")) {
+            if (err) return 2;
+            if (strcmp(v, "test") != 0 && strcmp(v, "val") != 0 && strcmp(v, "train") != 0) {
+                fprintf(stderr, "tandem %s: --split: '%s' is not train, val or test\n", cmd, v);
+                return 2;
+            }
+            p.split = v;
+        } else if (COPT("--world-seed")) {
+            if (err || !parse_u64(cmd, "--world-seed", v, &p.world_seed)) return 2;
+        } else if (COPT("--start")) {
+            if (err || !parse_u64(cmd, "--start", v, &p.start)) return 2;
+        } else if (COPT("--calibration")) {
+            if (err) return 2;
+            p.calibration = v;
+        } else if (COPT("--k")) {
+            if (err || !parse_k_list(cmd, v, k, &n_k)) return 2;
+        } else {
+            fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --help)\n", cmd, a, cmd);
+            return 2;
+        }
+#undef COPT
+    }
+    if (!c.model || !cn_path || !p.out_dir) {
+        fprintf(stderr, "tandem %s: --model, --controlnet and --out are required\n", cmd);
+        return 2;
+    }
+    if (c.seed_random) {
+        fprintf(stderr, "tandem %s: --seed must be a fixed number (the evaluation is reproducible)\n", cmd);
+        return 2;
+    }
+    if (p.control_start >= p.control_end) {
+        fprintf(stderr, "tandem %s: --control-start %g must be below --control-end %g\n", cmd, (double)p.control_start,
+                (double)p.control_end);
+        return 2;
+    }
+    if (tdm_cli_teacher_check(cmd, &t)) return 2;
+
+    tdm_status st = {0};
+    tdm_engine *engine = NULL;
+    tdm_model *student = NULL, *teacher = NULL;
+    tdm_oracle *oracle = NULL;
+    tdm_controlnet *cn = NULL;
+    int exit_code = 1;
+    tdm_engine_params ep;
+    tdm_engine_params_init(&ep);
+    ep.n_threads = c.threads;
+    if (tdm_engine_create(&ep, &engine, &st)) goto fail;
+    if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
+    if (tdm_cli_load_pair(&c, &t, &student, &teacher, &st)) goto fail;
+    if (tdm_controlnet_load(cn_path, &cn, &st)) goto fail;
+
+    tdm_adaptive_params *s = &p.settings;
+    tdm_cli_common_apply(&c, s);
+    tdm_cli_teacher_apply(&t, s);
+    s->progress = on_stage;
+    p.controlnet = cn;
+    p.controlnet_name = cn_path;
+    p.seed = c.seed;
+    p.oracle = oracle;
+    p.oracle_model = c.oracle_model;
+    p.k = k;
+    p.n_k = n_k;
+    ceval_progress pg = {0};
+    pg.tty = isatty(STDERR_FILENO);
+    pg.quiet = c.quiet;
+    clock_gettime(CLOCK_MONOTONIC, &pg.t0);
+    p.on_sample = on_sample;
+    p.user = &pg;
+    tdm_control_eval_summary sum;
+    tdm_cli_sig_guard sg;
+    tdm_cli_sig_install(&sg);
+    tdm_code rc = tdm_control_eval(engine, student, teacher ? teacher : student, &p, &sum, &st);
+    tdm_cli_sig_restore(&sg);
+    if (rc == TDM_ERR_CANCELLED) {
+        if (pg.tty && !c.quiet) fputc('\n', stderr);
+        fprintf(stderr, "tandem %s: interrupted; rerun the same command to continue (%s/samples.jsonl)\n", cmd,
+                p.out_dir);
+        exit_code = 130;
+        goto done;
+    }
+    if (rc) goto fail;
+    if (sum.warnings[0])
+        for (char *line = strtok(sum.warnings, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
+    if (!c.quiet) {
+        if (sum.n_resumed) fprintf(stderr, "resumed after %d of %d scenes\n", sum.n_resumed, sum.n_samples);
+        print_file(p.out_dir, "table.md");
+        printf("\nwrote %s/table.md, %s/samples.jsonl (%d scenes)\n", p.out_dir, p.out_dir, sum.n_samples);
+    }
+    exit_code = 0;
+    goto done;
+fail:
+    tdm_cli_fail_line(cmd, &st);
+    exit_code = 1;
+done:
+    tdm_controlnet_free(cn);
+    tdm_oracle_free(oracle);
+    tdm_model_free(teacher);
+    tdm_model_free(student);
+    tdm_engine_free(engine);
+    return exit_code;
+}

@@ -1,0 +1,474 @@
+/* `tandem edit` and `tandem edit-eval` (docs/EDITING.md). Uses only tandem.h and the option helpers of the
+ * adaptive commands (commands_adaptive.h). */
+#include "app/cmd_edit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/args.h"
+#include "app/commands_adaptive.h"
+#include "tandem.h"
+
+#define OPT(...) ((v = tdm_arg_value(cmd, argc, argv, &i, (const char *const[]){__VA_ARGS__, NULL}, &err)) || err)
+
+static uint64_t random_seed(void) {
+    uint64_t s = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&s, sizeof s, 1, f) != 1) s = 0;
+        fclose(f);
+    }
+    if (!s) s = (uint64_t)time(NULL) * 1000000007ull ^ ((uint64_t)getpid() << 32);
+    return s >> 1;
+}
+
+static int on_progress(void *user, tdm_stage stage, int step, int total) {
+    const int *tty = user;
+    if (*tty) {
+        fprintf(stderr, "\r%-12s %d/%d   ", tdm_stage_name(stage), step, total);
+        if (stage == TDM_STAGE_DECODE && step == total) fputc('\n', stderr);
+        fflush(stderr);
+    }
+    return tdm_cli_interrupted ? 1 : 0;
+}
+
+/* ---- tandem edit ---- */
+
+static void edit_help(void) {
+    printf("usage: tandem edit --image IN --prompt TEXT --model STUDENT [--teacher TEACHER]\n"
+           "                   (--tau F | --k K --calibration FILE | --teacher-share Q --calibration FILE)\n"
+           "                   [--strength S] [-o OUT.png] [options]\n"
+           "       tandem edit --student-only | --teacher-only --image IN --prompt TEXT --model STUDENT ...\n\n"
+           "Adaptive SDEdit editing (docs/EDITING.md): the student edits the image (VAE-encode, noise to the\n"
+           "strength, denoise with the prompt as the description of the wanted image), the oracle scores the edit;\n"
+           "a score below tau sends it to the teacher (refine: the teacher refines the student's edit; regenerate:\n"
+           "the teacher edits the source from the same noise), otherwise the student's edit is kept.\n\n"
+           "  --image FILE           source image, PNG or JPEG of any size (size rule: kept when both sides are\n"
+           "                         multiples of 8 and at most twice the model's default side; otherwise the\n"
+           "                         short side is scaled to the default side and the long side centre-cropped)\n"
+           "  --prompt TEXT          the target description (e.g. a shapes-world caption of the edited scene)\n"
+           "  --strength S           SDEdit strength, 0 < S <= 1 (diffusers img2img; default 0.75)\n"
+           "  --student-only         the student's edit alone (baseline; no threshold needed)\n"
+           "  --teacher-only         the teacher's edit alone (baseline; at the student's size)\n"
+           "  --similarity-model DIR a CLIP vision tower (transformers folder): report the cosine similarity of\n"
+           "                         the source's and the edit's image embeddings\n"
+           "  -o, --out FILE         output PNG (default edit.png; chunks \"parameters\" and \"tandem\" JSON)\n"
+           "  --sidecar FILE         also write the JSON to FILE\n"
+           "  --student-output FILE  also write the student's edit\n"
+           "the student, teacher, oracle, threshold and refinement options of tandem generate --adaptive:\n"
+           "  --model PATH, --steps N, --guidance F, --sampler NAME, --eta F, --student-unet NAME\n"
+           "  --teacher PATH, --teacher-steps N, --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F,\n"
+           "  --teacher-unet NAME, --strategy refine|regenerate, --refine-strength S | --refine-noise SIGMA,\n"
+           "  --refine-through-pixels, --oracle NAME (default checker; none: no score in the one-model modes),\n"
+           "  --oracle-model PATH, --tau F, --k K, --teacher-share Q, --calibration FILE\n"
+           "  --negative-prompt TEXT, --seed N (-1 random, the default), --width N --height N (force a size),\n"
+           "  --clip-skip N, --no-emphasis, --tokenizer DIR, --threads N, -q\n"
+           "The summary reports the oracle score, the shapes-world checker on the prompt (when it is a caption)\n"
+           "and the preservation of the attributes the prompt did not ask to change.\n");
+}
+
+int tdm_cmd_edit(int argc, char **argv) {
+    const char *cmd = "edit";
+    tdm_cli_common_opts c;
+    tdm_cli_common_init(&c);
+    tdm_cli_teacher_opts t;
+    tdm_cli_teacher_init(&t);
+    const char *image = NULL, *prompt = NULL, *output = "edit.png", *sidecar = NULL, *student_out = NULL;
+    const char *calibration = NULL, *sim_dir = NULL;
+    double tau = NAN, k = NAN, share = NAN, strength = 0.75;
+    int strategy = TDM_ADAPTIVE_REFINE, mode = TDM_EDIT_ADAPTIVE, n_modes = 0;
+    c.seed_random = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int err = 0;
+        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            edit_help();
+            return 0;
+        } else if (strcmp(a, "--student-only") == 0) {
+            mode = TDM_EDIT_STUDENT_ONLY;
+            n_modes++;
+        } else if (strcmp(a, "--teacher-only") == 0) {
+            mode = TDM_EDIT_TEACHER_ONLY;
+            n_modes++;
+        } else if (OPT("--image", "-i")) {
+            if (err) return 2;
+            image = v;
+        } else if (OPT("--prompt")) {
+            if (err) return 2;
+            prompt = v;
+        } else if (OPT("--strength")) {
+            if (err || !tdm_cli_arg_double(cmd, "--strength", v, 0, 1, 1, 0, &strength)) return 2;
+        } else if (OPT("--tau")) {
+            if (err || !tdm_cli_arg_double(cmd, "--tau", v, -1e30, 1e30, 0, 0, &tau)) return 2;
+        } else if (OPT("--k")) {
+            if (err || !tdm_cli_arg_double(cmd, "--k", v, 0, 100, 1, 1, &k)) return 2;
+        } else if (OPT("--teacher-share")) {
+            if (err || !tdm_cli_arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
+        } else if (OPT("--calibration")) {
+            if (err) return 2;
+            calibration = v;
+        } else if (OPT("--strategy")) {
+            if (err) return 2;
+            if (strcmp(v, "refine") == 0) strategy = TDM_ADAPTIVE_REFINE;
+            else if (strcmp(v, "regenerate") == 0) strategy = TDM_ADAPTIVE_REGENERATE;
+            else {
+                fprintf(stderr, "tandem %s: --strategy: '%s' is not refine or regenerate\n", cmd, v);
+                return 2;
+            }
+        } else if (OPT("--similarity-model")) {
+            if (err) return 2;
+            sim_dir = v;
+        } else if (OPT("-o", "--out", "--output")) {
+            if (err) return 2;
+            output = v;
+        } else if (OPT("--sidecar")) {
+            if (err) return 2;
+            sidecar = v;
+        } else if (OPT("--student-output")) {
+            if (err) return 2;
+            student_out = v;
+        } else {
+            fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --help)\n", cmd, a, cmd);
+            return 2;
+        }
+    }
+    if (!c.model || !image || !prompt) {
+        fprintf(stderr, "tandem %s: --model PATH (the student), --image FILE and --prompt TEXT are required\n", cmd);
+        return 2;
+    }
+    if (n_modes > 1) {
+        fprintf(stderr, "tandem %s: give --student-only or --teacher-only, not both\n", cmd);
+        return 2;
+    }
+    const int n_thr = !isnan(tau) + !isnan(k) + !isnan(share);
+    if (mode == TDM_EDIT_ADAPTIVE) {
+        if (n_thr != 1) {
+            fprintf(stderr, "tandem %s: give exactly one of --tau, --k, --teacher-share (got %d), or --student-only / "
+                            "--teacher-only\n",
+                    cmd, n_thr);
+            return 2;
+        }
+        if (isnan(tau) && !calibration) {
+            fprintf(stderr, "tandem %s: %s needs --calibration FILE (made by tandem calibrate)\n", cmd,
+                    !isnan(k) ? "--k" : "--teacher-share");
+            return 2;
+        }
+    } else if (n_thr) {
+        fprintf(stderr, "tandem %s: --%s-only takes no threshold (--tau, --k, --teacher-share)\n", cmd,
+                mode == TDM_EDIT_STUDENT_ONLY ? "student" : "teacher");
+        return 2;
+    }
+    if ((c.width > 0) != (c.height > 0)) {
+        fprintf(stderr, "tandem %s: give both --width and --height, or neither\n", cmd);
+        return 2;
+    }
+    if (tdm_cli_teacher_check(cmd, &t)) return 2;
+    if (c.seed_random) c.seed = random_seed();
+
+    tdm_status st = {0};
+    tdm_engine *engine = NULL;
+    tdm_model *student = NULL, *teacher_model = NULL;
+    tdm_oracle *oracle = NULL;
+    tdm_image_similarity *sim = NULL;
+    tdm_image src = {0};
+    tdm_adaptive_result res;
+    memset(&res, 0, sizeof res);
+    int exit_code = 1;
+    if (tdm_image_load(image, &src, &st)) goto fail;
+    tdm_engine_params ep;
+    tdm_engine_params_init(&ep);
+    ep.n_threads = c.threads;
+    if (tdm_engine_create(&ep, &engine, &st)) goto fail;
+    if (tdm_cli_load_pair(&c, &t, &student, &teacher_model, &st)) goto fail;
+    const int no_oracle = strcmp(c.oracle, "none") == 0;
+    if (no_oracle && mode == TDM_EDIT_ADAPTIVE) {
+        fprintf(stderr, "tandem %s: the adaptive mode needs an oracle (--oracle none is for the one-model modes)\n", cmd);
+        exit_code = 2;
+        goto done;
+    }
+    if (!no_oracle && tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
+    if (sim_dir && tdm_image_similarity_open(sim_dir, engine, &sim, &st)) goto fail;
+
+    tdm_adaptive_params p;
+    tdm_adaptive_params_init(&p);
+    p.prompt = prompt;
+    p.seed = c.seed;
+    tdm_cli_common_apply(&c, &p);
+    tdm_cli_teacher_apply(&t, &p);
+    p.oracle = oracle;
+    p.oracle_name = no_oracle ? NULL : c.oracle;
+    p.oracle_model = c.oracle_model;
+    p.tau = tau;
+    p.k = k;
+    p.teacher_share = share;
+    p.calibration = calibration;
+    p.strategy = (tdm_adaptive_strategy)strategy;
+    p.keep_student_image = student_out != NULL;
+    p.init_image = &src;
+    p.strength = (float)strength;
+    int tty = !c.quiet && isatty(STDERR_FILENO);
+    p.progress = on_progress;
+    p.progress_user = &tty;
+    if (c.seed_random && !c.quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)c.seed);
+
+    tdm_cli_sig_guard sg;
+    tdm_cli_sig_install(&sg);
+    tdm_code rc = tdm_edit(engine, student, teacher_model ? teacher_model : student, &p, (tdm_edit_mode)mode, &res, &st);
+    tdm_cli_sig_restore(&sg);
+    if (rc == TDM_ERR_CANCELLED) {
+        fprintf(stderr, "tandem %s: cancelled\n", cmd);
+        exit_code = 130;
+        goto done;
+    }
+    if (rc) goto fail;
+    if (res.warnings[0]) {
+        for (char *line = strtok(res.warnings, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
+    }
+    tdm_edit_quality q;
+    if (tdm_edit_measure(&src, &res.image, prompt, sim, &q, &st)) goto fail;
+    if (tdm_edit_attach_quality(&res, &q, &st)) goto fail;
+    if (tdm_adaptive_save(&res, output, sidecar, &st)) goto fail;
+    if (student_out && res.student_image.pixels && tdm_image_save_png(student_out, &res.student_image, NULL, &st))
+        goto fail;
+    if (!c.quiet) {
+        fprintf(stderr, "wrote %s (%dx%d from %dx%d, strength %g): %s %s", output, res.image.width, res.image.height,
+                src.width, src.height, strength, tdm_edit_mode_name((tdm_edit_mode)mode),
+                mode == TDM_EDIT_ADAPTIVE ? tdm_adaptive_decision_name(res.decision) : "edit");
+        if (oracle) fprintf(stderr, ", oracle %s %.4g", tdm_oracle_get_name(oracle), (double)res.oracle_score);
+        if (mode == TDM_EDIT_ADAPTIVE) fprintf(stderr, " (tau %.4g)", res.tau);
+        fprintf(stderr, ", UNet evals %d + %d, %.1f s\n", res.unet_evals_student, res.unet_evals_teacher,
+                res.seconds_total);
+        if (q.has_checker) fprintf(stderr, "checker on the prompt: %.3f%s\n", (double)q.checker, q.checker >= 1 ? " (success)" : "");
+        if (isfinite(q.similarity)) fprintf(stderr, "similarity to the source (CLIP image embeddings): %.4f\n", q.similarity);
+        if (q.world_preserved >= 0)
+            fprintf(stderr, "preservation: %d of %d unchanged attributes kept%s%s (asked to change: %s)\n", q.world_kept,
+                    q.world_checked, q.world_lost[0] ? "; lost: " : "", q.world_lost,
+                    q.world_changed[0] ? q.world_changed : "nothing");
+        else if (q.has_checker)
+            fprintf(stderr, "preservation not measured: %s\n", q.world_note);
+    }
+    exit_code = 0;
+    goto done;
+fail:
+    tdm_cli_fail_line(cmd, &st);
+    exit_code = 1;
+done:
+    tdm_adaptive_result_free(&res);
+    tdm_image_similarity_free(sim);
+    tdm_oracle_free(oracle);
+    tdm_model_free(student);
+    tdm_model_free(teacher_model);
+    tdm_engine_free(engine);
+    tdm_image_free(&src);
+    return exit_code;
+}
+
+/* ---- tandem edit-eval ---- */
+
+static void edit_eval_help(void) {
+    printf("usage: tandem edit-eval --model STUDENT --teacher TEACHER --n N --out DIR [options]\n\n"
+           "The shapes-world edit evaluation (docs/EDITING.md): N test-split scenes (world seed 1001), each with one\n"
+           "attribute changed (colour, position, size or background). Per pair: the student's edit, the teacher-only\n"
+           "edit and the teacher's refinement of the student's edit, scored by the checker on the target caption\n"
+           "(success), preservation of the unchanged attributes, the oracle, UNet evaluations and seconds; then the\n"
+           "methods student, teacher, refine-all, regenerate-all and adaptive-refine / -regenerate at each k.\n"
+           "Writes DIR/pairs.jsonl (resumable log), DIR/results.jsonl and DIR/table.md (also printed).\n\n"
+           "  --n N                  number of pairs (required)\n"
+           "  --out DIR              output folder (required)\n"
+           "  --world-seed N         world seed of the scenes (default 1001)\n"
+           "  --seed N               noise seed of pair 0 (pair i: seed + i; default 0)\n"
+           "  --strength S           SDEdit strength (default 0.75)\n"
+           "  --k LIST               percentiles of the adaptive methods (default 10,30,50)\n"
+           "  --calibration FILE     tau_k from this file (default: the evaluation's own student oracle scores)\n"
+           "  --similarity-model DIR CLIP vision tower: also the embedding cosine of source and edit\n"
+           "  --restart              discard an existing log instead of resuming it\n"
+           "  the student / teacher / refinement / oracle options of tandem edit (--oracle default checker),\n"
+           "  --width N --height N (default: the student's size), --threads N, -q\n");
+}
+
+static int parse_k_list(const char *cmd, const char *s, double *k, int *n) {
+    *n = 0;
+    char item[64];
+    const char *p = s;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0 || len >= sizeof item || *n >= 128) {
+            fprintf(stderr, "tandem %s: --k: '%s' is not a list of percentiles (e.g. 10,30,50)\n", cmd, s);
+            return 0;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!tdm_cli_arg_double(cmd, "--k", item, 0, 100, 1, 1, &k[*n])) return 0;
+        (*n)++;
+        if (!e) break;
+        p = e + 1;
+        if (!*p) {
+            fprintf(stderr, "tandem %s: --k: '%s' ends with a comma\n", cmd, s);
+            return 0;
+        }
+    }
+    if (*n == 0) {
+        fprintf(stderr, "tandem %s: --k: empty list\n", cmd);
+        return 0;
+    }
+    return 1;
+}
+
+typedef struct eeval_progress {
+    int quiet, tty;
+} eeval_progress;
+
+static int on_pair(void *user, const tdm_edit_eval_progress *pg) {
+    const eeval_progress *ep = user;
+    if (!ep->quiet)
+        fprintf(stderr, "%spair %d/%d  %-40.40s checker s %.2f t %.2f r %.2f  %.1f s%s", ep->tty ? "\r" : "", pg->done,
+                pg->total, pg->instruction, (double)pg->student_checker, (double)pg->teacher_checker,
+                (double)pg->refine_checker, pg->seconds, ep->tty ? "   " : "\n");
+    if (!ep->quiet && ep->tty && pg->done == pg->total) fputc('\n', stderr);
+    return tdm_cli_interrupted ? 1 : 0;
+}
+
+int tdm_cmd_edit_eval(int argc, char **argv) {
+    const char *cmd = "edit-eval";
+    tdm_cli_common_opts c;
+    tdm_cli_common_init(&c);
+    tdm_cli_teacher_opts t;
+    tdm_cli_teacher_init(&t);
+    const char *out = NULL, *calibration = NULL, *sim_dir = NULL;
+    int n = 0, restart = 0, n_k = 3;
+    double k[128] = {10, 30, 50}, strength = 0.75;
+    uint64_t world_seed = 1001;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int err = 0, rnd = 0;
+        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            edit_eval_help();
+            return 0;
+        } else if (strcmp(a, "--restart") == 0) {
+            restart = 1;
+        } else if (OPT("--n")) {
+            if (err || !tdm_arg_int(cmd, "--n", v, 1, 100000, &n)) return 2;
+        } else if (OPT("--out", "-o", "--output")) {
+            if (err) return 2;
+            out = v;
+        } else if (OPT("--world-seed")) {
+            if (err || !tdm_arg_seed(cmd, "--world-seed", v, &world_seed, &rnd)) return 2;
+            if (rnd) {
+                fprintf(stderr, "tandem %s: --world-seed must be a fixed number\n", cmd);
+                return 2;
+            }
+        } else if (OPT("--strength")) {
+            if (err || !tdm_cli_arg_double(cmd, "--strength", v, 0, 1, 1, 0, &strength)) return 2;
+        } else if (OPT("--k")) {
+            if (err || !parse_k_list(cmd, v, k, &n_k)) return 2;
+        } else if (OPT("--calibration")) {
+            if (err) return 2;
+            calibration = v;
+        } else if (OPT("--similarity-model")) {
+            if (err) return 2;
+            sim_dir = v;
+        } else {
+            fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --help)\n", cmd, a, cmd);
+            return 2;
+        }
+    }
+    if (!c.model || !n || !out) {
+        fprintf(stderr, "tandem %s: --model, --n and --out are required\n", cmd);
+        return 2;
+    }
+    if (c.seed_random) {
+        fprintf(stderr, "tandem %s: --seed must be a fixed number (the evaluation is reproducible)\n", cmd);
+        return 2;
+    }
+    if (tdm_cli_teacher_check(cmd, &t)) return 2;
+    tdm_status st = {0};
+    tdm_engine *engine = NULL;
+    tdm_model *student = NULL, *teacher_model = NULL;
+    tdm_oracle *oracle = NULL;
+    tdm_image_similarity *sim = NULL;
+    int exit_code = 1;
+    tdm_engine_params ep;
+    tdm_engine_params_init(&ep);
+    ep.n_threads = c.threads;
+    if (tdm_engine_create(&ep, &engine, &st)) goto fail;
+    if (tdm_cli_load_pair(&c, &t, &student, &teacher_model, &st)) goto fail;
+    if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
+    if (sim_dir && tdm_image_similarity_open(sim_dir, engine, &sim, &st)) goto fail;
+    tdm_edit_eval_params p;
+    tdm_edit_eval_params_init(&p);
+    p.world_seed = world_seed;
+    p.n = n;
+    p.seed = c.seed;
+    tdm_cli_common_apply(&c, &p.settings);
+    tdm_cli_teacher_apply(&t, &p.settings);
+    p.settings.strength = (float)strength;
+    p.oracle = oracle;
+    p.oracle_model = c.oracle_model;
+    p.k = k;
+    p.n_k = n_k;
+    p.calibration = calibration;
+    p.similarity = sim;
+    p.out_dir = out;
+    p.restart = restart;
+    eeval_progress pr = {c.quiet, !c.quiet && isatty(STDERR_FILENO)};
+    p.on_pair = on_pair;
+    p.user = &pr;
+    tdm_eval_summary sum;
+    tdm_cli_sig_guard sg;
+    tdm_cli_sig_install(&sg);
+    tdm_code rc = tdm_edit_eval(engine, student, teacher_model ? teacher_model : student, &p, &sum, &st);
+    tdm_cli_sig_restore(&sg);
+    if (rc == TDM_ERR_CANCELLED) {
+        fprintf(stderr, "\ntandem %s: interrupted; rerun the same command to continue (%s/pairs.jsonl)\n", cmd, out);
+        exit_code = 130;
+        goto done;
+    }
+    if (rc) goto fail;
+    if (sum.warnings[0])
+        for (char *line = strtok(sum.warnings, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
+    if (!c.quiet) {
+        if (sum.n_resumed) fprintf(stderr, "resumed after %d pairs\n", sum.n_resumed);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/table.md", out);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            char buf[4096];
+            size_t got;
+            while ((got = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, got, stdout);
+            fclose(f);
+        }
+    }
+    exit_code = 0;
+    goto done;
+fail:
+    tdm_cli_fail_line(cmd, &st);
+    exit_code = 1;
+done:
+    tdm_image_similarity_free(sim);
+    tdm_oracle_free(oracle);
+    tdm_model_free(student);
+    tdm_model_free(teacher_model);
+    tdm_engine_free(engine);
+    return exit_code;
+}

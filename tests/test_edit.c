@@ -1,0 +1,590 @@
+/* Adaptive SDEdit editing (docs/EDITING.md) on tiny models assembled from the fixtures (student: the LCM tiny
+ * UNet, teacher: the SD1.5 tiny UNet, both with vae-sd-tiny): the edit pair generator (one attribute changed,
+ * captions parse, held-out rule, preservation), the size rule, bad images, keep / refine / regenerate of an
+ * edit (the student's and the teacher's edits are tdm_generate's img2img bit for bit), determinism, the
+ * one-model baselines, the measures, a small resumable edit-eval and the CLI. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/json.h"
+#include "io/image.h"
+#include "pipeline/edit.h"
+#include "tandem.h"
+#include "world/checker.h"
+#include "world/edit_pairs.h"
+#include "cli_util.h"
+#include "test_util.h"
+#include "tiny_sd_model.h"
+
+static char g_bin[PATH_MAX];
+#define CLI(code, needle, args) TDM_TEST_CLI(g_bin, 0, code, needle, args)
+
+static int same_image(const tdm_image *a, const tdm_image *b) {
+    return a->pixels && b->pixels && a->width == b->width && a->height == b->height &&
+           memcmp(a->pixels, b->pixels, (size_t)a->width * a->height * 3) == 0;
+}
+
+static void write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static void render(const tdm_world_scene *sc, int W, int H, tdm_image *img) {
+    tdm_status st = {0};
+    CHECK(tdm_image_alloc(img, W, H, &st) == TDM_OK);
+    CHECK(tdm_world_render(sc, W, H, 4, img->pixels, NULL, &st) == TDM_OK);
+}
+
+static void analyze(const tdm_image *img, tdm_world_analysis *an) {
+    tdm_status st = {0};
+    CHECK(tdm_world_analyze(img->pixels, img->width, img->height, an, &st) == TDM_OK);
+}
+
+/* Fields of two full queries that differ (objects in scene order). */
+static int n_differences(const tdm_world_query *a, const tdm_world_query *b) {
+    int n = (a->background != b->background) + (a->relation != b->relation) + (a->n_objects != b->n_objects);
+    for (int i = 0; i < 2; i++)
+        n += (a->obj[i].colour != b->obj[i].colour) + (a->obj[i].shape != b->obj[i].shape) +
+             (a->obj[i].size != b->obj[i].size) + (a->obj[i].position != b->obj[i].position);
+    return n;
+}
+
+static int n_open(const tdm_world_query *q) {
+    int n = (q->background == TDM_ANY) + (q->n_objects == 2 && q->relation == TDM_ANY);
+    for (int i = 0; i < q->n_objects; i++)
+        n += (q->obj[i].colour == TDM_ANY) + (q->obj[i].size == TDM_ANY) + (q->n_objects == 1 && q->obj[i].position == TDM_ANY);
+    return n;
+}
+
+/* Keep queries stating the same (two objects in either order, the relation seen from the other side). */
+static int same_keep(const tdm_world_query *a, const tdm_world_query *b) {
+    if (tdm_world_query_equal(a, b)) return 1;
+    if (a->n_objects != 2) return 0;
+    tdm_world_query s = *a;
+    s.obj[0] = a->obj[1];
+    s.obj[1] = a->obj[0];
+    s.relation = a->relation == TDM_ANY ? TDM_ANY : tdm_relation_inverse(a->relation);
+    return memcmp(&s, b, sizeof s) == 0 || tdm_world_query_equal(&s, b);
+}
+
+/* ---- pairs ---- */
+
+static void test_pairs(void) {
+    tdm_status st = {0};
+    int kinds[TDM_WORLD_N_EDIT_KINDS] = {0}, n = 200, render_ok = 0, infer_ok = 0, target_success = 0,
+        source_fails = 0, held = 0;
+    for (int i = 0; i < n; i++) {
+        tdm_world_edit_pair a, b;
+        CHECK(tdm_world_edit_pair_make(1001, (uint64_t)i, &a, &st) == TDM_OK);
+        CHECK(tdm_world_edit_pair_make(1001, (uint64_t)i, &b, &st) == TDM_OK);
+        CHECK_MSG(memcmp(&a, &b, sizeof a) == 0, "pair %d is not deterministic", i);
+        kinds[a.kind]++;
+        held += a.held_out;
+        /* both the source and the target are test-split combinations (the held-out rule) */
+        CHECK(tdm_world_split(&a.source) == TDM_SPLIT_TEST && tdm_world_split(&a.target) == TDM_SPLIT_TEST);
+        /* exactly one attribute changed; the keep query leaves exactly it open */
+        tdm_world_query sq;
+        tdm_world_scene_query(&a.source, &sq);
+        CHECK_MSG(n_differences(&sq, &a.target_query) == 1, "pair %d (%s) changes %d attributes", i, a.instruction,
+                  n_differences(&sq, &a.target_query));
+        CHECK(n_open(&a.keep) == 1);
+        /* the captions parse back to the queries */
+        tdm_world_query parsed;
+        CHECK_MSG(tdm_world_parse(a.caption, &parsed, &st) == TDM_OK && tdm_world_query_equal(&parsed, &a.target_query),
+                  "pair %d: caption '%s' does not parse to the target", i, a.caption);
+        CHECK(tdm_world_parse(a.source_caption, &parsed, &st) == TDM_OK && tdm_world_query_equal(&parsed, &sq));
+        CHECK(strncmp(a.instruction, "make the ", 9) == 0 || strncmp(a.instruction, "move the ", 9) == 0);
+        /* colours stay distinct from the background and from each other */
+        for (int o = 0; o < a.target.n_objects; o++) CHECK(a.target.obj[o].colour != a.target.background);
+        if (a.target.n_objects == 2) CHECK(a.target.obj[0].colour != a.target.obj[1].colour);
+        const int h = tdm_world_pair_held_out(a.source.obj[0].colour, a.source.obj[0].shape) ||
+                      (a.source.n_objects == 2 && tdm_world_pair_held_out(a.source.obj[1].colour, a.source.obj[1].shape)) ||
+                      tdm_world_pair_held_out(a.target.obj[0].colour, a.target.obj[0].shape) ||
+                      (a.target.n_objects == 2 && tdm_world_pair_held_out(a.target.obj[1].colour, a.target.obj[1].shape));
+        CHECK(h == a.held_out);
+        /* renders: the target satisfies the caption and keeps the source's other attributes; the source fails
+         * the caption; the keep query inferred from the source's analysis is the pair's */
+        tdm_image si = {0}, ti = {0};
+        render(&a.source, 64, 64, &si);
+        render(&a.target, 64, 64, &ti);
+        tdm_world_analysis as, at;
+        analyze(&si, &as);
+        analyze(&ti, &at);
+        tdm_world_check_result res;
+        tdm_world_score(&a.target_query, &at, &res);
+        target_success += res.score >= 1.0f;
+        tdm_world_score(&a.target_query, &as, &res);
+        source_fails += res.score < 1.0f;
+        render_ok += tdm_world_preserved(&a.keep, &at, NULL, NULL, NULL, 0);
+        tdm_world_query keep;
+        char changed[192];
+        if (tdm_world_keep_query_infer(&as, &a.target_query, &keep, changed, sizeof changed, &st) == TDM_OK &&
+            same_keep(&keep, &a.keep))
+            infer_ok++;
+        else if (getenv("TDM_TEST_VERBOSE"))
+            printf("pair %d (%s): keep query not inferred (changed: %s)\n", i, a.instruction, changed);
+        tdm_image_free(&si);
+        tdm_image_free(&ti);
+    }
+    printf("pairs: colour %d, position %d, size %d, background %d; held-out %d; target renders: success %d, "
+           "preserved %d; source fails the caption %d; keep query inferred %d (of %d)\n",
+           kinds[0], kinds[1], kinds[2], kinds[3], held, target_success, render_ok, source_fails, infer_ok, n);
+    for (int k = 0; k < TDM_WORLD_N_EDIT_KINDS; k++) CHECK(kinds[k] > 0);
+    CHECK(kinds[0] > n / 5 && kinds[1] > n / 5);
+    CHECK(target_success >= n * 95 / 100 && render_ok >= n * 95 / 100 && source_fails >= n * 95 / 100);
+    CHECK(infer_ok >= n * 90 / 100);
+
+    /* an edit that changed another attribute is not preserved */
+    tdm_world_edit_pair a;
+    for (int i = 0;; i++) {
+        CHECK(tdm_world_edit_pair_make(1001, (uint64_t)i, &a, &st) == TDM_OK);
+        if (a.kind == TDM_WORLD_EDIT_COLOUR || i > 50) break;
+    }
+    CHECK(a.kind == TDM_WORLD_EDIT_COLOUR);
+    tdm_world_scene wrong = a.target;
+    wrong.background = wrong.background == TDM_GRAY ? TDM_WHITE : TDM_GRAY;
+    for (int o = 0; o < wrong.n_objects; o++)
+        if (wrong.obj[o].colour == wrong.background) wrong.background = TDM_BLACK;
+    tdm_image wi = {0};
+    render(&wrong, 64, 64, &wi);
+    tdm_world_analysis aw;
+    analyze(&wi, &aw);
+    char lost[192];
+    int kept = 0, checked = 0;
+    CHECK(tdm_world_preserved(&a.keep, &aw, &kept, &checked, lost, sizeof lost) == 0);
+    CHECK_MSG(strstr(lost, "background") != NULL && kept == checked - 1, "lost '%s' %d/%d", lost, kept, checked);
+    tdm_image_free(&wi);
+    CHECK(tdm_world_edit_pair_make(1001, 1ull << 40, &a, &st) == TDM_ERR_INVALID_ARG);
+}
+
+/* ---- size rule and bad images (tiny model: default side 128, multiple 8) ---- */
+
+static void size_is(const tdm_model *m, int w, int h, int ew, int eh, int eresized) {
+    tdm_status st = {0};
+    int W = 0, H = 0, r = -1;
+    CHECK_MSG(tdm_edit_size(m, w, h, &W, &H, &r, &st) == TDM_OK && W == ew && H == eh && r == eresized,
+              "%dx%d -> %dx%d (resized %d), expected %dx%d (%d): %s", w, h, W, H, r, ew, eh, eresized, st.msg);
+}
+
+static void test_size_rule(const tdm_model *m) {
+    size_is(m, 64, 64, 64, 64, 0);
+    size_is(m, 128, 96, 128, 96, 0);
+    size_is(m, 256, 256, 256, 256, 0);  /* at most 2 x 128 */
+    size_is(m, 264, 256, 128, 128, 1);  /* 264 > 256: short side -> 128, long 132 -> 128 */
+    size_is(m, 300, 200, 192, 128, 1);  /* 300 * 128 / 200 = 192 */
+    size_is(m, 200, 300, 128, 192, 1);
+    size_is(m, 65, 64, 128, 128, 1);    /* not a multiple of 8 */
+    size_is(m, 7, 7, 128, 128, 1);
+    size_is(m, 1000, 10, 256, 128, 1);  /* long side capped at 256 */
+    tdm_status st = {0};
+    int W, H;
+    CHECK(tdm_edit_size(m, 0, 64, &W, &H, NULL, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "empty"));
+
+    /* prepare: kept images are copies; cropped ones take the centre */
+    tdm_image src = {0}, out = {0};
+    CHECK(tdm_image_alloc(&src, 1000, 10, &st) == TDM_OK);
+    for (int x = 0; x < 1000; x++)
+        for (int y = 0; y < 10; y++) {
+            uint8_t *px = src.pixels + ((size_t)y * 1000 + x) * 3;
+            px[0] = x >= 490 && x < 510 ? 200 : 10; /* the centre 20 columns are bright */
+            px[1] = px[2] = 50;
+        }
+    CHECK(tdm_edit_prepare_image(m, &src, 0, 0, &out, &st) == TDM_OK && out.width == 256 && out.height == 128);
+    if (out.pixels) CHECK(out.pixels[(64 * 256 + 128) * 3] > 150); /* the crop is the bright centre */
+    tdm_image_free(&out);
+    tdm_image_free(&src);
+    CHECK(tdm_image_alloc(&src, 64, 64, &st) == TDM_OK);
+    memset(src.pixels, 77, 64 * 64 * 3);
+    CHECK(tdm_edit_prepare_image(m, &src, 0, 0, &out, &st) == TDM_OK && same_image(&src, &out));
+    tdm_image_free(&out);
+    CHECK(tdm_edit_prepare_image(m, &src, 96, 64, &out, &st) == TDM_OK && out.width == 96 && out.height == 64);
+    tdm_image_free(&out);
+    CHECK(tdm_edit_prepare_image(m, &src, 96, 0, &out, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "both"));
+    CHECK(tdm_edit_prepare_image(m, &src, 60, 60, &out, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "multiples of 8"));
+    tdm_image empty = {0, 0, 3, NULL};
+    CHECK(tdm_edit_prepare_image(m, &empty, 0, 0, &out, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "empty"));
+    tdm_image nopix = {64, 64, 3, NULL};
+    CHECK(tdm_edit_prepare_image(m, &nopix, 0, 0, &out, &st) == TDM_ERR_INVALID_ARG);
+    tdm_image_free(&src);
+
+    /* corrupt and truncated files give a clear error */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/corrupt.png", tdm_test_tmpdir());
+    write_file(path, "\x89PNG\r\n\x1a\nthis is not a png", 25);
+    tdm_image img = {0};
+    CHECK(tdm_image_load(path, &img, &st) == TDM_ERR_FORMAT && strstr(st.msg, "corrupt.png"));
+    snprintf(path, sizeof path, "%s/text.png", tdm_test_tmpdir());
+    write_file(path, "hello", 5);
+    CHECK(tdm_image_load(path, &img, &st) != TDM_OK && strstr(st.msg, "text.png"));
+}
+
+/* ---- decisions ---- */
+
+typedef struct models {
+    tdm_engine *e1, *e2;
+    tdm_model *sd, *lcm;
+} models;
+
+static tdm_code fixed_oracle(void *user, const char *prompt, const tdm_image *image, float *score, tdm_status *st) {
+    (void)prompt;
+    (void)image;
+    (void)st;
+    *score = *(const float *)user;
+    return TDM_OK;
+}
+
+static void edit_params(tdm_adaptive_params *p, tdm_oracle *o, const tdm_image *src) {
+    tdm_adaptive_params_init(p);
+    p->prompt = "a blue circle on the left";
+    p->seed = 7;
+    p->student.steps = 2;
+    p->teacher.steps = 4;
+    p->teacher.sampler = "ddim";
+    p->teacher.guidance = 7.5f;
+    p->oracle = o;
+    p->init_image = src;
+    p->strength = 0.6f;
+}
+
+static tdm_code edit(tdm_engine *e, const models *m, const tdm_adaptive_params *p, tdm_adaptive_result *r) {
+    tdm_status st = {0};
+    tdm_code rc = tdm_adaptive_generate(e, m->lcm, m->sd, p, r, &st);
+    if (rc) fprintf(stderr, "edit: %s\n", st.msg);
+    return rc;
+}
+
+static void test_decisions(const models *m, const tdm_image *src) {
+    float score = 0.5f;
+    tdm_oracle *o = NULL;
+    tdm_status st = {0};
+    CHECK(tdm_oracle_from_fn("fixed", fixed_oracle, &score, &o, &st) == TDM_OK);
+    tdm_adaptive_params p;
+    edit_params(&p, o, src);
+    p.keep_student_image = 1;
+    /* plain img2img of both models, for comparison */
+    tdm_generate_params gp;
+    tdm_generate_params_init(&gp);
+    gp.prompt = p.prompt;
+    gp.seed = p.seed;
+    gp.init_image = src;
+    gp.strength = 0.6f;
+    gp.steps = 2;
+    tdm_image student = {0}, teacher = {0};
+    CHECK(tdm_generate(m->e1, m->lcm, &gp, &student, NULL, &st) == TDM_OK);
+    gp.steps = 4;
+    gp.sampler = "ddim";
+    gp.guidance_scale = 7.5f;
+    tdm_generate_stats ts;
+    CHECK(tdm_generate(m->e1, m->sd, &gp, &teacher, &ts, &st) == TDM_OK);
+
+    /* keep: the student's edit = tdm_generate's img2img */
+    tdm_adaptive_result r;
+    p.tau = 0.4;
+    CHECK(edit(m->e1, m, &p, &r) == TDM_OK);
+    CHECK(r.decision == TDM_DECISION_KEEP && r.unet_evals_teacher == 0);
+    CHECK_MSG(same_image(&r.image, &student), "the kept edit is not the student's img2img");
+    CHECK(r.parameters && strstr(r.parameters, "Denoising strength: 0.6"));
+    cJSON *j = cJSON_Parse(r.metadata_json);
+    cJSON *ed = j ? cJSON_GetObjectItem(j, "edit") : NULL;
+    CHECK(ed && cJSON_GetObjectItem(ed, "source_width")->valueint == src->width &&
+          cJSON_GetObjectItem(ed, "strength")->valuedouble == 0.6 &&
+          strcmp(cJSON_GetObjectItem(ed, "fit")->valuestring, "kept") == 0 &&
+          strcmp(cJSON_GetObjectItem(ed, "mode")->valuestring, "adaptive") == 0);
+    cJSON_Delete(j);
+    tdm_adaptive_result_free(&r);
+
+    /* refine: the teacher refines the student's edit (T = 4 guided steps) */
+    p.tau = 0.6;
+    CHECK(edit(m->e1, m, &p, &r) == TDM_OK);
+    CHECK(r.decision == TDM_DECISION_REFINE && r.refine_steps == 4 && r.unet_evals_teacher == 8);
+    CHECK(same_image(&r.student_image, &student) && !same_image(&r.image, &student));
+    tdm_image refined = r.image;
+    r.image.pixels = NULL;
+    tdm_adaptive_result_free(&r);
+    /* deterministic: same seed, and 2 threads, give the same edit */
+    CHECK(edit(m->e2, m, &p, &r) == TDM_OK);
+    CHECK_MSG(same_image(&r.image, &refined), "the refined edit differs between runs / thread counts");
+    tdm_adaptive_result_free(&r);
+    p.seed = 8;
+    CHECK(edit(m->e1, m, &p, &r) == TDM_OK);
+    CHECK(!same_image(&r.image, &refined));
+    tdm_adaptive_result_free(&r);
+    p.seed = 7;
+    tdm_image_free(&refined);
+
+    /* regenerate: the teacher edits the source from the same noise = the teacher's own img2img */
+    p.strategy = TDM_ADAPTIVE_REGENERATE;
+    CHECK(edit(m->e1, m, &p, &r) == TDM_OK);
+    CHECK(r.decision == TDM_DECISION_REGENERATE && r.unet_calls_teacher == ts.unet_calls);
+    CHECK_MSG(same_image(&r.image, &teacher), "the regenerated edit is not the teacher's img2img");
+    tdm_adaptive_result_free(&r);
+
+    /* one-model baselines */
+    p.strategy = TDM_ADAPTIVE_REFINE;
+    CHECK(tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_STUDENT_ONLY, &r, &st) == TDM_OK);
+    CHECK(same_image(&r.image, &student) && r.oracle_score == 0.5f && r.unet_evals_teacher == 0);
+    CHECK(r.metadata_json && strstr(r.metadata_json, "\"mode\":\"student-only\""));
+    tdm_adaptive_result_free(&r);
+    p.oracle = NULL;
+    p.oracle_name = NULL;
+    CHECK(tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_TEACHER_ONLY, &r, &st) == TDM_OK);
+    CHECK(same_image(&r.image, &teacher) && isnan(r.oracle_score) && r.unet_evals_student == 0 &&
+          r.unet_evals_teacher == ts.unet_calls * ts.unet_batch);
+    CHECK(r.metadata_json && strstr(r.metadata_json, "\"oracle\":null") && strstr(r.metadata_json, "teacher-only"));
+    tdm_adaptive_result_free(&r);
+    p.oracle = o;
+
+    /* the size rule inside a run: 70x50 -> short side 128, long side 179 -> 176 */
+    tdm_image odd = {0};
+    CHECK(tdm_image_resize(src, 70, 50, TDM_RESAMPLE_LANCZOS, &odd, &st) == TDM_OK);
+    p.init_image = &odd;
+    p.tau = 0.4;
+    p.student.steps = 1;
+    CHECK(edit(m->e1, m, &p, &r) == TDM_OK && r.image.width == 176 && r.image.height == 128);
+    CHECK(r.metadata_json && strstr(r.metadata_json, "\"source_width\":70") &&
+          strstr(r.metadata_json, "cropped and resized"));
+    tdm_adaptive_result_free(&r);
+    tdm_image_free(&odd);
+
+    /* bad input */
+    p.init_image = src;
+    p.strength = 0.0f;
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "strength"));
+    p.strength = 1.5f;
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r, &st) == TDM_ERR_INVALID_ARG);
+    p.strength = 0.6f;
+    tdm_image empty = {0, 0, 3, NULL};
+    p.init_image = &empty;
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "empty"));
+    CHECK(tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_TEACHER_ONLY, &r, &st) == TDM_ERR_INVALID_ARG);
+    p.init_image = NULL;
+    CHECK(tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_ADAPTIVE, &r, &st) == TDM_ERR_INVALID_ARG &&
+          strstr(st.msg, "source image"));
+    tdm_image_free(&student);
+    tdm_image_free(&teacher);
+    tdm_oracle_free(o);
+}
+
+/* ---- measures ---- */
+
+static void test_measure(void) {
+    tdm_status st = {0};
+    tdm_world_edit_pair a;
+    CHECK(tdm_world_edit_pair_make(1001, 0, &a, &st) == TDM_OK);
+    tdm_image si = {0}, ti = {0};
+    render(&a.source, 64, 64, &si);
+    render(&a.target, 64, 64, &ti);
+    tdm_edit_quality q;
+    CHECK(tdm_edit_measure(&si, &ti, a.caption, NULL, &q, &st) == TDM_OK);
+    CHECK(q.has_checker && q.checker == 1.0f && q.world_preserved == 1 && isnan(q.similarity));
+    CHECK_MSG(q.world_changed[0] && q.world_kept == q.world_checked, "changed '%s' %d/%d", q.world_changed,
+              q.world_kept, q.world_checked);
+    CHECK(tdm_edit_measure(&si, &si, a.caption, NULL, &q, &st) == TDM_OK && q.checker < 1.0f && q.world_preserved == 1);
+    CHECK(tdm_edit_measure(&si, &ti, "a photo of a cat", NULL, &q, &st) == TDM_OK && !q.has_checker &&
+          q.world_preserved == -1 && strstr(q.world_note, "not a shapes-world caption"));
+    const char *cv = tdm_test_fixture("clip-vision-tiny");
+    if (cv) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/model", cv);
+        tdm_image_similarity *sim = NULL;
+        CHECK_MSG(tdm_image_similarity_open(dir, NULL, &sim, &st) == TDM_OK, "%s", st.msg);
+        if (sim) {
+            double c_same = 0, c_edit = 0;
+            CHECK(tdm_image_similarity_cosine(sim, &si, &si, &c_same, &st) == TDM_OK && fabs(c_same - 1.0) < 1e-5);
+            CHECK(tdm_edit_measure(&si, &ti, a.caption, sim, &q, &st) == TDM_OK && isfinite(q.similarity));
+            c_edit = q.similarity;
+            printf("similarity (clip-vision-tiny): source vs source %.6f, source vs target %.6f\n", c_same, c_edit);
+            CHECK(c_edit < 1.0 && c_edit > -1.0);
+            tdm_image_similarity_free(sim);
+        }
+    }
+    tdm_image_similarity *bad = NULL;
+    CHECK(tdm_image_similarity_open("no/such/clip", NULL, &bad, &st) != TDM_OK && strstr(st.msg, "no/such/clip"));
+    tdm_image_free(&si);
+    tdm_image_free(&ti);
+}
+
+/* ---- edit-eval ---- */
+
+static double fake_clock(void *user) {
+    double *t = user;
+    *t += 0.25;
+    return *t;
+}
+
+static int cancel_after_one(void *user, const tdm_edit_eval_progress *pg) {
+    (void)user;
+    return pg->done >= 1;
+}
+
+static char *slurp(const char *dir, const char *name) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *buf = NULL;
+    size_t len = 0;
+    tdm_status st = {0};
+    if (tdm_read_file(path, (size_t)1 << 26, &buf, &len, &st)) return NULL;
+    return buf;
+}
+
+static void test_edit_eval(const models *m) {
+    tdm_status st = {0};
+    tdm_oracle *o = NULL;
+    CHECK(tdm_oracle_open("brightness", NULL, NULL, &o, &st) == TDM_OK);
+    const double ks[1] = {50};
+    double clock_a = 0, clock_b = 0;
+    tdm_edit_eval_params p;
+    tdm_edit_eval_params_init(&p);
+    CHECK(p.world_seed == 1001 && p.settings.strength == 0.75f);
+    p.n = 3;
+    p.settings.width = p.settings.height = 64;
+    p.settings.student.steps = 1;
+    p.settings.teacher.steps = 2;
+    p.settings.teacher.sampler = "ddim";
+    p.settings.teacher.guidance = 7.5f;
+    p.oracle = o;
+    p.k = ks;
+    p.n_k = 1;
+    p.clock = fake_clock;
+    p.clock_user = &clock_a;
+    char dir_a[PATH_MAX], dir_b[PATH_MAX];
+    snprintf(dir_a, sizeof dir_a, "%s/eeval-a", tdm_test_tmpdir());
+    snprintf(dir_b, sizeof dir_b, "%s/eeval-b", tdm_test_tmpdir());
+    p.out_dir = dir_a;
+    tdm_eval_summary sum;
+    CHECK_MSG(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_OK, "%s", st.msg);
+    CHECK(sum.n_samples == 3 && sum.n_resumed == 0);
+    char *results = slurp(dir_a, "results.jsonl"), *table = slurp(dir_a, "table.md"), *log = slurp(dir_a, "pairs.jsonl");
+    CHECK(results && table && log);
+    if (results) {
+        int lines = 0;
+        for (const char *c = results; *c; c++) lines += *c == '\n';
+        CHECK_MSG(lines == 3 * 6, "%d result lines", lines); /* student, teacher, refine-all, regenerate-all, 2 adaptive */
+        CHECK(strstr(results, "\"method\":\"adaptive-refine\"") && strstr(results, "\"instruction\":\"m"));
+    }
+    if (table) {
+        CHECK(strstr(table, "| adaptive-regenerate | 50 |") && strstr(table, "success") && strstr(table, "preserved"));
+        printf("%s", table);
+    }
+    /* the same run interrupted after one pair and resumed writes the same files */
+    p.out_dir = dir_b;
+    p.clock_user = &clock_b;
+    clock_b = 0;
+    p.on_pair = cancel_after_one;
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_CANCELLED);
+    p.on_pair = NULL;
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_OK && sum.n_resumed == 1);
+    char *results_b = slurp(dir_b, "results.jsonl"), *table_b = slurp(dir_b, "table.md"), *log_b = slurp(dir_b, "pairs.jsonl");
+    CHECK(results && results_b && strcmp(results, results_b) == 0);
+    CHECK(table && table_b && strcmp(table, table_b) == 0);
+    CHECK(log && log_b && strcmp(log, log_b) == 0);
+    /* other settings are refused, naming the setting */
+    p.settings.strength = 0.5f;
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "'strength'"));
+    p.settings.strength = 0.75f;
+    p.n = 0;
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG);
+    free(results);
+    free(table);
+    free(log);
+    free(results_b);
+    free(table_b);
+    free(log_b);
+    tdm_oracle_free(o);
+}
+
+/* ---- CLI ---- */
+
+static void test_cli(const tdm_image *src) {
+    if (access(g_bin, X_OK) != 0) {
+        printf("CLI part skipped: %s is absent\n", g_bin);
+        return;
+    }
+    tdm_status st = {0};
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/src.png", tdm_test_tmpdir());
+    CHECK(tdm_image_save_png(path, src, NULL, &st) == TDM_OK);
+    const char *base = "edit --model tiny-lcm --teacher tiny-sd --image src.png --prompt 'a blue circle on the left' "
+                       "--steps 1 --teacher-steps 2 --seed 3 -q";
+    char args[2048];
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --strength 0.5 -o e.png --sidecar e.json", base);
+    CLI(0, "", args);
+    snprintf(path, sizeof path, "%s/e.png", tdm_test_tmpdir());
+    char *chunk = NULL;
+    CHECK(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"decision\":\"refine\"") &&
+          strstr(chunk, "\"edit\":{") && strstr(chunk, "\"quality\":{"));
+    tdm_free(chunk);
+    snprintf(args, sizeof args, "%s --student-only --oracle none -o s.png", base);
+    CLI(0, "", args);
+    snprintf(args, sizeof args, "%s --teacher-only --oracle brightness -o t.png", base);
+    CLI(0, "", args);
+    snprintf(args, sizeof args, "%s --teacher-only --tau 0.5", base);
+    CLI(2, "takes no threshold", args);
+    snprintf(args, sizeof args, "%s --student-only --teacher-only", base);
+    CLI(2, "not both", args);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2", base);
+    CLI(2, "exactly one of", args);
+    snprintf(args, sizeof args, "%s --tau 0.5 --strength 0", base);
+    CLI(2, "--strength", args);
+    CLI(2, "required", "edit --model tiny-lcm --prompt x --tau 1");
+    write_file(path, "\x89PNG\r\n\x1a\ngarbage", 16);
+    CLI(1, "e.png", "edit --model tiny-lcm --image e.png --prompt x --tau 1 -q");
+    CLI(1, "missing.png", "edit --model tiny-lcm --image missing.png --prompt x --tau 1 -q");
+    CLI(0, "", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee --width 64 --height 64 --steps 1 "
+               "--teacher-steps 2 --oracle brightness --k 50 -q");
+    snprintf(path, sizeof path, "%s/ee/table.md", tdm_test_tmpdir());
+    CHECK(access(path, F_OK) == 0);
+    CLI(2, "required", "edit-eval --model tiny-lcm --n 1");
+    CLI(2, "--k", "edit-eval --model tiny-lcm --n 1 --out ee --k 0");
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    tdm_test_cli_path(argv[0], 1, g_bin, sizeof g_bin);
+    test_pairs();
+    test_measure();
+    if (!tiny_sd_fixtures_present(1)) {
+        printf("tiny-model parts skipped: fixtures absent\n");
+        return tdm_test_result();
+    }
+    char dir[PATH_MAX], lcm_dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
+    snprintf(lcm_dir, sizeof lcm_dir, "%s/tiny-lcm", tdm_test_tmpdir());
+    tiny_sd_make_model(dir, "unet-sd15-tiny", "DDIMScheduler");
+    tiny_sd_make_model(lcm_dir, "unet-lcm-tiny", "LCMScheduler");
+    models m = {0};
+    tdm_status st = {0};
+    tiny_sd_engines(&m.e1, &m.e2);
+    tdm_model_params mp;
+    tdm_model_params_init(&mp);
+    mp.path = dir;
+    CHECK(tdm_model_load(&mp, &m.sd, &st) == TDM_OK);
+    mp.path = lcm_dir;
+    CHECK(tdm_model_load(&mp, &m.lcm, &st) == TDM_OK);
+    if (!m.sd || !m.lcm || !m.e1 || !m.e2) {
+        fprintf(stderr, "setup: %s\n", st.msg);
+        return 1;
+    }
+    tdm_world_edit_pair a;
+    CHECK(tdm_world_edit_pair_make(1001, 0, &a, &st) == TDM_OK);
+    tdm_image src = {0};
+    render(&a.source, 64, 64, &src);
+    test_size_rule(m.lcm);
+    test_decisions(&m, &src);
+    test_edit_eval(&m);
+    test_cli(&src);
+    tdm_image_free(&src);
+    tdm_model_free(m.sd);
+    tdm_model_free(m.lcm);
+    tdm_engine_free(m.e1);
+    tdm_engine_free(m.e2);
+    return tdm_test_result();
+}
