@@ -3,12 +3,16 @@
  * output-channel blocks), all weight dtypes, padding 0 and 1, batches; bit-identical results on 1, 2
  * and 3 threads; tdm_conv2d's algorithm choice and routing; tdm_conv2d_pre (fused GroupNorm / upsampling
  * input) bit-identical to materialising its input.
- * Tolerance: max |wino - ref| / max |ref|: 2e-6 * sqrt(9 Cin) for F(2,3), max(1e-4, 3e-5 * sqrt(9 Cin)) for
- * F(4,3) (the transform roundings of F(4,3) are about 10x those of F(2,3); see ops_winograd.c). */
+ * Tolerance: max |wino - ref| / max |ref|: 2e-6 * sqrt(9 Cin) for F(2,3), max(3e-4, 1e-5 * sqrt(9 Cin)) for
+ * F(4,3) (its GEMM roundings are amplified ~5-10x more by the output transform; see ops_winograd.c; the
+ * 3e-4 floor is for single-channel 1x1 images, where one tap's product is computed from all nine).
+ * The per-thread scratch is reused: repeated calls allocate nothing (tdm_ops_scratch_bytes). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/arena.h"
 #include "base/numeric.h"
 #include "base/rng.h"
 #include "tensor/ops.h"
@@ -17,11 +21,7 @@
 static tdm_pool *pools[3];
 static uint64_t seed_counter = 1;
 
-static float *randn(int64_t n) {
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    tdm_randn(p, (size_t)n, 4321, seed_counter++, 0);
-    return p;
-}
+static float *randn(int64_t n) { return tdm_test_randn((long)n, 4321, seed_counter++); }
 
 static tdm_tensor make_weight(tdm_dtype dt, int ndim, const int64_t *shape) {
     int64_t n = 1;
@@ -58,6 +58,7 @@ static const wcase cases[] = {
     {2, 13, 9, 23, 33, 1}, {1, 1, 67, 67, 2, 1},  {1, 64, 16, 16, 64, 1}, {2, 33, 29, 31, 19, 0},
     {1, 3, 4, 4, 130, 1},  {1, 40, 97, 101, 3, 1}, /* several tile chunks at F(4,3) */
     {1, 300, 12, 12, 260, 1},                       /* several output-channel blocks */
+    {1, 19, 33, 35, 21, 1},  {1, 320, 32, 32, 64, 1}, /* C not a multiple of 8; UNet-like channels */
 };
 
 static void run_case(const wcase *c, int m, tdm_dtype dt, int with_bias) {
@@ -77,7 +78,7 @@ static void run_case(const wcase *c, int m, tdm_dtype dt, int with_bias) {
         CHECK(tdm_conv2d_winograd(&ex, m, x, c->N, c->Cin, c->H, c->W, &W, with_bias ? &bias : NULL, c->pad, y[p]) ==
               TDM_OK);
     }
-    double tol = m == 2 ? 2e-6 * sqrt(9.0 * (double)c->Cin) : fmax(1e-4, 3e-5 * sqrt(9.0 * (double)c->Cin));
+    double tol = m == 2 ? 2e-6 * sqrt(9.0 * (double)c->Cin) : fmax(3e-4, 1e-5 * sqrt(9.0 * (double)c->Cin));
     double e = rel_err(y[1], r, ny);
     CHECK_MSG(e <= tol, "F(%d,3) N%lld Cin%lld %lldx%lld Cout%lld pad%d %s: rel %g > %g", m, (long long)c->N,
               (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout, c->pad, tdm_dtype_name(dt), e,
@@ -98,6 +99,16 @@ static void test_routing(void) {
     CHECK(tdm_conv_pick(1, 320, 320, 1, 1, 1, 64, 64) == TDM_CONV_IM2COL);
     CHECK(tdm_conv_pick(1, 320, 320, 3, 3, 2, 32, 32) == TDM_CONV_IM2COL);
     tdm_conv_algo saved = tdm_conv_get_algo();
+    /* AUTO: F(4,3) from 64 4x4 tiles, F(2,3) from 64 2x2 tiles, im2col below or with < 16 channels */
+    tdm_conv_set_algo(TDM_CONV_AUTO);
+    CHECK(tdm_conv_pick(1, 320, 320, 3, 3, 1, 64, 64) == TDM_CONV_WINO4);
+    CHECK(tdm_conv_pick(2, 512, 256, 3, 3, 1, 32, 32) == TDM_CONV_WINO4);
+    CHECK(tdm_conv_pick(1, 1280, 1280, 3, 3, 1, 16, 16) == TDM_CONV_WINO2);
+    CHECK(tdm_conv_pick(1, 1280, 1280, 3, 3, 1, 30, 27) == TDM_CONV_WINO2); /* 8 x 7 4x4 tiles */
+    CHECK(tdm_conv_pick(1, 1280, 1280, 3, 3, 1, 31, 29) == TDM_CONV_WINO4); /* 8 x 8 */
+    CHECK(tdm_conv_pick(1, 1280, 1280, 3, 3, 1, 8, 8) == TDM_CONV_IM2COL);
+    CHECK(tdm_conv_pick(1, 4, 320, 3, 3, 1, 64, 64) == TDM_CONV_IM2COL);
+    CHECK(tdm_conv_pick(1, 128, 3, 3, 3, 1, 512, 512) == TDM_CONV_IM2COL);
     tdm_conv_set_algo(TDM_CONV_WINO2);
     CHECK(tdm_conv_pick(1, 3, 3, 3, 3, 1, 5, 5) == TDM_CONV_WINO2);
     /* tdm_conv2d with a forced algorithm gives exactly tdm_conv2d_winograd */
@@ -160,6 +171,56 @@ static void test_pre(void) {
     }
 }
 
+/* Repeated calls reuse the calling thread's scratch: no growth after the first call of a shape. */
+static void test_scratch_reuse(void) {
+    int64_t ws[4] = {24, 20, 3, 3};
+    tdm_tensor W = make_weight(TDM_F16, 4, ws), bias = make_weight(TDM_F32, 1, &ws[0]);
+    float *x = randn(2 * 20 * 37 * 41), *y = randn(2 * 24 * 37 * 41), *z = randn(2 * 24 * 37 * 41);
+    tdm_exec ex = {pools[2], 0};
+    for (int m = 2; m <= 4; m += 2) CHECK(tdm_conv2d_winograd(&ex, m, x, 2, 20, 37, 41, &W, &bias, 1, y) == TDM_OK);
+    CHECK(tdm_conv2d(&ex, x, 2, 20, 37, 41, &W, &bias, 1, 1, y) == TDM_OK);
+    const size_t held = tdm_ops_scratch_bytes();
+    CHECK(held > 0);
+    for (int m = 2; m <= 4; m += 2) {
+        CHECK(tdm_conv2d_winograd(&ex, m, x, 2, 20, 37, 41, &W, &bias, 1, z) == TDM_OK);
+        CHECK(tdm_conv2d_winograd(&ex, m, x, 2, 20, 37, 41, &W, &bias, 1, y) == TDM_OK);
+        CHECK(memcmp(y, z, (size_t)(2 * 24 * 37 * 41) * sizeof(float)) == 0); /* stale scratch does not leak in */
+    }
+    CHECK(tdm_conv2d(&ex, x, 2, 20, 37, 41, &W, &bias, 1, 1, z) == TDM_OK);
+    CHECK(tdm_ops_scratch_bytes() == held);
+    tdm_ops_scratch_release();
+    CHECK(tdm_ops_scratch_bytes() == 0);
+    CHECK(tdm_conv2d(&ex, x, 2, 20, 37, 41, &W, &bias, 1, 1, y) == TDM_OK); /* usable again after release */
+    CHECK(memcmp(y, z, (size_t)(2 * 24 * 37 * 41) * sizeof(float)) == 0);
+    free(W.data), free(bias.data), free(x), free(y), free(z);
+}
+
+/* The per-run arena keeps chunks released by a reset as spares: a repeated run gets the same memory back
+ * (no new allocation, no page faults); a request no spare fits frees them all first. */
+static void test_arena_spares(void) {
+    tdm_arena a;
+    tdm_arena_init(&a, 4096);
+    CHECK(tdm_arena_alloc(&a, 100) != NULL);
+    tdm_arena_mark m = tdm_arena_get_mark(&a);
+    static const size_t sizes[4] = {10000, 3000, 3000, 5000};
+    void *first[4], *again[4];
+    for (int run = 0; run < 2; run++) {
+        for (int i = 0; i < 4; i++) {
+            void *p = tdm_arena_alloc(&a, sizes[i]);
+            CHECK(p && ((uintptr_t)p & 63) == 0);
+            if (p) memset(p, run + 1, sizes[i]);
+            (run ? again : first)[i] = p;
+        }
+        tdm_arena_reset(&a, m);
+        CHECK(a.spare != NULL);
+    }
+    for (int i = 0; i < 4; i++) CHECK(first[i] == again[i]);
+    CHECK(tdm_arena_alloc(&a, 20000) != NULL); /* fits no spare: spares freed, new chunk */
+    CHECK(a.spare == NULL);
+    tdm_arena_free(&a);
+    CHECK(a.head == NULL && a.spare == NULL && a.in_use == 0);
+}
+
 int main(void) {
     tdm_status st;
     for (int p = 0; p < 3; p++) CHECK(tdm_pool_create(&pools[p], p + 1, &st) == TDM_OK);
@@ -168,6 +229,8 @@ int main(void) {
         for (int m = 2; m <= 4; m += 2) run_case(&cases[i], m, dts[(i + (size_t)m) % 3], (int)i % 2 == 0);
     test_routing();
     test_pre();
+    test_scratch_reuse();
+    test_arena_spares();
     for (int p = 0; p < 3; p++) tdm_pool_free(pools[p]);
     return tdm_test_result();
 }

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "base/rng.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,4 +52,10 @@ double tdm_test_max_abs(const float *a, const float *b, long n) {
         if (d > m || d != d) m = d != d ? INFINITY : d;
     }
     return m;
+}
+
+float *tdm_test_randn(long n, unsigned long long seed, unsigned long long stream) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (p && n > 0) tdm_randn(p, (size_t)n, seed, stream, 0);
+    return p;
 }

@@ -41,4 +41,7 @@ int tdm_test_result(void);
 /* max |a-b| over n */
 double tdm_test_max_abs(const float *a, const float *b, long n);
 
+/* n >= 0 standard-normal floats (tdm_randn(seed, stream, 0)); malloc'ed (at least one element), caller frees */
+float *tdm_test_randn(long n, unsigned long long seed, unsigned long long stream);
+
 #endif

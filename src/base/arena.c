@@ -18,15 +18,37 @@ void tdm_arena_init(tdm_arena *a, size_t chunk_size) {
     a->chunk_size = chunk_size ? chunk_size : ((size_t)64 << 20);
 }
 
-void tdm_arena_free(tdm_arena *a) {
-    tdm_arena_chunk *c = a->head;
+static void free_chunks(tdm_arena_chunk *c) {
     while (c) {
         tdm_arena_chunk *p = c->prev;
         free(c);
         c = p;
     }
+}
+
+void tdm_arena_free(tdm_arena *a) {
+    free_chunks(a->head);
+    free_chunks(a->spare);
     a->head = NULL;
+    a->spare = NULL;
     a->in_use = 0;
+}
+
+/* The smallest spare chunk with at least `need` usable bytes, unlinked from the spare list; NULL when
+ * none fits (all spares are then freed: the caller mallocs a new chunk). */
+static tdm_arena_chunk *take_spare(tdm_arena *a, size_t need) {
+    tdm_arena_chunk **best = NULL;
+    for (tdm_arena_chunk **pp = &a->spare; *pp; pp = &(*pp)->prev)
+        if ((*pp)->size >= need && (!best || (*pp)->size < (*best)->size)) best = pp;
+    if (!best) {
+        free_chunks(a->spare);
+        a->spare = NULL;
+        return NULL;
+    }
+    tdm_arena_chunk *c = *best;
+    *best = c->prev;
+    c->used = 0;
+    return c;
 }
 
 void *tdm_arena_alloc(tdm_arena *a, size_t bytes) {
@@ -34,6 +56,13 @@ void *tdm_arena_alloc(tdm_arena *a, size_t bytes) {
     size_t need = (bytes + TDM_ARENA_ALIGN - 1) & ~(size_t)(TDM_ARENA_ALIGN - 1);
     if (need == 0) need = TDM_ARENA_ALIGN;
     tdm_arena_chunk *c = a->head;
+    if (!c || c->size - c->used < need) {
+        tdm_arena_chunk *n = take_spare(a, need);
+        if (n) {
+            n->prev = c;
+            a->head = c = n;
+        }
+    }
     if (!c || c->size - c->used < need) {
         size_t size = need > a->chunk_size ? need : a->chunk_size;
         if (size > SIZE_MAX - sizeof(tdm_arena_chunk) - TDM_ARENA_ALIGN) return NULL;
@@ -67,11 +96,44 @@ tdm_arena_mark tdm_arena_get_mark(const tdm_arena *a) {
 }
 
 void tdm_arena_reset(tdm_arena *a, tdm_arena_mark m) {
-    while (a->head && a->head != m.chunk) {
+    while (a->head && a->head != m.chunk) { /* chunks allocated since the mark become spares */
         tdm_arena_chunk *p = a->head->prev;
-        free(a->head);
+        a->head->prev = a->spare;
+        a->spare = a->head;
         a->head = p;
     }
     if (a->head) a->head->used = m.used;
     a->in_use = m.in_use;
+}
+
+/* ---- reusable scratch buffers ---------------------------------------------------------------------- */
+
+void *tdm_workspace_get(tdm_workspace *w, int slot, size_t bytes) {
+    if (slot < 0 || slot >= TDM_WORKSPACE_SLOTS) return NULL;
+    if (bytes == 0) bytes = 1;
+    if (w->buf[slot] && w->size[slot] >= bytes) return w->buf[slot];
+    const size_t page = 4096;
+    size_t grow = w->size[slot] + w->size[slot] / 4; /* at least 1/4 more: few reallocations */
+    size_t want = bytes > grow ? bytes : grow;
+    if (want > SIZE_MAX - page) return NULL;
+    want = (want + page - 1) / page * page;
+    free(w->buf[slot]);
+    w->buf[slot] = aligned_alloc(TDM_ARENA_ALIGN, want);
+    w->size[slot] = w->buf[slot] ? want : 0;
+    w->grows++;
+    return w->buf[slot];
+}
+
+void tdm_workspace_free(tdm_workspace *w) {
+    for (int i = 0; i < TDM_WORKSPACE_SLOTS; i++) {
+        free(w->buf[i]);
+        w->buf[i] = NULL;
+        w->size[i] = 0;
+    }
+}
+
+size_t tdm_workspace_bytes(const tdm_workspace *w) {
+    size_t n = 0;
+    for (int i = 0; i < TDM_WORKSPACE_SLOTS; i++) n += w->size[i];
+    return n;
 }

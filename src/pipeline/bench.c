@@ -39,6 +39,14 @@ static double cpu_now(void) { /* user + system time of all threads of the proces
            1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
+/* system CPU seconds and minor page faults of the process so far */
+static void sys_faults_now(double *sys_s, double *minflt) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    *sys_s = (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    *minflt = (double)ru.ru_minflt;
+}
+
 static int64_t proc_status_kb(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return -1;
@@ -280,30 +288,40 @@ static tdm_code run_vae_dec(bench_ctx *b, int batch) {
 static tdm_code time_part(bench_ctx *b, const char *name, const char *shape, run_fn fn, const tdm_flops *fl) {
     const tdm_bench_opts *o = b->o;
     double *wall = calloc((size_t)o->runs, sizeof *wall), *cpu = calloc((size_t)o->runs, sizeof *cpu);
-    if (!wall || !cpu) {
+    double *sys = calloc((size_t)o->runs, sizeof *sys), *flt = calloc((size_t)o->runs, sizeof *flt);
+    if (!wall || !cpu || !sys || !flt) {
         free(wall);
         free(cpu);
+        free(sys);
+        free(flt);
         return tdm_fail(b->st, TDM_ERR_NOMEM, "bench: out of memory");
     }
     tdm_code rc = TDM_OK;
     b->arena.peak = 0;
     for (int i = 0; !rc && i < o->warmup; i++) rc = fn(b, 1);
     for (int i = 0; !rc && i < o->runs; i++) {
-        double w0 = wall_now(), c0 = cpu_now();
+        double w0 = wall_now(), c0 = cpu_now(), s0, f0, s1, f1;
+        sys_faults_now(&s0, &f0);
         rc = fn(b, 1);
         wall[i] = wall_now() - w0;
         cpu[i] = cpu_now() - c0;
+        sys_faults_now(&s1, &f1);
+        sys[i] = s1 - s0, flt[i] = f1 - f0;
     }
     if (!rc) {
         double tot = tdm_flops_total(fl), wmin = wall[0];
         for (int i = 1; i < o->runs; i++) wmin = wall[i] < wmin ? wall[i] : wmin;
-        double wm = median(wall, o->runs), cm = median(cpu, o->runs);
+        double wm = median(wall, o->runs), cm = median(cpu, o->runs), sm = median(sys, o->runs);
+        double fm = median(flt, o->runs);
         double gf = tot / wm / 1e9;
-        say(b->po, "%-12s %-22s %8.1f %8.3f %8.3f %8.3f %8.1f %6.1f%% %6.1f%% %8.0f", name, shape, tot / 1e9, wm, wmin,
-            cm, gf, 100.0 * gf / b->peak_gflops, 100.0 * tot / cm / 1e9 / b->peak_core, (double)b->arena.peak / 1048576.0);
+        say(b->po, "%-12s %-22s %8.1f %8.3f %8.3f %8.3f %8.1f %6.1f%% %6.1f%% %8.0f %7.3f %8.0f", name, shape, tot / 1e9,
+            wm, wmin, cm, gf, 100.0 * gf / b->peak_gflops, 100.0 * tot / cm / 1e9 / b->peak_core,
+            (double)b->arena.peak / 1048576.0, sm, fm);
     }
     free(wall);
     free(cpu);
+    free(sys);
+    free(flt);
     return rc;
 }
 
@@ -407,8 +425,8 @@ static tdm_code bench_body(bench_ctx *b, tdm_pool *pool) {
     flops_line(b, "unet b1", &fu1);
     flops_line(b, "vae enc", &fe);
     flops_line(b, "vae dec", &fd);
-    say(b->po, "%-12s %-22s %8s %8s %8s %8s %8s %7s %7s %8s", "part", "shape", "GFLOP", "wall_s", "min_s", "cpu_s",
-        "GFLOP/s", "%peak", "%core", "arena_MB");
+    say(b->po, "%-12s %-22s %8s %8s %8s %8s %8s %7s %7s %8s %7s %8s", "part", "shape", "GFLOP", "wall_s", "min_s",
+        "cpu_s", "GFLOP/s", "%peak", "%core", "arena_MB", "sys_s", "minflt");
     char shape[64];
     if (parts & TDM_BENCH_TEXT) TDM_TRY(time_part(b, "text", b->has_text2 ? "1x77 tokens (L + G)" : "1x77 tokens",
                                                   run_text, &ft));
@@ -454,7 +472,8 @@ tdm_code tdm_bench_run(const tdm_bench_opts *o, tdm_bench_print_fn print, void *
     say(&po, "FMA peak: %.1f GFLOP/s on %d threads (wall), %.1f GFLOP/s per core per CPU second", b.peak_gflops,
         tdm_pool_size(pool), b.peak_core);
     say(&po, "columns: GFLOP/s = GFLOP / median wall_s; %%peak = that / FMA peak (wall); %%core = GFLOP / median "
-             "cpu_s / per-core peak (load-independent kernel efficiency)");
+             "cpu_s / per-core peak (load-independent kernel efficiency); sys_s, minflt: median system CPU "
+             "seconds and minor page faults per run");
     tdm_code rc = bench_body(&b, pool);
     bench_free(&b);
     tdm_pool_free(pool);

@@ -138,4 +138,35 @@ void tdm_add_ex(const tdm_exec *ex, float *y, const float *x, int64_t n);
 void tdm_conv_pre_apply(const tdm_conv_pre *pre, int64_t n, int64_t ci, int64_t Cin, const float *src, int64_t W,
                         float *dst);
 
+
+/* ---- Additions (H5, performance): GEMM with operands in their stored dtype -------------------------- */
+
+/* A matrix operand: element (i, j) at ((dtype *)data)[i * rs + j * cs], dtype F32, F16 or BF16. */
+typedef struct tdm_gemm_operand {
+    const void *data;
+    tdm_dtype dtype;
+    int64_t rs, cs;
+} tdm_gemm_operand;
+
+/* C[M,N] = alpha A[M,K] B[K,N] + beta C (beta 0: C not read), C row-major with row stride ldc. F16 / BF16
+ * operands are widened to f32 while packed into cache-sized panels (no f32 copy of a whole operand);
+ * packed AVX2/FMA micro-kernel (portable kernel otherwise, same results), split over ex->pool in blocks
+ * fixed by the shapes: identical results on any thread count (ops_gemm_packed.c). */
+tdm_code tdm_gemm_mixed(const tdm_exec *ex, int64_t M, int64_t N, int64_t K, float alpha, const tdm_gemm_operand *A,
+                        const tdm_gemm_operand *B, float beta, float *C, int64_t ldc);
+/* Scalar reference (double accumulation), same contract. */
+tdm_code tdm_gemm_mixed_ref(int64_t M, int64_t N, int64_t K, float alpha, const tdm_gemm_operand *A,
+                            const tdm_gemm_operand *B, float beta, float *C, int64_t ldc);
+
+/* ---- Additions (H7, performance): reusable per-thread scratch ---------------------------------------- */
+
+/* The convolutions keep their scratch (Winograd tiles, im2col columns, widened weight blocks) in buffers
+ * of the calling thread that grow and are reused by later calls, so steady-state calls allocate nothing
+ * and cause no page faults. These are freed when the thread exits; tdm_ops_scratch_release frees the
+ * calling thread's buffers now (e.g. after a generation, to return the memory). */
+#include <stddef.h>
+void tdm_ops_scratch_release(void);
+/* Bytes of scratch the calling thread holds now. */
+size_t tdm_ops_scratch_bytes(void);
+
 #endif

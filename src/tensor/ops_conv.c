@@ -13,6 +13,13 @@
 
 #define CONV_COL_BYTES ((int64_t)16 << 20) /* im2col tile budget */
 #define CONV_W_FLOATS ((int64_t)1 << 20)    /* widened weight block per thread (4 MB) */
+#ifndef TDM_CONV_WINO4_MIN_TILES
+#define TDM_CONV_WINO4_MIN_TILES 64 /* AUTO: F(4,3) from this many 4x4 tiles per image (tdm_conv_pick) */
+#endif
+#ifndef TDM_CONV_WINO_MIN_CH
+#define TDM_CONV_WINO_MIN_CH 16 /* AUTO: Winograd from this many input and output channels */
+#endif
+#define CONV_PRE_KEEP_BYTES ((size_t)32 << 20) /* tdm_conv2d_pre inputs kept as reusable scratch */
 
 typedef struct {
     /* geometry */
@@ -20,7 +27,8 @@ typedef struct {
     int stride, pad;
     const tdm_tensor *weight; /* [Cout, K] */
     const float *bias;        /* [Cout] widened, or NULL */
-    tdm_scratch wscr;         /* per thread [bco, K] (non-F32 weights) */
+    float *wscr;              /* per thread (stride wstride) [bco, K] (non-F32 weights) */
+    int64_t wstride;
     int64_t bco, bpx;         /* unit: output channels x pixels (functions of the shapes) */
     /* current tile */
     const float *xn; /* [Cin, H, W] input of this sample */
@@ -83,7 +91,7 @@ static void gemm_task(void *ctx, int ith, int nth) {
         if (J->weight->dtype == TDM_F32) {
             w = (const float *)J->weight->data + co0 * J->K;
         } else {
-            float *buf = J->wscr.buf[ith];
+            float *buf = J->wscr + ith * J->wstride;
             if (widened != cb) tdm_ops_widen(J->weight, co0 * J->K, nco * J->K, buf);
             widened = cb;
             w = buf;
@@ -121,12 +129,19 @@ tdm_conv_algo tdm_conv_pick(int64_t N, int64_t Cin, int64_t Cout, int64_t kh, in
     if (kh != 3 || kw != 3 || stride != 1) return TDM_CONV_IM2COL;
     tdm_conv_algo a = tdm_conv_get_algo();
     if (a != TDM_CONV_AUTO) return a;
-    /* AUTO: F(2,3) (error of the order of im2col's; F(4,3) is opt-in, see ops_winograd.c) when the
-     * channel GEMMs are large enough to hide the transforms, measured: 16x16 and larger images
-     * (>= 64 tiles per image) with >= 16 channels. Per-image sizes only, so a sample's result does
-     * not depend on the batch it is in. */
+    /* AUTO (the one place that decides; measured in docs/PERFORMANCE.md, history step 11):
+     * - fewer than 16 input or output channels (conv_in / conv_out): im2col (little work; Winograd's
+     *   error relative to the result is largest when few channels are summed);
+     * - F(4,3) when the image has >= 64 F(4,3) tiles (32x32 and larger): 0.7-0.9x the CPU time of F(2,3);
+     *   below that the weight transform (36 / 16 of F(2,3)'s, per call) costs more than the GEMMs save;
+     * - F(2,3) when the image has >= 64 F(2,3) tiles (16x16 and larger);
+     * - im2col otherwise (8x8: the transformed weights cost more memory traffic than the GEMMs save).
+     * F(4,3)'s error is ~5-10x F(2,3)'s (ops_winograd.c); with this rule every fixture passes (margins in
+     * docs/PERFORMANCE.md). Per-image sizes only, so a sample's result does not depend on its batch. */
     (void)N;
-    if (Cin >= 16 && Cout >= 16 && ((Ho + 1) / 2) * ((Wo + 1) / 2) >= 64) return TDM_CONV_WINO2;
+    if (Cin < TDM_CONV_WINO_MIN_CH || Cout < TDM_CONV_WINO_MIN_CH) return TDM_CONV_IM2COL;
+    if (((Ho + 3) / 4) * ((Wo + 3) / 4) >= TDM_CONV_WINO4_MIN_TILES) return TDM_CONV_WINO4;
+    if (((Ho + 1) / 2) * ((Wo + 1) / 2) >= 64) return TDM_CONV_WINO2;
     return TDM_CONV_IM2COL;
 }
 
@@ -167,13 +182,6 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
         if (P > HoWo) P = HoWo;
     }
     int nth = tdm_exec_threads(ex);
-    float *bf = NULL; /* [Cout] widened bias */
-    tdm_code rc = TDM_ERR_NOMEM;
-    if (bias) {
-        if (!(bf = malloc((size_t)J.Cout * sizeof(float)))) goto done;
-        tdm_ops_widen(bias, 0, J.Cout, bf);
-        J.bias = bf;
-    }
     /* unit sizes from the output channels and the pixels of a full tile; the widened weight block is
      * bounded (CONV_W_FLOATS) */
     tdm_linear_blocks(J.Cout, P, &J.bco, &J.bpx);
@@ -182,8 +190,18 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
         cap = cap >= 16 ? cap / 16 * 16 : 16;
         if (J.bco > cap) J.bco = cap;
     }
-    if (weight->dtype != TDM_F32 && tdm_scratch_alloc(&J.wscr, nth, J.bco * J.K) != TDM_OK) goto done;
-    if (!direct && !(J.colbuf = malloc((size_t)(J.K * P) * sizeof(float)))) goto done;
+    /* scratch: the calling thread's reusable buffers (ops_workspace.c), no per-call allocation */
+    tdm_workspace *ws = tdm_ops_workspace();
+    float *bf = NULL; /* [Cout] widened bias */
+    if (bias) {
+        if (!(bf = tdm_workspace_get(ws, TDM_WS_BIAS, (size_t)J.Cout * sizeof(float)))) return TDM_ERR_NOMEM;
+        tdm_ops_widen(bias, 0, J.Cout, bf);
+        J.bias = bf;
+    }
+    if (weight->dtype != TDM_F32 && !(J.wscr = tdm_ops_ws_per_thread(TDM_WS_CONV_W, nth, J.bco * J.K, &J.wstride)))
+        return TDM_ERR_NOMEM;
+    if (!direct && !(J.colbuf = tdm_workspace_get(ws, TDM_WS_CONV_COL, (size_t)(J.K * P) * sizeof(float))))
+        return TDM_ERR_NOMEM;
 
     for (int64_t n = 0; n < N; n++) {
         J.xn = x + n * Cin * H * W;
@@ -205,12 +223,7 @@ tdm_code tdm_conv2d(const tdm_exec *ex, const float *x, int64_t N, int64_t Cin, 
             run_pool(ex, units > 1, gemm_task, &J);
         }
     }
-    rc = TDM_OK;
-done:
-    free(J.colbuf);
-    tdm_scratch_free(&J.wscr);
-    free(bf);
-    return rc;
+    return TDM_OK;
 }
 
 /* ---- convolution with an input pre-op (GroupNorm+SiLU, nearest 2x upsampling) ----------------------- */
@@ -229,7 +242,10 @@ tdm_code tdm_conv2d_pre(const tdm_exec *ex, const float *x, int64_t N, int64_t C
     if (!tdm_exec_ref(ex) && (algo == TDM_CONV_WINO2 || algo == TDM_CONV_WINO4))
         return tdm_conv2d_winograd_pre(ex, algo == TDM_CONV_WINO2 ? 2 : 4, x, N, Cin, H, W, weight, bias, pad, pre, y);
     /* other algorithms: materialise x' */
-    float *xp = malloc((size_t)(N * Cin * H * W) * sizeof(float)); /* [N, Cin, H, W] */
+    /* [N, Cin, H, W]: reusable scratch up to CONV_PRE_KEEP_BYTES, larger ones are not kept after the call */
+    const size_t xbytes = (size_t)(N * Cin * H * W) * sizeof(float);
+    const int keep = xbytes <= CONV_PRE_KEEP_BYTES;
+    float *xp = keep ? tdm_workspace_get(tdm_ops_workspace(), TDM_WS_CONV_PRE, xbytes) : malloc(xbytes);
     if (!xp) return TDM_ERR_NOMEM;
     const int64_t Hs = pre->upsample2x ? H / 2 : H, Ws = pre->upsample2x ? W / 2 : W;
     for (int64_t n = 0; n < N; n++)
@@ -238,6 +254,6 @@ tdm_code tdm_conv2d_pre(const tdm_exec *ex, const float *x, int64_t N, int64_t C
                 tdm_conv_pre_apply(pre, n, ci, Cin, x + ((n * Cin + ci) * Hs + (pre->upsample2x ? iy / 2 : iy)) * Ws, W,
                                    xp + ((n * Cin + ci) * H + iy) * W);
     tdm_code rc = tdm_conv2d(ex, xp, N, Cin, H, W, weight, bias, stride, pad, y);
-    free(xp);
+    if (!keep) free(xp);
     return rc;
 }

@@ -53,4 +53,50 @@ static inline int64_t tdm_take_unit(atomic_llong *next) {
 static inline int tdm_exec_threads(const tdm_exec *ex) { return ex && ex->pool ? tdm_pool_size(ex->pool) : 1; }
 static inline int tdm_exec_ref(const tdm_exec *ex) { return ex && ex->reference; }
 
+
+/* ---- packed GEMM (ops_gemm_packed.c) ------------------------------------------------------------ */
+
+/* Blocking of the packed GEMM: micro-tile MR x NR, KC of K per pass (fixes the summation order),
+ * MC rows of A and up to NC columns of B packed at a time. */
+#define TDM_GP_MR 6
+#define TDM_GP_NR 16
+#define TDM_GP_KC 256
+#define TDM_GP_MC 120
+#define TDM_GP_NC 1024
+
+/* Workspace (floats, 64-byte aligned by the caller) of tdm_gemm_packed_single for N columns. */
+int64_t tdm_gemm_packed_ws_floats(int64_t N);
+/* Single-threaded C[M,N] = alpha A B + beta C (beta 0: C not read) with operands in their stored dtype,
+ * widened while packed. Dimensions valid (not checked). Results do not depend on M / N blocking. */
+void tdm_gemm_packed_single(int64_t M, int64_t N, int64_t K, float alpha, const tdm_gemm_operand *A,
+                            const tdm_gemm_operand *B, float beta, float *C, int64_t ldc, float *ws);
+/* Same with the portable micro-kernel forced (identical results; for tests). */
+void tdm_gemm_packed_single_generic(int64_t M, int64_t N, int64_t K, float alpha, const tdm_gemm_operand *A,
+                                    const tdm_gemm_operand *B, float beta, float *C, int64_t ldc, float *ws);
+
+/* ---- per-thread reusable scratch (ops_workspace.c, H7) -------------------------------------------- */
+
+#include "base/arena.h"
+
+/* Slots of the calling thread's workspace: one per buffer that can be live at the same time
+ * (tdm_conv2d_pre's materialised input stays live while tdm_conv2d runs on it). */
+enum tdm_ops_ws_slot {
+    TDM_WS_WINO_V = 0, /* Winograd transformed input tiles */
+    TDM_WS_WINO_U,     /* Winograd transformed weights */
+    TDM_WS_WINO_M,     /* Winograd GEMM outputs */
+    TDM_WS_WINO_WT,    /* per pool thread: widened weights of the weight transform */
+    TDM_WS_WINO_ROWS,  /* per pool thread: padded input rows */
+    TDM_WS_BIAS,       /* widened bias (any convolution) */
+    TDM_WS_CONV_COL,   /* im2col column tile */
+    TDM_WS_CONV_W,     /* per pool thread: widened weight block of the im2col GEMM units */
+    TDM_WS_CONV_PRE,   /* tdm_conv2d_pre's materialised input (other algorithms than Winograd) */
+};
+/* The calling thread's workspace (created empty on first use; its buffers are freed when the thread
+ * exits or by tdm_ops_scratch_release). The ops fill it from the thread that calls them and hand its
+ * buffers to the pool threads for the duration of the call. */
+tdm_workspace *tdm_ops_workspace(void);
+/* Per-thread slices of one slot: nth buffers of `floats` floats (rounded up to 64 bytes) at
+ * base + ith * (*stride). NULL when out of memory. */
+float *tdm_ops_ws_per_thread(int slot, int nth, int64_t floats, int64_t *stride);
+
 #endif

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "base/numeric.h"
 #include "tensor/ops_internal.h"
 
 tdm_code tdm_gemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -190,4 +191,28 @@ void tdm_geglu_ref(const float *in, int64_t M, int64_t F, float *out) {
     for (int64_t m = 0; m < M; m++)
         for (int64_t f = 0; f < F; f++)
             out[m * F + f] = (float)(in[m * 2 * F + f] * act_ref(TDM_ACT_GELU, in[m * 2 * F + F + f]));
+}
+
+/* ---- H5: GEMM with dtype'd operands --------------------------------------------------------------- */
+
+static double gemm_operand_at(const tdm_gemm_operand *X, int64_t i, int64_t j) {
+    int64_t idx = i * X->rs + j * X->cs;
+    switch (X->dtype) {
+    case TDM_F16: return tdm_f16_to_f32(((const uint16_t *)X->data)[idx]);
+    case TDM_BF16: return tdm_bf16_to_f32(((const uint16_t *)X->data)[idx]);
+    default: return ((const float *)X->data)[idx];
+    }
+}
+
+tdm_code tdm_gemm_mixed_ref(int64_t M, int64_t N, int64_t K, float alpha, const tdm_gemm_operand *A,
+                            const tdm_gemm_operand *B, float beta, float *C, int64_t ldc) {
+    if (M < 0 || N < 0 || K < 0 || !A || !B || ldc < (N > 1 ? N : 1)) return TDM_ERR_INVALID_ARG;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += gemm_operand_at(A, i, k) * gemm_operand_at(B, k, j);
+            double c = beta == 0.0f ? 0.0 : (double)beta * C[i * ldc + j]; /* beta 0: C not read */
+            C[i * ldc + j] = (float)((double)alpha * s + c);
+        }
+    return TDM_OK;
 }

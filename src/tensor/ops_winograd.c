@@ -12,12 +12,23 @@
  * (c = a few roundings per transform level). F(2,3): B, A in {0, +-1}, G in {0, +-1/2, 1} (exact in
  * binary), every row of |B^T| and |A^T| sums to <= 3: the bound is a small constant (<= ~4) times the
  * direct one, and measured errors are the same as im2col (1e-7 to 7e-7 of max |y|, tests/test_ops_winograd.c).
- * F(4,3) (points 0, +-1, +-2, inf): rows of |B^T| sum to <= 10, of |A^T| to <= 19, G has 1/6, 1/24
- * (inexact): a bound ~100x the direct one; measured 1e-6 to 1e-5 (up to 6e-5 on one channel), too much
- * for the fixture tolerances, so tdm_conv_pick never chooses it (docs/PERFORMANCE.md).
+ * F(4,3): points (0, 1, -1, 1/2, -2, inf) (Barabasz et al., "Error analysis and improving the accuracy
+ * of Winograd convolution for deep neural networks", 2020: mixing 1/2 and -2 beats (0, +-1, +-2) and
+ * (0, +-1, +-1/2)). Matrices computed exactly in rational arithmetic (Toom-Cook: A^T[i][j] = p_j^i,
+ * G[j] = (1, p_j, p_j^2) / prod_{k != j} (p_j - p_k), the inf column / row selecting the last tap;
+ * B^T solved from sum_j A^T[i][j] G[j][k] B^T[j][l] = [l == i + k]); B^T and A^T are dyadic (exact in
+ * binary), G has thirds and fifteenths (rounded once; only applied to the weights). In the bound above,
+ * rows of |A^T| sum to <= 11.1, of |B^T| to <= 7, of |G| to <= 1.9: a worst case ~(11.1 7 1.9)^2 / 9
+ * ~ 2e3 times the direct bound (loose: the terms do not all align). In practice the error is that of the
+ * f32 GEMM sums (over Cin, of U V) amplified by the output transform: rounding the transforms in double
+ * instead changes nothing measurable, summing the GEMMs in double brings it to im2col's. Measured (Python
+ * float32 model and tests/test_ops_winograd.c, relative to max |y|, random GroupNorm+SiLU-like input
+ * and torch-init weights, Cin 4-1280): 1e-6 to 6e-6, vs 2e-6 to 1.2e-5 for the points (0, +-1, +-2)
+ * and 3e-7 to 6e-7 for F(2,3) and im2col. tdm_conv_pick (ops_conv.c) decides where that is used.
  * Memory: tiles are processed in chunks (V [alpha^2, Cin, tc] <= WINO_V_BYTES) and output channels in
  * blocks (U [alpha^2, cb, Cin] and M [alpha^2, cb, tc] <= WINO_U_BYTES each); weights are transformed
- * per call from their stored dtype (never kept as a transformed copy).
+ * per call from their stored dtype (never kept as a transformed copy). These buffers are the calling
+ * thread's reusable scratch (ops_workspace.c): no allocation or page faults once they reached their size.
  * Work is split into units fixed by the shapes (channel x tile groups, point x tile blocks), so results
  * are identical for any thread count. */
 #include <stdlib.h>
@@ -42,13 +53,17 @@ enum { LANES = 8, TGRP = 64, GEMM_TB = 512, WT_CO = 4 };
 static const float BT2[16] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
 static const float G2[12] = {1, 0, 0, 0.5f, 0.5f, 0.5f, 0.5f, -0.5f, 0.5f, 0, 0, 1};
 static const float AT2[8] = {1, 1, 1, 0, 0, 1, -1, -1};
-/* F(4,3) */
-static const float BT4[36] = {4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
-                              0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1};
-static const float G4[18] = {1.0f / 4,  0,         0,         -1.0f / 6, -1.0f / 6, -1.0f / 6,
-                             -1.0f / 6, 1.0f / 6,  -1.0f / 6, 1.0f / 24, 1.0f / 12, 1.0f / 6,
-                             1.0f / 24, -1.0f / 12, 1.0f / 6, 0,         0,         1};
-static const float AT4[24] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1};
+/* F(4,3), points (0, 1, -1, 1/2, -2, inf) (see the top): exact values; B^T and A^T are applied by the
+ * fixed-coefficient code below (in_lanes_f4, out_lanes_f4), G by wt_lanes. */
+static const float BT4[36] = {1, -1.5f, -2, 1.5f, 1, 0, 0, -1, 0.5f, 2.5f, 1, 0, 0, 1, -2.5f, 0.5f, 1, 0,
+                              0, -2, -1, 2, 1, 0, 0, 0.5f, -1, -0.5f, 1, 0, 0, 1, -1.5f, -2, 1.5f, 1};
+static const float G4[18] = {1, 0, 0,
+                             1.0f / 3, 1.0f / 3, 1.0f / 3,
+                             -1.0f / 3, 1.0f / 3, -1.0f / 3,
+                             -16.0f / 15, -8.0f / 15, -4.0f / 15,
+                             1.0f / 15, -2.0f / 15, 4.0f / 15,
+                             0, 0, 1};
+static const float AT4[24] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 0.5f, -2, 0, 0, 1, 1, 0.25f, 4, 0, 0, 1, -1, 0.125f, -8, 1};
 
 typedef struct wino_job {
     /* geometry */
@@ -66,8 +81,9 @@ typedef struct wino_job {
     float *V;         /* [a2, Cin, tc] */
     float *U;         /* [a2, cbn, Cin] */
     float *M;         /* [a2, cbn, tc] */
-    tdm_scratch wscr;   /* per thread [WT_CO, Cin * 9] widened weights */
-    tdm_scratch rowscr; /* per thread [a, ldp] padded input rows */
+    float *wscr;        /* per thread (stride wstride) [WT_CO, Cin * 9] widened weights */
+    float *rowscr;      /* per thread (stride rstride) [a, ldp] padded input rows */
+    int64_t wstride, rstride;
     int64_t ldp;        /* W + 2 pad + 2 LANES m (reads past the last tile stay inside) */
     int avx2;
     int64_t units;
@@ -184,6 +200,52 @@ AVX2 static void in_lanes_f2(const float *prow, int64_t ldp, int64_t tx0, float 
 }
 #endif
 
+/* F(4,3): fixed coefficients (B^T = BT4, A^T = AT4), plain C over the LANES tiles. The AVX2 builds
+ * (*_avx2) vectorise the same per-lane operations in the same order (no reassociation; -std=c11 implies
+ * -ffp-contract=off, so no FMA contraction): the portable and AVX2 paths compute the same values. */
+#define F4_ALWAYS_INLINE __attribute__((always_inline)) static inline
+
+/* y_r = sum_k B^T[r][k] x_k for r < 6, per lane */
+F4_ALWAYS_INLINE void bt4_apply(const float *x0, const float *x1, const float *x2, const float *x3, const float *x4,
+                                const float *x5, float *y0, float *y1, float *y2, float *y3, float *y4, float *y5) {
+    for (int l = 0; l < LANES; l++) {
+        const float a0 = x0[l], a1 = x1[l], a2 = x2[l], a3 = x3[l], a4 = x4[l], a5 = x5[l];
+        y0[l] = a0 - 1.5f * a1 - 2.0f * a2 + 1.5f * a3 + a4;
+        y1[l] = -a1 + 0.5f * a2 + 2.5f * a3 + a4;
+        y2[l] = a1 - 2.5f * a2 + 0.5f * a3 + a4;
+        y3[l] = -2.0f * a1 - a2 + 2.0f * a3 + a4;
+        y4[l] = 0.5f * a1 - a2 - 0.5f * a3 + a4;
+        y5[l] = a1 - 1.5f * a2 - 2.0f * a3 + 1.5f * a4 + a5;
+    }
+}
+
+/* V for LANES tiles of one tile row: tile tx0 + l reads prow[i][4 (tx0 + l) + j] (lanes beyond nl stay
+ * inside prow's ldp columns and are not stored). */
+F4_ALWAYS_INLINE void in_lanes_f4_body(const float *prow, int64_t ldp, int64_t tx0, float *v, int64_t ldv, int64_t nl) {
+    float d[6][6][LANES], t[6][6][LANES], o[6][LANES]; /* [row][col][lane] */
+    for (int i = 0; i < 6; i++)
+        for (int l = 0; l < LANES; l++) {
+            const float *p = prow + i * ldp + 4 * (tx0 + l);
+            for (int j = 0; j < 6; j++) d[i][j][l] = p[j];
+        }
+    for (int j = 0; j < 6; j++) /* t = B^T d */
+        bt4_apply(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], t[0][j], t[1][j], t[2][j], t[3][j], t[4][j],
+                  t[5][j]);
+    for (int i = 0; i < 6; i++) { /* V = t B */
+        bt4_apply(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2], o[3], o[4], o[5]);
+        for (int j = 0; j < 6; j++) memcpy(v + (int64_t)(i * 6 + j) * ldv, o[j], (size_t)nl * sizeof(float));
+    }
+}
+
+static void in_lanes_f4(const float *prow, int64_t ldp, int64_t tx0, float *v, int64_t ldv, int64_t nl) {
+    in_lanes_f4_body(prow, ldp, tx0, v, ldv, nl);
+}
+#if WINO_X86
+AVX2 static void in_lanes_f4_avx2(const float *prow, int64_t ldp, int64_t tx0, float *v, int64_t ldv, int64_t nl) {
+    in_lanes_f4_body(prow, ldp, tx0, v, ldv, nl);
+}
+#endif
+
 /* Tiles [g0, g1) of the chunk (local indices) for input channel ci. */
 static void in_range(const wino_job *J, int64_t ci, int64_t g0, int64_t g1, float *prow, int64_t ldp) {
     int64_t cached = -1; /* (n, ty) in prow */
@@ -198,10 +260,12 @@ static void in_range(const wino_job *J, int64_t ci, int64_t g0, int64_t g1, floa
         float *v = J->V + ci * J->tc + t;
         const int64_t ldv = J->Cin * J->tc;
 #if WINO_X86
-        if (J->m == 2 && J->avx2) in_lanes_f2(prow, ldp, p.tx, v, ldv, nl);
+        if (J->m == 4 && J->avx2) in_lanes_f4_avx2(prow, ldp, p.tx, v, ldv, nl);
+        else if (J->m == 2 && J->avx2) in_lanes_f2(prow, ldp, p.tx, v, ldv, nl);
         else
 #endif
-            in_lanes_generic(J, prow, ldp, p.tx, v, ldv, nl);
+            if (J->m == 4) in_lanes_f4(prow, ldp, p.tx, v, ldv, nl);
+        else in_lanes_generic(J, prow, ldp, p.tx, v, ldv, nl);
         t += nl;
     }
 }
@@ -209,7 +273,7 @@ static void in_range(const wino_job *J, int64_t ci, int64_t g0, int64_t g1, floa
 static void in_task(void *ctx, int ith, int nth) {
     wino_job *J = ctx;
     int64_t ngrp = (J->tc + TGRP - 1) / TGRP;
-    float *prow = J->rowscr.buf[ith];
+    float *prow = J->rowscr + ith * J->rstride;
     for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
         int64_t ci = u / ngrp, g0 = u % ngrp * TGRP, g1 = g0 + TGRP < J->tc ? g0 + TGRP : J->tc;
         in_range(J, ci, g0, g1, prow, J->ldp);
@@ -256,7 +320,7 @@ AVX2 static void wt_block_avx2(const wino_job *J, const float *wf, int64_t c0, i
 
 static void wt_task(void *ctx, int ith, int nth) {
     wino_job *J = ctx;
-    float *wf = J->wscr.buf[ith]; /* [WT_CO, Cin * 9] */
+    float *wf = J->wscr + ith * J->wstride; /* [WT_CO, Cin * 9] */
     for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
         int64_t c0 = u * WT_CO, c1 = c0 + WT_CO < J->cbn ? c0 + WT_CO : J->cbn;
         tdm_ops_widen(J->weight, (J->cb0 + c0) * J->Cin * 9, (c1 - c0) * J->Cin * 9, wf);
@@ -357,6 +421,53 @@ AVX2 static void out_lanes_f2(const wino_job *J, const float *mm0, int64_t ldm, 
 }
 #endif
 
+/* F(4,3) output transform: y_r = sum_k A^T[r][k] x_k for r < 4, per lane */
+F4_ALWAYS_INLINE void at4_apply(const float *x0, const float *x1, const float *x2, const float *x3, const float *x4,
+                                const float *x5, float *y0, float *y1, float *y2, float *y3) {
+    for (int l = 0; l < LANES; l++) {
+        const float a0 = x0[l], a1 = x1[l], a2 = x2[l], a3 = x3[l], a4 = x4[l], a5 = x5[l];
+        y0[l] = a0 + a1 + a2 + a3 + a4;
+        y1[l] = a1 - a2 + 0.5f * a3 - 2.0f * a4;
+        y2[l] = a1 + a2 + 0.25f * a3 + 4.0f * a4;
+        y3[l] = a1 - a2 + 0.125f * a3 - 8.0f * a4 + a5;
+    }
+}
+
+/* LANES tiles of one tile row: y = A^T M A + b, written as 4 rows of 32 contiguous outputs when the 8 tiles
+ * are inside the image (cropped per element otherwise). */
+F4_ALWAYS_INLINE void out_lanes_f4_body(const wino_job *J, const float *mm0, int64_t ldm, float b, float *yc,
+                                        int64_t ty, int64_t tx0, int64_t nl) {
+    float mm[6][6][LANES], t[4][6][LANES], o[4][4][LANES]; /* [row][col][lane] */
+    for (int k = 0; k < 36; k++) memcpy(mm[k / 6][k % 6], mm0 + (int64_t)k * ldm, sizeof mm[0][0]);
+    for (int j = 0; j < 6; j++) /* t = A^T M */
+        at4_apply(mm[0][j], mm[1][j], mm[2][j], mm[3][j], mm[4][j], mm[5][j], t[0][j], t[1][j], t[2][j], t[3][j]);
+    for (int i = 0; i < 4; i++) { /* y = t A + b */
+        at4_apply(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[i][0], o[i][1], o[i][2], o[i][3]);
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < LANES; l++) o[i][j][l] += b;
+    }
+    if (nl == LANES && ty * 4 + 3 < J->Ho && (tx0 + LANES) * 4 <= J->Wo) {
+        for (int i = 0; i < 4; i++) {
+            float *yr = yc + (ty * 4 + i) * J->Wo + tx0 * 4;
+            for (int l = 0; l < LANES; l++)
+                for (int j = 0; j < 4; j++) yr[l * 4 + j] = o[i][j][l];
+        }
+        return;
+    }
+    store_tiles(J, yc, ty, tx0, nl, o);
+}
+
+static void out_lanes_f4(const wino_job *J, const float *mm0, int64_t ldm, float b, float *yc, int64_t ty, int64_t tx0,
+                         int64_t nl) {
+    out_lanes_f4_body(J, mm0, ldm, b, yc, ty, tx0, nl);
+}
+#if WINO_X86
+AVX2 static void out_lanes_f4_avx2(const wino_job *J, const float *mm0, int64_t ldm, float b, float *yc, int64_t ty,
+                                   int64_t tx0, int64_t nl) {
+    out_lanes_f4_body(J, mm0, ldm, b, yc, ty, tx0, nl);
+}
+#endif
+
 static void out_range(const wino_job *J, int64_t co, int64_t g0, int64_t g1) {
     const float b = J->bias ? J->bias[J->cb0 + co] : 0.0f;
     const int64_t ldm = J->cbn * J->tc;
@@ -368,11 +479,15 @@ static void out_range(const wino_job *J, int64_t co, int64_t g0, int64_t g1) {
         const float *mm0 = J->M + co * J->tc + t; /* lanes beyond nl read stale values of M: not stored */
         float *yc = J->y + (p.n * J->Cout + J->cb0 + co) * J->Ho * J->Wo;
 #if WINO_X86
-        if (J->m == 2 && J->avx2) {
+        if (J->m == 4 && J->avx2) {
+            out_lanes_f4_avx2(J, mm0, ldm, b, yc, p.ty, p.tx, nl);
+        } else if (J->m == 2 && J->avx2) {
             out_lanes_f2(J, mm0, ldm, b, yc, p.ty, p.tx, nl);
         } else
 #endif
-        {
+            if (J->m == 4) {
+            out_lanes_f4(J, mm0, ldm, b, yc, p.ty, p.tx, nl);
+        } else {
             float o[4][4][LANES];
             out_lanes_generic(J, mm0, ldm, b, o);
             store_tiles(J, yc, p.ty, p.tx, nl, o);
@@ -433,20 +548,20 @@ tdm_code tdm_conv2d_winograd_pre(const tdm_exec *ex, int m, const float *x, int6
     }
     if (cbmax > Cout) cbmax = Cout;
     int nth = tdm_exec_threads(ex);
-    float *bf = NULL;
-    tdm_code rc = TDM_ERR_NOMEM;
-    J.V = malloc((size_t)(J.a2 * Cin * tcmax) * sizeof(float));
-    J.U = malloc((size_t)(J.a2 * cbmax * Cin) * sizeof(float));
-    J.M = calloc((size_t)(J.a2 * cbmax * tcmax + LANES), sizeof(float)); /* + LANES: see out_range */
-    if (!J.V || !J.U || !J.M) goto done;
-    if (tdm_scratch_alloc(&J.wscr, nth, WT_CO * Cin * 9) != TDM_OK) goto done;
+    /* scratch: the calling thread's reusable buffers (ops_workspace.c), no per-call allocation */
+    tdm_workspace *ws = tdm_ops_workspace();
+    J.V = tdm_workspace_get(ws, TDM_WS_WINO_V, (size_t)(J.a2 * Cin * tcmax) * sizeof(float));
+    J.U = tdm_workspace_get(ws, TDM_WS_WINO_U, (size_t)(J.a2 * cbmax * Cin) * sizeof(float));
+    J.M = tdm_workspace_get(ws, TDM_WS_WINO_M, (size_t)(J.a2 * cbmax * tcmax + LANES) * sizeof(float)); /* + LANES: see out_range */
+    J.wscr = tdm_ops_ws_per_thread(TDM_WS_WINO_WT, nth, WT_CO * Cin * 9, &J.wstride);
     J.ldp = (J.txn + LANES) * m + 8; /* every column a lane group may read, zero beyond the input */
     if (J.ldp < W + 2 * pad) J.ldp = W + 2 * pad;
-    if (tdm_scratch_alloc(&J.rowscr, nth, J.a * J.ldp) != TDM_OK) goto done;
+    J.rowscr = tdm_ops_ws_per_thread(TDM_WS_WINO_ROWS, nth, J.a * J.ldp, &J.rstride);
+    float *bf = bias ? tdm_workspace_get(ws, TDM_WS_BIAS, (size_t)Cout * sizeof(float)) : NULL;
+    if (!J.V || !J.U || !J.M || !J.wscr || !J.rowscr || (bias && !bf)) return TDM_ERR_NOMEM;
     tdm_cpu_features cf = tdm_cpu_detect();
     J.avx2 = cf.avx2 && cf.fma;
     if (bias) {
-        if (!(bf = malloc((size_t)Cout * sizeof(float)))) goto done;
         tdm_ops_widen(bias, 0, Cout, bf);
         J.bias = bf;
     }
@@ -458,16 +573,9 @@ tdm_code tdm_conv2d_winograd_pre(const tdm_exec *ex, int m, const float *x, int6
             J.cbn = Cout - J.cb0 < cbmax ? Cout - J.cb0 : cbmax;
             run_phase(ex, &J, (J.cbn + WT_CO - 1) / WT_CO, wt_task);
             run_phase(ex, &J, J.a2 * ((J.tc + GEMM_TB - 1) / GEMM_TB), gemm_task);
+            memset(J.M + J.a2 * J.cbn * J.tc, 0, LANES * sizeof(float)); /* read by the last lane group */
             run_phase(ex, &J, J.cbn * ngrp, out_task);
         }
     }
-    rc = TDM_OK;
-done:
-    free(J.V);
-    free(J.U);
-    free(J.M);
-    free(bf);
-    tdm_scratch_free(&J.wscr);
-    tdm_scratch_free(&J.rowscr);
-    return rc;
+    return TDM_OK;
 }
