@@ -346,6 +346,9 @@ typedef struct tdm_adaptive_params {
      * (both or neither) override it. NULL (default): text to image. */
     const tdm_image *init_image;
     float strength; /* (0, 1], default 0.75 */
+    /* Teacher steps T of a refinement (0, default: teacher.steps). Lets a run refine with fewer teacher
+     * steps than the teacher-only baseline uses (e.g. refine with 10 DDIM steps, compare with 50). */
+    int refine_steps;
 } tdm_adaptive_params;
 
 void tdm_adaptive_params_init(tdm_adaptive_params *p);

@@ -571,6 +571,16 @@ static void test_refine_counts(models *m) {
               fabs(r.refine_sigma - 0.465) < 0.01, "t0 %g sigma %g", (double)r.refine_start_timestep, r.refine_sigma);
     CHECK(strstr(r.parameters, "Refine noise: 0.5") != NULL);
     tdm_adaptive_result_free(&r);
+    /* refine_steps: the refinement runs its own T (2) while the teacher's settings keep 3 steps */
+    p.refine_convention = TDM_REFINE_STRENGTH;
+    p.refine_steps = 2;
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+    CHECK_MSG(r.refine_steps == 2 && r.refine_grid_steps == 3 && r.unet_calls_teacher == 2, "steps %d grid %d calls %d",
+              r.refine_steps, r.refine_grid_steps, r.unet_calls_teacher);
+    tdm_adaptive_result_free(&r);
+    p.refine_steps = -1;
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_ERR_INVALID_ARG);
+    tdm_adaptive_result_free(&r);
     tdm_oracle_free(o);
 }
 

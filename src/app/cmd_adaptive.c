@@ -210,6 +210,8 @@ int tdm_cli_teacher_parse(const char *cmd, int argc, char **argv, int *ip, tdm_c
     else if (OPT("--teacher-eta")) r = err || !tdm_arg_float(cmd, "--teacher-eta", v, 0, 1, &t->settings.eta) ? -1 : 1;
     else if (OPT("--refine-strength"))
         r = err || !tdm_cli_arg_double(cmd, "--refine-strength", v, 0, 1, 1, 0, &t->strength) ? -1 : 1;
+    else if (OPT("--refine-steps"))
+        r = err || !tdm_arg_int(cmd, "--refine-steps", v, 1, 1000, &t->refine_steps) ? -1 : 1;
     else if (OPT("--refine-noise"))
         r = err || !tdm_cli_arg_double(cmd, "--refine-noise", v, 0, 1, 1, 1, &t->noise) ? -1 : 1;
     else r = 0;
@@ -243,6 +245,7 @@ void tdm_cli_teacher_apply(const tdm_cli_teacher_opts *t, tdm_adaptive_params *p
         p->refine_strength = (float)t->strength;
     }
     p->force_pixels = t->pixels;
+    p->refine_steps = t->refine_steps;
 }
 
 static uint64_t random_seed(void) {
@@ -316,6 +319,8 @@ static void adaptive_help(const char *cmd) {
            "                         a schedule of int(T/S + 1) steps of which the last T run\n"
            "  --refine-noise SIGMA   paper Algorithm 1, 0 < SIGMA < 1: x = sqrt(1-SIGMA) x0 + sqrt(SIGMA) z, i.e.\n"
            "                         start where 1 - alphabar_t = SIGMA (nearest grid point running T steps)\n"
+           "  --refine-steps T       teacher steps of a refinement (default: --teacher-steps); e.g. refine in\n"
+           "                         10 steps while the teacher alone would run 50\n"
            "  --refine-through-pixels  decode / re-encode even when the VAE is shared (default: latent hand-off)\n"
            "common:\n"
            "  --prompt TEXT, --negative-prompt TEXT, --seed N (-1 random), --width N, --height N, --clip-skip N,\n"

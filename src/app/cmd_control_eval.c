@@ -44,7 +44,7 @@ static void control_eval_help(void) {
            "teacher and refinement:\n"
            "  --teacher PATH (default: the student's model), --teacher-unet NAME, --teacher-steps N,\n"
            "  --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F, --refine-strength S (default 0.4)\n"
-           "  | --refine-noise SIGMA, --refine-through-pixels\n"
+           "  | --refine-noise SIGMA, --refine-steps T (default --teacher-steps), --refine-through-pixels\n"
            "oracle:\n"
            "  --oracle NAME (default checker), --oracle-model PATH\n"
            "common:\n"

@@ -63,7 +63,7 @@ static void edit_help(void) {
            "  --model PATH, --steps N, --guidance F, --sampler NAME, --eta F, --student-unet NAME\n"
            "  --teacher PATH, --teacher-steps N, --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F,\n"
            "  --teacher-unet NAME, --strategy refine|regenerate, --refine-strength S | --refine-noise SIGMA,\n"
-           "  --refine-through-pixels, --oracle NAME (default checker; none: no score in the one-model modes),\n"
+           "  --refine-steps T, --refine-through-pixels, --oracle NAME (default checker; none: no score in the one-model modes),\n"
            "  --oracle-model PATH, --tau F, --k K, --teacher-share Q, --calibration FILE\n"
            "  --negative-prompt TEXT, --seed N (-1 random, the default), --width N --height N (force a size),\n"
            "  --clip-skip N, --no-emphasis, --tokenizer DIR, --threads N, -q\n"

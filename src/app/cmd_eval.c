@@ -33,7 +33,7 @@ static void eval_help(void) {
            "teacher and refinement:\n"
            "  --teacher PATH (default: the student's model), --teacher-steps N, --teacher-guidance F,\n"
            "  --teacher-sampler NAME, --teacher-eta F, --refine-strength S (default 0.4) | --refine-noise SIGMA,\n"
-           "  --refine-through-pixels\n"
+           "  --refine-steps T (teacher steps of a refinement; default --teacher-steps), --refine-through-pixels\n"
            "oracle:\n"
            "  --oracle NAME (default checker), --oracle-model PATH\n"
            "  --student-unet NAME, --teacher-unet NAME   UNet components (default: unet)\n"

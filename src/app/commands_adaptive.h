@@ -60,6 +60,7 @@ typedef struct tdm_cli_teacher_opts {
     tdm_stage_settings settings;
     double strength, noise;      /* NAN when not given */
     int pixels;
+    int refine_steps;            /* --refine-steps T (0: the teacher's steps) */
 } tdm_cli_teacher_opts;
 void tdm_cli_teacher_init(tdm_cli_teacher_opts *t);
 int tdm_cli_teacher_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli_teacher_opts *t); /* as above */

@@ -319,7 +319,11 @@ tdm_code tdm_adaptive_setup_refine(tdm_adaptive_setup *s, const tdm_adaptive_par
     const int strength = p->refine_convention == TDM_REFINE_STRENGTH;
     if (p->refine_convention != TDM_REFINE_STRENGTH && p->refine_convention != TDM_REFINE_NOISE)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "unknown refine convention %d", (int)p->refine_convention);
-    TDM_TRY(tdm_refine_plan_make(tm, s->tp.sampler, s->tp.eta, s->tp.steps, p->refine_convention,
+    if (p->refine_steps < 0 || p->refine_steps > 1000)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "refine steps %d out of range [0, 1000] (0: the teacher's steps)",
+                        p->refine_steps);
+    const int T = p->refine_steps > 0 ? p->refine_steps : s->tp.steps;
+    TDM_TRY(tdm_refine_plan_make(tm, s->tp.sampler, s->tp.eta, T, p->refine_convention,
                                  tdm_float_as_decimal(strength ? p->refine_strength : p->refine_noise), &s->rp, st));
     if (p->force_pixels) {
         s->handoff_latent = 0;
