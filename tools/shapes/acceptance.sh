@@ -1,0 +1,81 @@
+#!/bin/sh
+# The shapes-world acceptance measurements of issues 4, 5 and 6 on the shipped model family
+# (models/shapes), with the C engine only. Every step is resumable (rerun the script after an
+# interruption: calibrate / eval / edit-eval / control-eval continue their logs) and writes its table
+# under OUT; the tables go into docs/ADAPTIVE.md, docs/LORA.md, docs/EDITING.md and docs/CONTROLNET.md.
+#
+# usage: tools/shapes/acceptance.sh [--out DIR] [--only adaptive|lora|edit|control]...
+#   environment: TANDEM (default build/tandem), MODELS (default models/shapes), N_EVAL (500),
+#   N_EDIT (300), N_CONTROL (300), N_CAL (500), REFINE_STEPS (10)
+#
+# Settings (docs/ADAPTIVE.md): student = unet_student, consistency sampler, 4 steps, guidance 5;
+# teacher-only baseline = DDIM 50 steps, guidance 5 (100 UNet evaluations an image); refinement =
+# DDIM with REFINE_STEPS teacher steps at strength 0.4; oracle = the shipped shapes oracle (ImageReward
+# architecture); tau_k from a calibration on validation-split captions (world seed 1), evaluation on
+# test-split captions (world seed 1001), seed 0.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TANDEM=${TANDEM:-$ROOT/build/tandem}
+MODELS=${MODELS:-$ROOT/models/shapes}
+OUT=$ROOT/build/acceptance
+ONLY=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) OUT=$2; shift 2 ;;
+        --only) ONLY="$ONLY $2"; shift 2 ;;
+        *) echo "acceptance.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+: "${ONLY:= adaptive lora edit control}"
+N_EVAL=${N_EVAL:-500}; N_EDIT=${N_EDIT:-300}; N_CONTROL=${N_CONTROL:-300}; N_CAL=${N_CAL:-500}
+REFINE_STEPS=${REFINE_STEPS:-10}
+[ -x "$TANDEM" ] || { echo "acceptance.sh: $TANDEM missing: run make" >&2; exit 1; }
+[ -f "$MODELS/model_index.json" ] || { echo "acceptance.sh: no model family at $MODELS" >&2; exit 1; }
+[ -f "$MODELS/oracle/config.json" ] || { echo "acceptance.sh: no oracle at $MODELS/oracle" >&2; exit 1; }
+mkdir -p "$OUT"
+wants() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+
+ORACLE="--oracle imagereward --oracle-model $MODELS/oracle"
+STUDENT="--student-unet unet_student --sampler consistency --steps 4 --guidance 5"
+TEACHER="--teacher-unet unet --teacher-sampler ddim --teacher-steps 50 --teacher-guidance 5"
+REFINE="--refine-strength 0.4 --refine-steps $REFINE_STEPS"
+K="--k 10,20,30,50,70"
+
+"$TANDEM" world captions --split val --n "$N_CAL" --seed 1 > "$OUT/calibration_prompts.txt"
+"$TANDEM" world captions --split test --n "$N_EVAL" --seed 1001 > "$OUT/test_prompts.txt"
+
+if wants adaptive; then
+    echo "== issue 4: calibration ($N_CAL student samples) and evaluation ($N_EVAL test prompts)"
+    # shellcheck disable=SC2086
+    "$TANDEM" calibrate --model "$MODELS" $STUDENT $ORACLE --prompts "$OUT/calibration_prompts.txt" \
+        --n "$N_CAL" --seed 0 --out "$OUT/calibration.json" -q
+    # shellcheck disable=SC2086
+    "$TANDEM" eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --prompts "$OUT/test_prompts.txt" \
+        --seeds 0 --calibration "$OUT/calibration.json" --out "$OUT/adaptive"
+fi
+
+if wants lora && [ -f "$MODELS/lcm_lora/pytorch_lora_weights.safetensors" ]; then
+    echo "== issue 5: LCM-LoRA student (teacher + LoRA, weights shared), $N_EVAL test prompts"
+    LORA="--student-lora $MODELS/lcm_lora/pytorch_lora_weights.safetensors --student-unet unet"
+    # shellcheck disable=SC2086
+    "$TANDEM" calibrate --model "$MODELS" $LORA --sampler lcm --steps 4 --guidance 1 $ORACLE \
+        --prompts "$OUT/calibration_prompts.txt" --n "$N_CAL" --seed 0 --out "$OUT/calibration_lora.json" -q
+    # shellcheck disable=SC2086
+    "$TANDEM" eval --model "$MODELS" $LORA --sampler lcm --steps 4 --guidance 1 $TEACHER $REFINE $ORACLE $K \
+        --prompts "$OUT/test_prompts.txt" --seeds 0 --calibration "$OUT/calibration_lora.json" --out "$OUT/lora"
+fi
+
+if wants edit; then
+    echo "== issue 6: editing, $N_EDIT pairs"
+    # shellcheck disable=SC2086
+    "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" \
+        --similarity-model "$MODELS/clip" --out "$OUT/edit"
+fi
+
+if wants control && [ -d "$MODELS/controlnet" ]; then
+    echo "== issue 6: ControlNet, $N_CONTROL scenes"
+    # shellcheck disable=SC2086
+    "$TANDEM" control-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_CONTROL" \
+        --controlnet "$MODELS/controlnet" --out "$OUT/control"
+fi
+echo "== tables: $OUT/*/table.md"
