@@ -67,6 +67,29 @@ def load_ckpt(path):
     return s
 
 
+def _cast_floats(obj, dtype):
+    if torch.is_tensor(obj):
+        return obj.to(dtype) if obj.is_floating_point() else obj
+    if isinstance(obj, dict):
+        return {k: _cast_floats(v, dtype) for k, v in obj.items()}
+    return obj
+
+
+LIGHT_CKPT = "ckpt_light.pt"
+
+
+def lighten_ckpt(src, dst):
+    """A checkpoint small enough to keep in the repository between sessions: the weights (model, EMA, LoRA)
+    in float16, the step, the time and the RNG states, without the optimiser and LR-scheduler states.
+    Loop resumes from it with a fresh optimiser (and a fresh warm-up), a warm restart."""
+    s = torch.load(src)
+    light = {k: (v if k in ("rng", "np_rng") else _cast_floats(v, torch.float16)) for k, v in s.items()
+             if k not in ("opt", "sched")}
+    light["light"] = True
+    torch.save(light, dst + ".tmp")
+    os.replace(dst + ".tmp", dst)
+
+
 class EMA:
     def __init__(self, model, decay):
         self.decay = decay
@@ -90,11 +113,20 @@ class Loop:
         self.ckpt = os.path.join(folder, "ckpt.pt")
         self.step = 0
         self.seconds = 0.0  # training time accumulated over runs
+        light = os.path.join(folder, LIGHT_CKPT)
         if a.resume and os.path.exists(self.ckpt):
             s = load_ckpt(self.ckpt)
             self.step, self.seconds = s["step"], s.get("seconds", 0.0)
             restore_fn(s)
             log(stage, "resumed at step %d (%.1f min trained so far)" % (self.step, self.seconds / 60))
+        elif a.resume and os.path.exists(light):  # weights only (lighten_ckpt): fresh optimiser state
+            s = _cast_floats(load_ckpt(light), torch.float32)
+            fresh = state_fn()
+            s.update({k: v for k, v in fresh.items() if k not in s})
+            self.step, self.seconds = s["step"], s.get("seconds", 0.0)
+            restore_fn(s)
+            log(stage, "resumed at step %d from the weights-only %s (fresh optimiser; %.1f min trained so far)" % (
+                self.step, LIGHT_CKPT, self.seconds / 60))
         elif os.path.exists(self.ckpt) and not a.resume:
             log(stage, "note: %s exists; starting over (use --resume to continue)" % self.ckpt)
 
@@ -221,3 +253,10 @@ class TextCache:
                     self.cache[t] = v
         return torch.stack([self.cache[t] if t in self.cache else self.te(ids_tensor(self.tok, [t]))[0][0].half()
                             for t in texts]).float()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="checkpoint tools")
+    ap.add_argument("--lighten", nargs=2, metavar=("CKPT", "OUT"), required=True,
+                    help="write a weights-only float16 checkpoint (see lighten_ckpt)")
+    lighten_ckpt(*ap.parse_args().lighten)

@@ -13,9 +13,13 @@ PROJECTION_DIM = 128
 
 VAE = dict(block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8)
 
+# SDXL's block layout (no attention at the highest resolution; attention at 8x8, 4x4 and in the mid block):
+# with SD1's layout (attention at 16x16 too) self-attention over 256 tokens with 4 heads of width 8 took
+# 60% of a training step; this layout trains 2.5x faster per step (0.83 vs 2.04 CPU-s at batch 32) and
+# conditions on the text at 8x8 and 4x4, enough for 3x3 position cells. docs/TRAINING.md.
 UNET = dict(block_out_channels=(32, 64, 128), layers_per_block=1, attention_head_dim=4, norm_num_groups=8,
-            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"))
 
 # fixture widths (same structure)
 TINY_TEXT = dict(hidden=32, layers=2, heads=4, inter=64, act="quick_gelu")

@@ -2,7 +2,8 @@
 # Keeps the state of the shapes-world training in the repository so that it continues in a later
 # session: for every stage in the work folder, its outputs (out/: weights, configs, metrics.json; not the
 # encoded datasets latents_*.pt, which the next stage regenerates) and,
-# when the stage is not finished, its checkpoint (ckpt.pt) go to models/shapes/stages/<stage>/.
+# when the stage is not finished, its checkpoint (ckpt.pt; above 16 MB a weights-only float16 ckpt_light.pt,
+# resumed with a fresh optimiser) go to models/shapes/stages/<stage>/.
 # build_all.sh starts a fresh work folder from there. Datasets are not kept (regenerated from seeds).
 #
 # usage: tools/shapes/save_stages.sh [--work DIR]
@@ -17,14 +18,22 @@ for d in "$WORK"/*/; do
     [ -d "$d/out" ] || [ -f "$d/ckpt.pt" ] || continue
     rm -rf "$DEST/$name"
     mkdir -p "$DEST/$name"
-    if [ -d "$d/out" ]; then  # encoded datasets (latents_*.pt) are regenerated, not kept
-        mkdir -p "$DEST/$name/out"
-        (cd "$d/out" && find . -type f ! -name 'latents_*.pt' | while read -r f; do
+    unfinished=0
+    [ -f "$d/ckpt.pt" ] && ! grep -qs '"finished": true' "$d/out/metrics.json" && unfinished=1
+    if [ -d "$d/out" ]; then  # encoded datasets (latents_*.pt) are regenerated, not kept; nor the weights
+        mkdir -p "$DEST/$name/out"  # of an unfinished stage (its checkpoint has them)
+        skip='*.none'; [ $unfinished = 1 ] && skip='*.safetensors'
+        (cd "$d/out" && find . -type f ! -name 'latents_*.pt' ! -name "$skip" | while read -r f; do
             mkdir -p "$DEST/$name/out/$(dirname "$f")"; cp "$f" "$DEST/$name/out/$f"; done)
     fi
-    if [ -f "$d/ckpt.pt" ] && ! grep -qs '"finished": true' "$d/out/metrics.json"; then
-        cp "$d/ckpt.pt" "$DEST/$name/ckpt.pt"
-        echo "$name: unfinished: outputs and checkpoint kept"
+    if [ $unfinished = 1 ]; then
+        if [ "$(stat -c %s "$d/ckpt.pt")" -le 16000000 ]; then
+            cp "$d/ckpt.pt" "$DEST/$name/ckpt.pt"
+            echo "$name: unfinished: outputs and checkpoint kept"
+        else  # large: weights only, in float16 (the optimiser restarts; common.lighten_ckpt)
+            (cd "$ROOT/tools" && /usr/bin/python3 -m shapes.common --lighten "$d/ckpt.pt" "$DEST/$name/ckpt_light.pt")
+            echo "$name: unfinished: outputs and a weights-only checkpoint kept"
+        fi
     else
         echo "$name: outputs kept"
     fi
