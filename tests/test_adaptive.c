@@ -19,22 +19,12 @@
 #include "pipeline/calibrate.h"
 #include "tandem.h"
 #include "cli_util.h"
+#include "eval_test_util.h"
 #include "test_util.h"
-#include "tiny_sd_model.h"
 
 static tdm_status g_st;
 
-static int same_image(const tdm_image *a, const tdm_image *b) {
-    return a->pixels && b->pixels && a->width == b->width && a->height == b->height &&
-           memcmp(a->pixels, b->pixels, (size_t)a->width * a->height * 3) == 0;
-}
 
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
 
 /* ---- percentiles (values checked against numpy.percentile) ---- */
 
@@ -78,7 +68,7 @@ static void test_calibration_files(void) {
     const char *text = "{\"format\": \"tandem-calibration\", \"version\": 1, \"student\": {\"model\": \"m\", "
                        "\"sampler\": \"lcm\", \"steps\": 4, \"guidance\": 8.5, \"width\": 64, \"height\": 64}, "
                        "\"oracle\": {\"name\": \"checker\"}, \"n\": 4, \"scores\": [4, 1, 3, 2]}";
-    write_file(path, text, strlen(text));
+    tdm_test_write_file(path, text, strlen(text));
     CHECK(tdm_calibration_load(path, &c, &st) == TDM_OK);
     double tau = 0, share = 0;
     CHECK(c && tdm_calibration_count(c) == 4);
@@ -103,7 +93,7 @@ static void test_calibration_files(void) {
     /* the reference code's table: k must be one of its keys */
     snprintf(path, sizeof path, "%s/cal-ref.json", tdm_test_tmpdir());
     text = "{\"10\": -0.6, \"50\": 0.6, \"90\": 1.6}";
-    write_file(path, text, strlen(text));
+    tdm_test_write_file(path, text, strlen(text));
     CHECK(tdm_calibration_load(path, &c, &st) == TDM_OK);
     CHECK(c && tdm_calibration_tau(c, 50, &tau, &st) == TDM_OK && tau == 0.6);
     CHECK(c && tdm_calibration_tau(c, 40, &tau, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "10, 50, 90"));
@@ -113,7 +103,7 @@ static void test_calibration_files(void) {
     CHECK(tdm_calibration_load("no/such/calibration.json", &c, &st) == TDM_ERR_IO && strstr(st.msg, "no/such"));
     snprintf(path, sizeof path, "%s/cal-bad.json", tdm_test_tmpdir());
     text = "{\"format\": \"tandem-calibration\", \"scores\": [1, \"x\"]}";
-    write_file(path, text, strlen(text));
+    tdm_test_write_file(path, text, strlen(text));
     CHECK(tdm_calibration_load(path, &c, &st) == TDM_ERR_FORMAT && strstr(st.msg, "scores"));
 }
 
@@ -125,26 +115,26 @@ static void test_prompts(void) {
     tdm_prompts pr;
     snprintf(path, sizeof path, "%s/p-ok.txt", tdm_test_tmpdir());
     const char *ok = "\xEF\xBB\xBF" "a red circle on the left\r\nune b\xC3\xA2" "che verte\na blue square at the top";
-    write_file(path, ok, strlen(ok));
+    tdm_test_write_file(path, ok, strlen(ok));
     CHECK(tdm_prompts_load(path, &pr, &st) == TDM_OK);
     CHECK(pr.n == 3 && strcmp(pr.line[0], "a red circle on the left") == 0 && strcmp(pr.line[2], "a blue square at the top") == 0);
     CHECK(strlen(pr.sha256) == 64);
     tdm_prompts_free(&pr);
     snprintf(path, sizeof path, "%s/p-utf8.txt", tdm_test_tmpdir());
     const char *bad = "first\nsecond \xC3\x28 bad\nthird\n";
-    write_file(path, bad, strlen(bad));
+    tdm_test_write_file(path, bad, strlen(bad));
     CHECK(tdm_prompts_load(path, &pr, &st) == TDM_ERR_FORMAT && strstr(st.msg, ":2: invalid UTF-8"));
     const char *overlong = "x\ny\n\xC0\xAF\n";
-    write_file(path, overlong, strlen(overlong));
+    tdm_test_write_file(path, overlong, strlen(overlong));
     CHECK(tdm_prompts_load(path, &pr, &st) == TDM_ERR_FORMAT && strstr(st.msg, ":3: invalid UTF-8"));
     snprintf(path, sizeof path, "%s/p-empty.txt", tdm_test_tmpdir());
     const char *empty = "first\n\nthird\n";
-    write_file(path, empty, strlen(empty));
+    tdm_test_write_file(path, empty, strlen(empty));
     CHECK(tdm_prompts_load(path, &pr, &st) == TDM_ERR_FORMAT && strstr(st.msg, ":2: empty line"));
     const char *blank_end = "first\n  \n";
-    write_file(path, blank_end, strlen(blank_end));
+    tdm_test_write_file(path, blank_end, strlen(blank_end));
     CHECK(tdm_prompts_load(path, &pr, &st) == TDM_ERR_FORMAT && strstr(st.msg, ":2: empty line"));
-    write_file(path, "", 0);
+    tdm_test_write_file(path, "", 0);
     CHECK(tdm_prompts_load(path, &pr, &st) == TDM_ERR_FORMAT && strstr(st.msg, "no prompts"));
     CHECK(tdm_prompts_load("no/such/prompts.txt", &pr, &st) == TDM_ERR_IO);
 }
@@ -275,7 +265,7 @@ static void test_stage_matches_generate(models *m) {
         job.want_latent = 1;
         tdm_gen_result r;
         CHECK(tdm_gen_execute(sm, ex, &job, &r, &st) == TDM_OK);
-        CHECK_MSG(same_image(&r.image, &ref), "stage runner differs from tdm_generate (model %d)", k);
+        CHECK_MSG(tdm_test_same_image(&r.image, &ref), "stage runner differs from tdm_generate (model %d)", k);
         CHECK(r.latent && r.Cl == 4 && r.h == 8 && r.w == 8);
 
         /* conditioning encoded beforehand: the same image */
@@ -287,7 +277,7 @@ static void test_stage_matches_generate(models *m) {
         pre.text = &tc;
         tdm_gen_result r3;
         CHECK(tdm_gen_execute(sm, ex, &pre, &r3, &st) == TDM_OK);
-        CHECK_MSG(same_image(&r3.image, &ref), "pre-encoded conditioning differs (model %d)", k);
+        CHECK_MSG(tdm_test_same_image(&r3.image, &ref), "pre-encoded conditioning differs (model %d)", k);
         tdm_gen_result_free(&r3);
         tdm_arena_free(&arena);
 
@@ -309,7 +299,7 @@ static void test_stage_matches_generate(models *m) {
         tdm_gen_result r2;
         if (k == 1) { /* (the LCM img2img rule differs from get_timesteps; compared on the SD model) */
             CHECK(tdm_gen_execute(sm, ex, &ij, &r2, &st) == TDM_OK);
-            CHECK_MSG(same_image(&r2.image, &ref2), "stage img2img differs from tdm_generate");
+            CHECK_MSG(tdm_test_same_image(&r2.image, &ref2), "stage img2img differs from tdm_generate");
             CHECK(r2.stats.steps_run == 2);
             tdm_gen_result_free(&r2);
         }
@@ -367,13 +357,13 @@ static void test_controls(models *m) {
     gp.n_controls = 1;
     tdm_image ref = {0};
     CHECK(tdm_generate(m->e2, m->lcm, &gp, &ref, NULL, &st) == TDM_OK);
-    CHECK_MSG(same_image(&r.student_image, &ref), "adaptive student with ControlNet differs from tdm_generate");
+    CHECK_MSG(tdm_test_same_image(&r.student_image, &ref), "adaptive student with ControlNet differs from tdm_generate");
     tdm_image_free(&ref);
     /* without the control the student and the refinement differ */
     p.controls = NULL;
     p.n_controls = 0;
     CHECK(run(m->e1, m->lcm, m->sd, &p, &plain) == TDM_OK && plain.controlnet_calls_student == 0);
-    CHECK(!same_image(&plain.student_image, &r.student_image) && !same_image(&plain.image, &r.image));
+    CHECK(!tdm_test_same_image(&plain.student_image, &r.student_image) && !tdm_test_same_image(&plain.image, &r.image));
     CHECK(plain.metadata_json && !strstr(plain.metadata_json, "\"controls\""));
     /* regeneration with the control is tdm_generate with the teacher's settings and the control */
     p.controls = &c;
@@ -384,7 +374,7 @@ static void test_controls(models *m) {
     gp.sampler = "ddim";
     gp.guidance_scale = 7.5f;
     CHECK(tdm_generate(m->e1, m->sd, &gp, &ref, NULL, &st) == TDM_OK);
-    CHECK_MSG(same_image(&rg.image, &ref), "regeneration with ControlNet differs from tdm_generate");
+    CHECK_MSG(tdm_test_same_image(&rg.image, &ref), "regeneration with ControlNet differs from tdm_generate");
     tdm_image_free(&ref);
     tdm_adaptive_result_free(&rg);
     tdm_adaptive_result_free(&plain);
@@ -424,8 +414,8 @@ static void test_decisions(models *m) {
     CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
     CHECK(r.decision == TDM_DECISION_KEEP && r.oracle_score == 0.5f && r.tau == 0.4);
     CHECK(r.unet_evals_teacher == 0 && r.unet_evals_student == 2 && r.unet_calls_student == 2);
-    CHECK_MSG(same_image(&r.image, &student), "kept image is not the student's");
-    CHECK(same_image(&r.student_image, &student));
+    CHECK_MSG(tdm_test_same_image(&r.image, &student), "kept image is not the student's");
+    CHECK(tdm_test_same_image(&r.student_image, &student));
     tdm_adaptive_result_free(&r);
     /* tau equal to the score keeps (keep when score >= tau) */
     p.tau = 0.5;
@@ -440,7 +430,7 @@ static void test_decisions(models *m) {
     CHECK_MSG(r.refine_steps == 4 && r.unet_calls_teacher == 4 && r.unet_evals_teacher == 8, "steps %d calls %d",
               r.refine_steps, r.unet_calls_teacher);
     CHECK(r.refine_grid_steps == 11); /* int(4 / 0.4 + 1) */
-    CHECK(same_image(&r.student_image, &student) && !same_image(&r.image, &student));
+    CHECK(tdm_test_same_image(&r.student_image, &student) && !tdm_test_same_image(&r.image, &student));
     /* metadata */
     CHECK(r.parameters && strstr(r.parameters, "Adaptive: refine") && strstr(r.parameters, "Oracle: fixed") &&
           strstr(r.parameters, "Refine strength: 0.4") && strstr(r.parameters, "Version: tandem"));
@@ -474,14 +464,14 @@ static void test_decisions(models *m) {
 
     /* same seed -> same image; 2 threads -> same image */
     CHECK(run(m->e2, m->lcm, m->sd, &p, &r) == TDM_OK);
-    CHECK_MSG(same_image(&r.image, &keep_img), "refinement differs between 1 and 2 threads");
+    CHECK_MSG(tdm_test_same_image(&r.image, &keep_img), "refinement differs between 1 and 2 threads");
     tdm_adaptive_result_free(&r);
 
     /* through pixels: runs, records it, and differs from the latent hand-off */
     p.force_pixels = 1;
     CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
     CHECK(r.decision == TDM_DECISION_REFINE && r.handoff_latent == 0 && r.refine_steps == 4);
-    CHECK(!same_image(&r.image, &keep_img));
+    CHECK(!tdm_test_same_image(&r.image, &keep_img));
     CHECK(strstr(r.metadata_json, "\"handoff\":\"pixels\"") != NULL);
     tdm_adaptive_result_free(&r);
     p.force_pixels = 0;
@@ -490,7 +480,7 @@ static void test_decisions(models *m) {
     p.strategy = TDM_ADAPTIVE_REGENERATE;
     CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
     CHECK(r.decision == TDM_DECISION_REGENERATE && r.unet_calls_teacher == 4);
-    CHECK_MSG(same_image(&r.image, &teacher), "regeneration differs from the teacher's own generation");
+    CHECK_MSG(tdm_test_same_image(&r.image, &teacher), "regeneration differs from the teacher's own generation");
     tdm_adaptive_result_free(&r);
     /* tau = -inf: never the teacher; +inf: always */
     p.tau = -INFINITY;
@@ -595,7 +585,7 @@ static void test_calibrate_run(models *m) {
     char prompts[PATH_MAX], out_a[PATH_MAX], out_b[PATH_MAX], partial[PATH_MAX + 16];
     snprintf(prompts, sizeof prompts, "%s/cal-prompts.txt", tdm_test_tmpdir());
     const char *text = "a red circle on the left\na blue square at the top\na green triangle in the centre\n";
-    write_file(prompts, text, strlen(text));
+    tdm_test_write_file(prompts, text, strlen(text));
     snprintf(out_a, sizeof out_a, "%s/calib-a.json", tdm_test_tmpdir());
     snprintf(out_b, sizeof out_b, "%s/calib-b.json", tdm_test_tmpdir());
     tdm_oracle *o = NULL;
@@ -723,7 +713,7 @@ static void test_calibrate_run(models *m) {
     CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r, &st) == TDM_ERR_INVALID_ARG &&
           strstr(st.msg, "shapes-world caption"));
     /* a calibration run on a bad prompts file names the line */
-    write_file(prompts, "a red circle on the left\n\n", 26);
+    tdm_test_write_file(prompts, "a red circle on the left\n\n", 26);
     cp.out_path = out_a;
     CHECK(tdm_calibrate(m->e1, m->lcm, &cp, NULL, &st) == TDM_ERR_FORMAT && strstr(st.msg, ":2: empty line"));
     tdm_calibration_free(c);
@@ -767,15 +757,15 @@ static void test_cli(void) {
     /* calibrate, then a run with other settings warns */
     char pf[PATH_MAX];
     snprintf(pf, sizeof pf, "%s/prompts-cli.txt", tdm_test_tmpdir());
-    write_file(pf, "a red circle on the left\na blue square at the top\n", 49);
+    tdm_test_write_file(pf, "a red circle on the left\na blue square at the top\n", 49);
     CLI(0, "", "calibrate --model tiny-lcm --prompts prompts-cli.txt --n 3 --out cal-cli.json --steps 2 --width 64 "
                "--height 64 --oracle brightness -q");
     snprintf(args, sizeof args, "%s --oracle brightness --k 50 --calibration cal-cli.json --guidance 3 -o w.png", base);
     CLI(0, "warning: calibration cal-cli.json was made with student guidance 8.5, this run uses 3", args);
     snprintf(pf, sizeof pf, "%s/prompts-bad.txt", tdm_test_tmpdir());
-    write_file(pf, "ok\n\xff\n", 5);
+    tdm_test_write_file(pf, "ok\n\xff\n", 5);
     CLI(1, "prompts-bad.txt:2: invalid UTF-8", "calibrate --model tiny-lcm --prompts prompts-bad.txt --n 2 --out x.json");
-    write_file(pf, "ok\n\nmore\n", 9);
+    tdm_test_write_file(pf, "ok\n\nmore\n", 9);
     CLI(1, "prompts-bad.txt:2: empty line", "calibrate --model tiny-lcm --prompts prompts-bad.txt --n 2 --out x.json");
     CLI(2, "required", "calibrate --model tiny-lcm --n 2");
     /* plain generate still works and rejects adaptive-only options */
@@ -790,24 +780,14 @@ int main(int argc, char **argv) {
     test_calibration_files();
     test_prompts();
     test_oracles();
-    if (!tiny_sd_fixtures_present(1)) {
+    if (!tdm_test_tiny_present()) {
         printf("tiny-model parts skipped: fixtures absent\n");
         return tdm_test_result();
     }
-    char dir[PATH_MAX], lcm_dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
-    snprintf(lcm_dir, sizeof lcm_dir, "%s/tiny-lcm", tdm_test_tmpdir());
-    tiny_sd_make_model(dir, "unet-sd15-tiny", "DDIMScheduler");
-    tiny_sd_make_model(lcm_dir, "unet-lcm-tiny", "LCMScheduler");
     models m = {0};
     tdm_status st = {0};
-    tiny_sd_engines(&m.e1, &m.e2);
-    tdm_model_params mp;
-    tdm_model_params_init(&mp);
-    mp.path = dir;
-    CHECK(tdm_model_load(&mp, &m.sd, &st) == TDM_OK);
-    mp.path = lcm_dir;
-    CHECK(tdm_model_load(&mp, &m.lcm, &st) == TDM_OK);
+    tdm_test_tiny_engines(&m.e1, &m.e2);
+    tdm_test_tiny_pair(&m.sd, &m.lcm, &st);
     if (!m.sd || !m.lcm || !m.e1 || !m.e2) {
         fprintf(stderr, "setup: %s\n", st.msg);
         return 1;

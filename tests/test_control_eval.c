@@ -21,28 +21,11 @@
 #include "world/checker.h"
 #include "world/world.h"
 #include "cli_util.h"
+#include "eval_test_util.h"
 #include "test_util.h"
-#include "tiny_sd_model.h"
 
-static char *read_text(const char *path) {
-    char *buf = NULL;
-    size_t n = 0;
-    tdm_status st = {0};
-    if (tdm_read_file(path, (size_t)1 << 26, &buf, &n, &st)) return NULL;
-    return buf;
-}
 
-static int same_file(const char *a, const char *b) {
-    char *x = read_text(a), *y = read_text(b);
-    int same = x && y && strcmp(x, y) == 0;
-    free(x);
-    free(y);
-    return same;
-}
 
-static void path_in(char *out, size_t n, const char *dir, const char *name) {
-    if (snprintf(out, n, "%s/%s", dir, name) >= (int)n) out[0] = '\0';
-}
 
 /* ---- label map on the world's own renders ---- */
 
@@ -222,8 +205,8 @@ static void score_direct(uint64_t index, const tdm_image *img, float *checker, f
  * teacher) and tdm_adaptive_generate with tau = +inf (the refinement). */
 static void check_against_direct(const models *m, const char *dir) {
     char path[PATH_MAX];
-    path_in(path, sizeof path, dir, "samples.jsonl");
-    char *text = read_text(path);
+    tdm_test_path_in(path, sizeof path, dir, "samples.jsonl");
+    char *text = tdm_test_read_text(path);
     CHECK(text != NULL);
     if (!text) return;
     int lines = 0;
@@ -314,8 +297,8 @@ static void check_against_direct(const models *m, const char *dir) {
 
 static void check_table(const char *dir) {
     char path[PATH_MAX];
-    path_in(path, sizeof path, dir, "table.md");
-    char *t = read_text(path);
+    tdm_test_path_in(path, sizeof path, dir, "table.md");
+    char *t = tdm_test_read_text(path);
     CHECK(t != NULL);
     if (!t) return;
     CHECK(strstr(t, "| method | k | tau | teacher share | mean checker | mean IoU |") != NULL);
@@ -349,7 +332,7 @@ static void test_run(const models *m) {
     p.on_sample = cancel_after;
     p.user = &stop;
     CHECK(run(m, &p, &sum) == TDM_ERR_CANCELLED);
-    path_in(a, sizeof a, part, "samples.jsonl");
+    tdm_test_path_in(a, sizeof a, part, "samples.jsonl");
     FILE *f = fopen(a, "a");
     if (f) {
         fputs("{\"sample\":2,\"scene\":2,\"se", f);
@@ -357,11 +340,11 @@ static void test_run(const models *m) {
     }
     base_params(&p, m, part, &clk);
     CHECK(run(m, &p, &sum) == TDM_OK && sum.n_resumed == 2);
-    path_in(b, sizeof b, full, "samples.jsonl");
-    CHECK_MSG(same_file(a, b), "resumed log differs");
-    path_in(a, sizeof a, part, "table.md");
-    path_in(b, sizeof b, full, "table.md");
-    CHECK_MSG(same_file(a, b), "resumed table differs");
+    tdm_test_path_in(b, sizeof b, full, "samples.jsonl");
+    CHECK_MSG(tdm_test_same_file(a, b), "resumed log differs");
+    tdm_test_path_in(a, sizeof a, part, "table.md");
+    tdm_test_path_in(b, sizeof b, full, "table.md");
+    CHECK_MSG(tdm_test_same_file(a, b), "resumed table differs");
 
     /* other settings: refused, naming the setting; restart discards */
     base_params(&p, m, part, &clk);
@@ -423,7 +406,7 @@ static void test_cli(void) {
     CLI(0, "", args);
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/cli-ceval/table.md", tdm_test_tmpdir());
-    char *t = read_text(p);
+    char *t = tdm_test_read_text(p);
     CHECK(t && strstr(t, "| adaptive-refine + ControlNet | 60 |") && strstr(t, "mean IoU"));
     free(t);
     snprintf(args, sizeof args, "%s --n 2 --k 30,60 --out cli-ceval", base);
@@ -453,29 +436,19 @@ int main(int argc, char **argv) {
     test_condition();
     const char *fx = tdm_test_fixture("controlnet-sd15-tiny"); /* static buffer: copied before the next call */
     if (fx) snprintf(g_cn, sizeof g_cn, "%s/model", fx);
-    if (!fx || !tiny_sd_fixtures_present(1)) {
+    if (!fx || !tdm_test_tiny_present()) {
         printf("tiny-model parts skipped: fixtures absent\n");
         return tdm_test_result();
     }
     char real_cn[PATH_MAX];
     if (realpath(g_cn, real_cn)) snprintf(g_cn, sizeof g_cn, "%s", real_cn); /* the CLI runs in the temp dir */
-    char dir[PATH_MAX], lcm_dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
-    snprintf(lcm_dir, sizeof lcm_dir, "%s/tiny-lcm", tdm_test_tmpdir());
-    tiny_sd_make_model(dir, "unet-sd15-tiny", "DDIMScheduler");
-    tiny_sd_make_model(lcm_dir, "unet-lcm-tiny", "LCMScheduler");
     models m = {0};
     tdm_engine_params ep;
     tdm_engine_params_init(&ep);
     ep.n_threads = 2;
     tdm_status st = {0};
     CHECK(tdm_engine_create(&ep, &m.e, &st) == TDM_OK);
-    tdm_model_params mp;
-    tdm_model_params_init(&mp);
-    mp.path = dir;
-    CHECK(tdm_model_load(&mp, &m.sd, &st) == TDM_OK);
-    mp.path = lcm_dir;
-    CHECK(tdm_model_load(&mp, &m.lcm, &st) == TDM_OK);
+    tdm_test_tiny_pair(&m.sd, &m.lcm, &st);
     CHECK(tdm_oracle_open("brightness", NULL, m.e, &m.bright, &st) == TDM_OK);
     CHECK(tdm_oracle_open("checker", NULL, m.e, &m.checker, &st) == TDM_OK);
     CHECK(tdm_controlnet_load(g_cn, &m.cn, &st) == TDM_OK);

@@ -19,23 +19,13 @@
 #include "world/checker.h"
 #include "world/edit_pairs.h"
 #include "cli_util.h"
+#include "eval_test_util.h"
 #include "test_util.h"
-#include "tiny_sd_model.h"
 
 static char g_bin[PATH_MAX];
 #define CLI(code, needle, args) TDM_TEST_CLI(g_bin, 0, code, needle, args)
 
-static int same_image(const tdm_image *a, const tdm_image *b) {
-    return a->pixels && b->pixels && a->width == b->width && a->height == b->height &&
-           memcmp(a->pixels, b->pixels, (size_t)a->width * a->height * 3) == 0;
-}
 
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
 
 static void render(const tdm_world_scene *sc, int W, int H, tdm_image *img) {
     tdm_status st = {0};
@@ -203,7 +193,7 @@ static void test_size_rule(const tdm_model *m) {
     tdm_image_free(&src);
     CHECK(tdm_image_alloc(&src, 64, 64, &st) == TDM_OK);
     memset(src.pixels, 77, 64 * 64 * 3);
-    CHECK(tdm_edit_prepare_image(m, &src, 0, 0, &out, &st) == TDM_OK && same_image(&src, &out));
+    CHECK(tdm_edit_prepare_image(m, &src, 0, 0, &out, &st) == TDM_OK && tdm_test_same_image(&src, &out));
     tdm_image_free(&out);
     CHECK(tdm_edit_prepare_image(m, &src, 96, 64, &out, &st) == TDM_OK && out.width == 96 && out.height == 64);
     tdm_image_free(&out);
@@ -218,11 +208,11 @@ static void test_size_rule(const tdm_model *m) {
     /* corrupt and truncated files give a clear error */
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/corrupt.png", tdm_test_tmpdir());
-    write_file(path, "\x89PNG\r\n\x1a\nthis is not a png", 25);
+    tdm_test_write_file(path, "\x89PNG\r\n\x1a\nthis is not a png", 25);
     tdm_image img = {0};
     CHECK(tdm_image_load(path, &img, &st) == TDM_ERR_FORMAT && strstr(st.msg, "corrupt.png"));
     snprintf(path, sizeof path, "%s/text.png", tdm_test_tmpdir());
-    write_file(path, "hello", 5);
+    tdm_test_write_file(path, "hello", 5);
     CHECK(tdm_image_load(path, &img, &st) != TDM_OK && strstr(st.msg, "text.png"));
 }
 
@@ -290,7 +280,7 @@ static void test_decisions(const models *m, const tdm_image *src) {
     p.tau = 0.4;
     CHECK(edit(m->e1, m, &p, &r) == TDM_OK);
     CHECK(r.decision == TDM_DECISION_KEEP && r.unet_evals_teacher == 0);
-    CHECK_MSG(same_image(&r.image, &student), "the kept edit is not the student's img2img");
+    CHECK_MSG(tdm_test_same_image(&r.image, &student), "the kept edit is not the student's img2img");
     CHECK(r.parameters && strstr(r.parameters, "Denoising strength: 0.6"));
     cJSON *j = cJSON_Parse(r.metadata_json);
     cJSON *ed = j ? cJSON_GetObjectItem(j, "edit") : NULL;
@@ -305,17 +295,17 @@ static void test_decisions(const models *m, const tdm_image *src) {
     p.tau = 0.6;
     CHECK(edit(m->e1, m, &p, &r) == TDM_OK);
     CHECK(r.decision == TDM_DECISION_REFINE && r.refine_steps == 4 && r.unet_evals_teacher == 8);
-    CHECK(same_image(&r.student_image, &student) && !same_image(&r.image, &student));
+    CHECK(tdm_test_same_image(&r.student_image, &student) && !tdm_test_same_image(&r.image, &student));
     tdm_image refined = r.image;
     r.image.pixels = NULL;
     tdm_adaptive_result_free(&r);
     /* deterministic: same seed, and 2 threads, give the same edit */
     CHECK(edit(m->e2, m, &p, &r) == TDM_OK);
-    CHECK_MSG(same_image(&r.image, &refined), "the refined edit differs between runs / thread counts");
+    CHECK_MSG(tdm_test_same_image(&r.image, &refined), "the refined edit differs between runs / thread counts");
     tdm_adaptive_result_free(&r);
     p.seed = 8;
     CHECK(edit(m->e1, m, &p, &r) == TDM_OK);
-    CHECK(!same_image(&r.image, &refined));
+    CHECK(!tdm_test_same_image(&r.image, &refined));
     tdm_adaptive_result_free(&r);
     p.seed = 7;
     tdm_image_free(&refined);
@@ -324,19 +314,19 @@ static void test_decisions(const models *m, const tdm_image *src) {
     p.strategy = TDM_ADAPTIVE_REGENERATE;
     CHECK(edit(m->e1, m, &p, &r) == TDM_OK);
     CHECK(r.decision == TDM_DECISION_REGENERATE && r.unet_calls_teacher == ts.unet_calls);
-    CHECK_MSG(same_image(&r.image, &teacher), "the regenerated edit is not the teacher's img2img");
+    CHECK_MSG(tdm_test_same_image(&r.image, &teacher), "the regenerated edit is not the teacher's img2img");
     tdm_adaptive_result_free(&r);
 
     /* one-model baselines */
     p.strategy = TDM_ADAPTIVE_REFINE;
     CHECK(tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_STUDENT_ONLY, &r, &st) == TDM_OK);
-    CHECK(same_image(&r.image, &student) && r.oracle_score == 0.5f && r.unet_evals_teacher == 0);
+    CHECK(tdm_test_same_image(&r.image, &student) && r.oracle_score == 0.5f && r.unet_evals_teacher == 0);
     CHECK(r.metadata_json && strstr(r.metadata_json, "\"mode\":\"student-only\""));
     tdm_adaptive_result_free(&r);
     p.oracle = NULL;
     p.oracle_name = NULL;
     CHECK(tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_TEACHER_ONLY, &r, &st) == TDM_OK);
-    CHECK(same_image(&r.image, &teacher) && isnan(r.oracle_score) && r.unet_evals_student == 0 &&
+    CHECK(tdm_test_same_image(&r.image, &teacher) && isnan(r.oracle_score) && r.unet_evals_student == 0 &&
           r.unet_evals_teacher == ts.unet_calls * ts.unet_batch);
     CHECK(r.metadata_json && strstr(r.metadata_json, "\"oracle\":null") && strstr(r.metadata_json, "teacher-only"));
     tdm_adaptive_result_free(&r);
@@ -535,7 +525,7 @@ static void test_cli(const tdm_image *src) {
     snprintf(args, sizeof args, "%s --tau 0.5 --strength 0", base);
     CLI(2, "--strength", args);
     CLI(2, "required", "edit --model tiny-lcm --prompt x --tau 1");
-    write_file(path, "\x89PNG\r\n\x1a\ngarbage", 16);
+    tdm_test_write_file(path, "\x89PNG\r\n\x1a\ngarbage", 16);
     CLI(1, "e.png", "edit --model tiny-lcm --image e.png --prompt x --tau 1 -q");
     CLI(1, "missing.png", "edit --model tiny-lcm --image missing.png --prompt x --tau 1 -q");
     CLI(0, "", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee --width 64 --height 64 --steps 1 "
@@ -551,24 +541,14 @@ int main(int argc, char **argv) {
     tdm_test_cli_path(argv[0], 1, g_bin, sizeof g_bin);
     test_pairs();
     test_measure();
-    if (!tiny_sd_fixtures_present(1)) {
+    if (!tdm_test_tiny_present()) {
         printf("tiny-model parts skipped: fixtures absent\n");
         return tdm_test_result();
     }
-    char dir[PATH_MAX], lcm_dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
-    snprintf(lcm_dir, sizeof lcm_dir, "%s/tiny-lcm", tdm_test_tmpdir());
-    tiny_sd_make_model(dir, "unet-sd15-tiny", "DDIMScheduler");
-    tiny_sd_make_model(lcm_dir, "unet-lcm-tiny", "LCMScheduler");
     models m = {0};
     tdm_status st = {0};
-    tiny_sd_engines(&m.e1, &m.e2);
-    tdm_model_params mp;
-    tdm_model_params_init(&mp);
-    mp.path = dir;
-    CHECK(tdm_model_load(&mp, &m.sd, &st) == TDM_OK);
-    mp.path = lcm_dir;
-    CHECK(tdm_model_load(&mp, &m.lcm, &st) == TDM_OK);
+    tdm_test_tiny_engines(&m.e1, &m.e2);
+    tdm_test_tiny_pair(&m.sd, &m.lcm, &st);
     if (!m.sd || !m.lcm || !m.e1 || !m.e2) {
         fprintf(stderr, "setup: %s\n", st.msg);
         return 1;

@@ -17,36 +17,12 @@
 #include "pipeline/eval.h"
 #include "tandem.h"
 #include "cli_util.h"
+#include "eval_test_util.h"
 #include "test_util.h"
-#include "tiny_sd_model.h"
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fputs(text, f);
-    fclose(f);
-}
 
-static char *read_text(const char *path) {
-    char *buf = NULL;
-    size_t n = 0;
-    tdm_status st = {0};
-    if (tdm_read_file(path, (size_t)1 << 26, &buf, &n, &st)) return NULL;
-    return buf;
-}
 
-/* 1 when the two files have the same bytes. */
-static int same_file(const char *a, const char *b) {
-    char *x = read_text(a), *y = read_text(b);
-    int same = x && y && strcmp(x, y) == 0;
-    free(x);
-    free(y);
-    return same;
-}
 
-static void path_in(char *out, size_t n, const char *dir, const char *name) {
-    if (snprintf(out, n, "%s/%s", dir, name) >= (int)n) out[0] = '\0';
-}
 
 /* ---- seeds ---- */
 
@@ -122,8 +98,8 @@ static float brightness_of(const models *m, const tdm_image *img) {
 /* Checks results.jsonl of a 2 prompts x 2 seeds run against direct generations and the budget rules. */
 static void check_results(const models *m, const char *dir) {
     char path[PATH_MAX];
-    path_in(path, sizeof path, dir, "results.jsonl");
-    char *text = read_text(path);
+    tdm_test_path_in(path, sizeof path, dir, "results.jsonl");
+    char *text = tdm_test_read_text(path);
     CHECK(text != NULL);
     if (!text) return;
     const char *prompts[2] = {"a red circle on the left", "an astronaut riding a horse"};
@@ -243,8 +219,8 @@ static int table_row(const char *table, const char *method, const char *k, char 
 
 static void check_table(const char *dir) {
     char path[PATH_MAX];
-    path_in(path, sizeof path, dir, "table.md");
-    char *t = read_text(path);
+    tdm_test_path_in(path, sizeof path, dir, "table.md");
+    char *t = tdm_test_read_text(path);
     CHECK(t != NULL);
     if (!t) return;
     char c[8][32];
@@ -264,7 +240,8 @@ static void check_table(const char *dir) {
 static void test_eval_run(const models *m) {
     tdm_status st = {0};
     snprintf(g_prompts, sizeof g_prompts, "%s/eval-prompts.txt", tdm_test_tmpdir());
-    write_file(g_prompts, "a red circle on the left\nan astronaut riding a horse\n");
+    const char *prompts = "a red circle on the left\nan astronaut riding a horse\n";
+    tdm_test_write_file(g_prompts, prompts, strlen(prompts));
     char a[PATH_MAX], b[PATH_MAX], fa[PATH_MAX], fb[PATH_MAX];
     snprintf(a, sizeof a, "%s/eval-a", tdm_test_tmpdir());
     snprintf(b, sizeof b, "%s/eval-b", tdm_test_tmpdir());
@@ -284,11 +261,11 @@ static void test_eval_run(const models *m) {
     p.on_sample = cancel_after;
     p.user = &stop;
     CHECK(run(m, &p, &sum) == TDM_ERR_CANCELLED);
-    path_in(fb, sizeof fb, b, "results.jsonl");
+    tdm_test_path_in(fb, sizeof fb, b, "results.jsonl");
     CHECK(access(fb, F_OK) != 0);
     stop = 3; /* again after the third */
     CHECK(run(m, &p, &sum) == TDM_ERR_CANCELLED && sum.n_resumed == 1);
-    path_in(fb, sizeof fb, b, "samples.jsonl");
+    tdm_test_path_in(fb, sizeof fb, b, "samples.jsonl");
     FILE *f = fopen(fb, "a"); /* a torn line, as from a kill during a write */
     if (f) {
         fputs("{\"sample\":3,\"prompt_in", f);
@@ -298,9 +275,9 @@ static void test_eval_run(const models *m) {
     CHECK(run(m, &p, &sum) == TDM_OK && sum.n_resumed == 3);
     const char *files[3] = {"samples.jsonl", "results.jsonl", "table.md"};
     for (int i = 0; i < 3; i++) {
-        path_in(fa, sizeof fa, a, files[i]);
-        path_in(fb, sizeof fb, b, files[i]);
-        CHECK_MSG(same_file(fa, fb), "%s differs after the resumed run", files[i]);
+        tdm_test_path_in(fa, sizeof fa, a, files[i]);
+        tdm_test_path_in(fb, sizeof fb, b, files[i]);
+        CHECK_MSG(tdm_test_same_file(fa, fb), "%s differs after the resumed run", files[i]);
     }
 
     /* a finished log with other k: nothing generated, only the adaptive rows change */
@@ -309,8 +286,8 @@ static void test_eval_run(const models *m) {
     p.k = k2;
     p.n_k = 1;
     CHECK(run(m, &p, &sum) == TDM_OK && sum.n_resumed == 4 && clk == 0);
-    path_in(fb, sizeof fb, b, "table.md");
-    char *t = read_text(fb);
+    tdm_test_path_in(fb, sizeof fb, b, "table.md");
+    char *t = tdm_test_read_text(fb);
     CHECK(t && strstr(t, "| adaptive-refine | 50 |") && !strstr(t, "| adaptive-refine | 25 |"));
     free(t);
 
@@ -330,8 +307,8 @@ static void test_eval_run(const models *m) {
     p.seeds = (const uint64_t[]){3};
     p.n_seeds = 1;
     p.settings.teacher.steps = 2;
-    path_in(fb, sizeof fb, b, "samples.jsonl");
-    char *log = read_text(fb); /* keep the header, then a line that is not sample 0 */
+    tdm_test_path_in(fb, sizeof fb, b, "samples.jsonl");
+    char *log = tdm_test_read_text(fb); /* keep the header, then a line that is not sample 0 */
     char *nl = log ? strchr(log, '\n') : NULL;
     CHECK(nl != NULL);
     if (nl) {
@@ -365,8 +342,8 @@ static void test_eval_run(const models *m) {
     double tau50 = 0;
     CHECK(tdm_calibration_load(cal, &c, &st) == TDM_OK && tdm_calibration_tau(c, 50, &tau50, &st) == TDM_OK);
     tdm_calibration_free(c);
-    path_in(fa, sizeof fa, a, "table.md");
-    t = read_text(fa);
+    tdm_test_path_in(fa, sizeof fa, a, "table.md");
+    t = tdm_test_read_text(fa);
     char cell[64];
     snprintf(cell, sizeof cell, "| adaptive-refine | 50 | %.4g |", tau50);
     CHECK_MSG(t && strstr(t, cell) && strstr(t, "tau_k from calibration") && strstr(t, "warning:"), "%s", cell);
@@ -385,7 +362,7 @@ static void test_eval_run(const models *m) {
     CHECK(tdm_eval(m->e, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_IO);
     char bad[PATH_MAX];
     snprintf(bad, sizeof bad, "%s/eval-bad.txt", tdm_test_tmpdir());
-    write_file(bad, "a red circle\n\n");
+    tdm_test_write_file(bad, "a red circle\n\n", strlen("a red circle\n\n"));
     base_params(&p, m, a, &clk);
     p.prompts_file = bad;
     CHECK(tdm_eval(m->e, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_FORMAT && strstr(st.msg, ":2: empty line"));
@@ -412,13 +389,13 @@ static void test_cli(void) {
     CLI(0, "", args);
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/cli-eval/table.md", tdm_test_tmpdir());
-    char *t = read_text(p);
+    char *t = tdm_test_read_text(p);
     CHECK(t && strstr(t, "| adaptive-refine | 60 |") && strstr(t, "| regenerate-all |"));
     free(t);
     snprintf(args, sizeof args, "%s --seeds 0:2 --k 30,60 --out cli-eval", base); /* resumes, prints the table */
     CLI(0, "resumed after 4 of 4 samples", args);
     snprintf(p, sizeof p, "%s/cli.err.out", tdm_test_tmpdir());
-    t = read_text(p);
+    t = tdm_test_read_text(p);
     CHECK(t && strstr(t, "| method | k | tau |") && strstr(t, "wrote cli-eval/table.md"));
     free(t);
     snprintf(args, sizeof args, "%s --seeds 0:3 --out cli-eval", base);
@@ -440,27 +417,17 @@ int main(int argc, char **argv) {
     (void)argc;
     tdm_test_cli_path(argv[0], 1, g_bin, sizeof g_bin); /* the CLI runs in the temp dir */
     test_seeds();
-    if (!tiny_sd_fixtures_present(1)) {
+    if (!tdm_test_tiny_present()) {
         printf("tiny-model parts skipped: fixtures absent\n");
         return tdm_test_result();
     }
-    char dir[PATH_MAX], lcm_dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir());
-    snprintf(lcm_dir, sizeof lcm_dir, "%s/tiny-lcm", tdm_test_tmpdir());
-    tiny_sd_make_model(dir, "unet-sd15-tiny", "DDIMScheduler");
-    tiny_sd_make_model(lcm_dir, "unet-lcm-tiny", "LCMScheduler");
     models m = {0};
     tdm_engine_params ep;
     tdm_engine_params_init(&ep);
     ep.n_threads = 2;
     tdm_status st = {0};
     CHECK(tdm_engine_create(&ep, &m.e, &st) == TDM_OK);
-    tdm_model_params mp;
-    tdm_model_params_init(&mp);
-    mp.path = dir;
-    CHECK(tdm_model_load(&mp, &m.sd, &st) == TDM_OK);
-    mp.path = lcm_dir;
-    CHECK(tdm_model_load(&mp, &m.lcm, &st) == TDM_OK);
+    tdm_test_tiny_pair(&m.sd, &m.lcm, &st);
     CHECK(tdm_oracle_open("brightness", NULL, m.e, &m.bright, &st) == TDM_OK);
     if (!m.sd || !m.lcm || !m.e || !m.bright) {
         fprintf(stderr, "setup: %s\n", st.msg);

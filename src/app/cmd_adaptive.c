@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/cli_eval_common.h"
 #include "app/cli_preset.h"
 #include "app/cmd_control.h"
 #include "app/commands_adaptive.h"
@@ -340,11 +341,10 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     tdm_cli_common_opts c;
     tdm_cli_common_init(&c);
     const char *prompt = NULL, *output = "output.png", *sidecar = NULL, *student_out = NULL;
-    const char *calibration = NULL;
     tdm_cli_teacher_opts t;
     tdm_cli_teacher_init(&t);
-    double tau = NAN, k = NAN, share = NAN;
-    int strategy = TDM_ADAPTIVE_REFINE;
+    tdm_cli_threshold_opts th; /* --tau, --k, --teacher-share, --calibration, --strategy */
+    tdm_cli_threshold_init(&th);
     tdm_cli_controls controls; /* --controlnet ... (cmd_control.c) */
     memset(&controls, 0, sizeof controls);
     tdm_cli_loras slora; /* --student-lora ... */
@@ -363,14 +363,9 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
             if (r < 0) return 2;
             continue;
         }
-        r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
-            if (r < 0) return 2;
-            continue;
-        }
-        if ((r = tdm_cli_controls_parse(cmd, argc, argv, &i, &controls)) != 0) {
+        if ((r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t)) != 0 ||
+            (r = tdm_cli_threshold_parse(cmd, argc, argv, &i, &th)) != 0 ||
+            (r = tdm_cli_controls_parse(cmd, argc, argv, &i, &controls)) != 0) {
             if (r < 0) return 2;
             continue;
         }
@@ -381,23 +376,6 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
         } else if (OPT("--prompt")) {
             if (err) return 2;
             prompt = v;
-        } else if (OPT("--tau")) {
-            if (err || !tdm_cli_arg_double(cmd, "--tau", v, -1e30, 1e30, 0, 0, &tau)) return 2;
-        } else if (OPT("--k")) {
-            if (err || !tdm_cli_arg_double(cmd, "--k", v, 0, 100, 1, 1, &k)) return 2;
-        } else if (OPT("--teacher-share")) {
-            if (err || !tdm_cli_arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
-        } else if (OPT("--calibration")) {
-            if (err) return 2;
-            calibration = v;
-        } else if (OPT("--strategy")) {
-            if (err) return 2;
-            if (strcmp(v, "refine") == 0) strategy = TDM_ADAPTIVE_REFINE;
-            else if (strcmp(v, "regenerate") == 0) strategy = TDM_ADAPTIVE_REGENERATE;
-            else {
-                fprintf(stderr, "tandem %s: --strategy: '%s' is not refine or regenerate\n", cmd, v);
-                return 2;
-            }
         } else if (OPT("-o", "--output")) {
             if (err) return 2;
             output = v;
@@ -412,6 +390,9 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
             return 2;
         }
     }
+    double tau = th.tau, k = th.k, share = th.share;
+    const char *calibration = th.calibration;
+    const int strategy = th.strategy;
     const tdm_preset *preset = NULL;
     int pr = tdm_cli_preset_resolve(cmd, &po, &preset);
     if (pr >= 0) return pr; /* "--preset help" listed them (0), or an unknown name (2) */
@@ -498,11 +479,7 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
         goto done;
     }
     if (rc) goto fail;
-    if (res.warnings[0]) { /* one "warning:" line per mismatch */
-        char *w = res.warnings;
-        for (char *line = strtok(w, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
-    }
+    tdm_cli_print_warnings(cmd, res.warnings); /* one "warning:" line per mismatch */
     if (tdm_adaptive_save(&res, output, sidecar, &st)) goto fail;
     if (student_out && tdm_image_save_png(student_out, &res.student_image, NULL, &st)) goto fail;
     if (!c.quiet) {
@@ -556,34 +533,10 @@ static void calibrate_help(void) {
     tdm_cli_preset_help(0);
 }
 
-typedef struct cal_progress {
-    int tty, quiet;
-    struct timespec t0;
-    int first; /* samples done before this process (resumed), set on the first call */
-    int seen;
-} cal_progress;
-
 static int on_sample(void *user, int done, int total, float score) {
-    cal_progress *cp = user;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if (!cp->seen) {
-        cp->seen = 1;
-        cp->first = done - 1;
-    }
-    double dt = (double)(t.tv_sec - cp->t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - cp->t0.tv_nsec);
-    int n_run = done - cp->first;
-    double per = n_run > 0 ? dt / n_run : 0;
-    if (!cp->quiet) {
-        int step = total / 20 > 0 ? total / 20 : 1;
-        if (cp->tty)
-            fprintf(stderr, "\rcalibrate %d/%d  score %.4g  %.2f s/sample  eta %.0f s   ", done, total, (double)score, per,
-                    per * (total - done));
-        else if (done % step == 0 || done == total)
-            fprintf(stderr, "calibrate %d/%d  %.2f s/sample\n", done, total, per);
-        if (cp->tty && done == total) fputc('\n', stderr);
-    }
-    return tdm_cli_interrupted ? 1 : 0;
+    char detail[64];
+    snprintf(detail, sizeof detail, "score %.4g", (double)score);
+    return tdm_cli_progress_report(user, "calibrate", "sample", done, total, detail);
 }
 
 int tdm_cmd_calibrate(int argc, char **argv) {
@@ -671,10 +624,8 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     p.oracle_model = c.oracle_model;
     p.out_path = out;
     p.restart = restart;
-    cal_progress cp = {0};
-    cp.tty = isatty(STDERR_FILENO);
-    cp.quiet = c.quiet;
-    clock_gettime(CLOCK_MONOTONIC, &cp.t0);
+    tdm_cli_progress cp;
+    tdm_cli_progress_init(&cp, c.quiet);
     p.on_sample = on_sample;
     p.user = &cp;
     int resumed = 0;

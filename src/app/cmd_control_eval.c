@@ -9,10 +9,9 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/cli_eval_common.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
-
-#define CEVAL_MAX_K 128
 
 int tdm_cmd_control_eval(int argc, char **argv);
 
@@ -52,79 +51,11 @@ static void control_eval_help(void) {
            "  --threads N, -q/--quiet\n");
 }
 
-/* "10,30,50" -> k[] (each in (0, 100)). */
-static int parse_k_list(const char *cmd, const char *s, double *k, int *n) {
-    *n = 0;
-    const char *p = s;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        char item[64];
-        if (len == 0 || len >= sizeof item || *n >= CEVAL_MAX_K || (e && !e[1])) {
-            fprintf(stderr, "tandem %s: --k: '%s' is not a list of percentiles (e.g. 10,30,50)\n", cmd, s);
-            return 0;
-        }
-        memcpy(item, p, len);
-        item[len] = '\0';
-        if (!tdm_cli_arg_double(cmd, "--k", item, 0, 100, 1, 1, &k[*n])) return 0;
-        (*n)++;
-        p += len + (e ? 1 : 0);
-    }
-    if (!*n) {
-        fprintf(stderr, "tandem %s: --k: empty list\n", cmd);
-        return 0;
-    }
-    return 1;
-}
-
-typedef struct ceval_progress {
-    int tty, quiet;
-    struct timespec t0;
-    int first, seen;
-} ceval_progress;
-
 static int on_sample(void *user, const tdm_control_eval_progress *pg) {
-    ceval_progress *ep = user;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if (!ep->seen) {
-        ep->seen = 1;
-        ep->first = pg->done - 1;
-    }
-    double dt = (double)(t.tv_sec - ep->t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - ep->t0.tv_nsec);
-    int n_run = pg->done - ep->first;
-    double per = n_run > 0 ? dt / n_run : 0;
-    if (!ep->quiet) {
-        int step = pg->total / 20 > 0 ? pg->total / 20 : 1;
-        if (ep->tty)
-            fprintf(stderr, "\rcontrol-eval %d/%d  scene %llu  IoU: student %.3f teacher %.3f refine %.3f  "
-                    "%.2f s/scene  eta %.0f s   ",
-                    pg->done, pg->total, (unsigned long long)pg->scene_index, (double)pg->iou[0], (double)pg->iou[1],
-                    (double)pg->iou[2], per, per * (pg->total - pg->done));
-        else if (pg->done % step == 0 || pg->done == pg->total)
-            fprintf(stderr, "control-eval %d/%d  %.2f s/scene\n", pg->done, pg->total, per);
-        if (ep->tty && pg->done == pg->total) fputc('\n', stderr);
-    }
-    return tdm_cli_interrupted ? 1 : 0;
-}
-
-static int on_stage(void *user, tdm_stage stage, int step, int total) {
-    (void)user;
-    (void)stage;
-    (void)step;
-    (void)total;
-    return tdm_cli_interrupted ? 1 : 0;
-}
-
-static void print_file(const char *dir, const char *name) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
-    fclose(f);
+    char detail[256];
+    snprintf(detail, sizeof detail, "scene %llu  IoU: student %.3f teacher %.3f refine %.3f",
+             (unsigned long long)pg->scene_index, (double)pg->iou[0], (double)pg->iou[1], (double)pg->iou[2]);
+    return tdm_cli_progress_report(user, "control-eval", "scene", pg->done, pg->total, detail);
 }
 
 static int parse_u64(const char *cmd, const char *opt, const char *v, uint64_t *out) {
@@ -146,7 +77,7 @@ int tdm_cmd_control_eval(int argc, char **argv) {
     tdm_control_eval_params p;
     tdm_control_eval_params_init(&p);
     const char *cn_path = NULL;
-    double k[CEVAL_MAX_K] = {10, 30, 50};
+    double k[TDM_CLI_MAX_K] = {10, 30, 50};
     int n_k = 3;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -155,10 +86,8 @@ int tdm_cmd_control_eval(int argc, char **argv) {
             fprintf(stderr, "tandem %s: %s: the prompts and conditions are the world scenes' (see --help)\n", cmd, a);
             return 2;
         }
-        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
+        int r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
+        if (r != 0) {
             if (r < 0) return 2;
             continue;
         }
@@ -197,7 +126,7 @@ int tdm_cmd_control_eval(int argc, char **argv) {
             if (err) return 2;
             p.calibration = v;
         } else if (COPT("--k")) {
-            if (err || !parse_k_list(cmd, v, k, &n_k)) return 2;
+            if (err || !tdm_cli_parse_k_list(cmd, v, k, &n_k)) return 2;
         } else {
             fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --help)\n", cmd, a, cmd);
             return 2;
@@ -236,7 +165,7 @@ int tdm_cmd_control_eval(int argc, char **argv) {
     tdm_adaptive_params *s = &p.settings;
     tdm_cli_common_apply(&c, s);
     tdm_cli_teacher_apply(&t, s);
-    s->progress = on_stage;
+    s->progress = tdm_cli_cancel_on_signal;
     p.controlnet = cn;
     p.controlnet_name = cn_path;
     p.seed = c.seed;
@@ -244,10 +173,8 @@ int tdm_cmd_control_eval(int argc, char **argv) {
     p.oracle_model = c.oracle_model;
     p.k = k;
     p.n_k = n_k;
-    ceval_progress pg = {0};
-    pg.tty = isatty(STDERR_FILENO);
-    pg.quiet = c.quiet;
-    clock_gettime(CLOCK_MONOTONIC, &pg.t0);
+    tdm_cli_progress pg;
+    tdm_cli_progress_init(&pg, c.quiet);
     p.on_sample = on_sample;
     p.user = &pg;
     tdm_control_eval_summary sum;
@@ -263,12 +190,10 @@ int tdm_cmd_control_eval(int argc, char **argv) {
         goto done;
     }
     if (rc) goto fail;
-    if (sum.warnings[0])
-        for (char *line = strtok(sum.warnings, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
+    tdm_cli_print_warnings(cmd, sum.warnings);
     if (!c.quiet) {
         if (sum.n_resumed) fprintf(stderr, "resumed after %d of %d scenes\n", sum.n_resumed, sum.n_samples);
-        print_file(p.out_dir, "table.md");
+        tdm_cli_print_file(p.out_dir, "table.md");
         printf("\nwrote %s/table.md, %s/samples.jsonl (%d scenes)\n", p.out_dir, p.out_dir, sum.n_samples);
     }
     exit_code = 0;

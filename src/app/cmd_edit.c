@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/cli_eval_common.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
 
@@ -78,17 +79,18 @@ int tdm_cmd_edit(int argc, char **argv) {
     tdm_cli_teacher_opts t;
     tdm_cli_teacher_init(&t);
     const char *image = NULL, *prompt = NULL, *output = "edit.png", *sidecar = NULL, *student_out = NULL;
-    const char *calibration = NULL, *sim_dir = NULL;
-    double tau = NAN, k = NAN, share = NAN, strength = 0.75;
-    int strategy = TDM_ADAPTIVE_REFINE, mode = TDM_EDIT_ADAPTIVE, n_modes = 0;
+    const char *sim_dir = NULL;
+    tdm_cli_threshold_opts th; /* --tau, --k, --teacher-share, --calibration, --strategy */
+    tdm_cli_threshold_init(&th);
+    double strength = 0.75;
+    int mode = TDM_EDIT_ADAPTIVE, n_modes = 0;
     c.seed_random = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
-        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
+        int r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
+        if (r == 0) r = tdm_cli_threshold_parse(cmd, argc, argv, &i, &th);
+        if (r != 0) {
             if (r < 0) return 2;
             continue;
         }
@@ -109,23 +111,6 @@ int tdm_cmd_edit(int argc, char **argv) {
             prompt = v;
         } else if (OPT("--strength")) {
             if (err || !tdm_cli_arg_double(cmd, "--strength", v, 0, 1, 1, 0, &strength)) return 2;
-        } else if (OPT("--tau")) {
-            if (err || !tdm_cli_arg_double(cmd, "--tau", v, -1e30, 1e30, 0, 0, &tau)) return 2;
-        } else if (OPT("--k")) {
-            if (err || !tdm_cli_arg_double(cmd, "--k", v, 0, 100, 1, 1, &k)) return 2;
-        } else if (OPT("--teacher-share")) {
-            if (err || !tdm_cli_arg_double(cmd, "--teacher-share", v, 0, 1, 0, 0, &share)) return 2;
-        } else if (OPT("--calibration")) {
-            if (err) return 2;
-            calibration = v;
-        } else if (OPT("--strategy")) {
-            if (err) return 2;
-            if (strcmp(v, "refine") == 0) strategy = TDM_ADAPTIVE_REFINE;
-            else if (strcmp(v, "regenerate") == 0) strategy = TDM_ADAPTIVE_REGENERATE;
-            else {
-                fprintf(stderr, "tandem %s: --strategy: '%s' is not refine or regenerate\n", cmd, v);
-                return 2;
-            }
         } else if (OPT("--similarity-model")) {
             if (err) return 2;
             sim_dir = v;
@@ -151,6 +136,8 @@ int tdm_cmd_edit(int argc, char **argv) {
         fprintf(stderr, "tandem %s: give --student-only or --teacher-only, not both\n", cmd);
         return 2;
     }
+    const double tau = th.tau, k = th.k, share = th.share;
+    const char *calibration = th.calibration;
     const int n_thr = !isnan(tau) + !isnan(k) + !isnan(share);
     if (mode == TDM_EDIT_ADAPTIVE) {
         if (n_thr != 1) {
@@ -213,7 +200,7 @@ int tdm_cmd_edit(int argc, char **argv) {
     p.k = k;
     p.teacher_share = share;
     p.calibration = calibration;
-    p.strategy = (tdm_adaptive_strategy)strategy;
+    p.strategy = (tdm_adaptive_strategy)th.strategy;
     p.keep_student_image = student_out != NULL;
     p.init_image = &src;
     p.strength = (float)strength;
@@ -232,10 +219,7 @@ int tdm_cmd_edit(int argc, char **argv) {
         goto done;
     }
     if (rc) goto fail;
-    if (res.warnings[0]) {
-        for (char *line = strtok(res.warnings, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
-    }
+    tdm_cli_print_warnings(cmd, res.warnings);
     tdm_edit_quality q;
     if (tdm_edit_measure(&src, &res.image, prompt, sim, &q, &st)) goto fail;
     if (tdm_edit_attach_quality(&res, &q, &st)) goto fail;
@@ -298,35 +282,6 @@ static void edit_eval_help(void) {
            "  --width N --height N (default: the student's size), --threads N, -q\n");
 }
 
-static int parse_k_list(const char *cmd, const char *s, double *k, int *n) {
-    *n = 0;
-    char item[64];
-    const char *p = s;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 0 || len >= sizeof item || *n >= 128) {
-            fprintf(stderr, "tandem %s: --k: '%s' is not a list of percentiles (e.g. 10,30,50)\n", cmd, s);
-            return 0;
-        }
-        memcpy(item, p, len);
-        item[len] = '\0';
-        if (!tdm_cli_arg_double(cmd, "--k", item, 0, 100, 1, 1, &k[*n])) return 0;
-        (*n)++;
-        if (!e) break;
-        p = e + 1;
-        if (!*p) {
-            fprintf(stderr, "tandem %s: --k: '%s' ends with a comma\n", cmd, s);
-            return 0;
-        }
-    }
-    if (*n == 0) {
-        fprintf(stderr, "tandem %s: --k: empty list\n", cmd);
-        return 0;
-    }
-    return 1;
-}
-
 typedef struct eeval_progress {
     int quiet, tty;
 } eeval_progress;
@@ -349,15 +304,13 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     tdm_cli_teacher_init(&t);
     const char *out = NULL, *calibration = NULL, *sim_dir = NULL;
     int n = 0, restart = 0, n_k = 3;
-    double k[128] = {10, 30, 50}, strength = 0.75;
+    double k[TDM_CLI_MAX_K] = {10, 30, 50}, strength = 0.75;
     uint64_t world_seed = 1001;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0, rnd = 0;
-        int r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
+        int r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
+        if (r != 0) {
             if (r < 0) return 2;
             continue;
         }
@@ -380,7 +333,7 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
         } else if (OPT("--strength")) {
             if (err || !tdm_cli_arg_double(cmd, "--strength", v, 0, 1, 1, 0, &strength)) return 2;
         } else if (OPT("--k")) {
-            if (err || !parse_k_list(cmd, v, k, &n_k)) return 2;
+            if (err || !tdm_cli_parse_k_list(cmd, v, k, &n_k)) return 2;
         } else if (OPT("--calibration")) {
             if (err) return 2;
             calibration = v;
@@ -444,20 +397,10 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
         goto done;
     }
     if (rc) goto fail;
-    if (sum.warnings[0])
-        for (char *line = strtok(sum.warnings, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
+    tdm_cli_print_warnings(cmd, sum.warnings);
     if (!c.quiet) {
         if (sum.n_resumed) fprintf(stderr, "resumed after %d pairs\n", sum.n_resumed);
-        char path[4096];
-        snprintf(path, sizeof path, "%s/table.md", out);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            char buf[4096];
-            size_t got;
-            while ((got = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, got, stdout);
-            fclose(f);
-        }
+        tdm_cli_print_file(out, "table.md");
     }
     exit_code = 0;
     goto done;

@@ -8,11 +8,10 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/cli_eval_common.h"
 #include "app/cli_preset.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
-
-#define EVAL_MAX_K 128
 
 static void eval_help(void) {
     printf("usage: tandem eval --model STUDENT --teacher TEACHER --prompts FILE --seeds SEEDS --out DIR [options]\n\n"
@@ -45,84 +44,12 @@ static void eval_help(void) {
     tdm_cli_preset_help(1);
 }
 
-/* "10,30,50" -> k[] (each in (0, 100)). */
-static int parse_k_list(const char *s, double *k, int *n) {
-    *n = 0;
-    const char *p = s;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        char item[64];
-        if (len == 0 || len >= sizeof item || *n >= EVAL_MAX_K) {
-            fprintf(stderr, "tandem eval: --k: '%s' is not a list of percentiles (e.g. 10,30,50)\n", s);
-            return 0;
-        }
-        memcpy(item, p, len);
-        item[len] = '\0';
-        if (!tdm_cli_arg_double("eval", "--k", item, 0, 100, 1, 1, &k[*n])) return 0;
-        (*n)++;
-        p += len + (e ? 1 : 0);
-        if (e && !*p) {
-            fprintf(stderr, "tandem eval: --k: '%s' ends with a comma\n", s);
-            return 0;
-        }
-    }
-    if (!*n) {
-        fprintf(stderr, "tandem eval: --k: empty list\n");
-        return 0;
-    }
-    return 1;
-}
-
-typedef struct eval_progress {
-    int tty, quiet;
-    struct timespec t0;
-    int first; /* samples done before this process (resumed) */
-    int seen;
-} eval_progress;
-
 static int on_sample(void *user, const tdm_eval_progress *pg) {
-    eval_progress *ep = user;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if (!ep->seen) {
-        ep->seen = 1;
-        ep->first = pg->done - 1;
-    }
-    double dt = (double)(t.tv_sec - ep->t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - ep->t0.tv_nsec);
-    int n_run = pg->done - ep->first;
-    double per = n_run > 0 ? dt / n_run : 0;
-    if (!ep->quiet) {
-        int step = pg->total / 20 > 0 ? pg->total / 20 : 1;
-        if (ep->tty)
-            fprintf(stderr, "\reval %d/%d  prompt %d seed %llu  oracle: student %.4g teacher %.4g refine %.4g  "
-                    "%.2f s/sample  eta %.0f s   ",
-                    pg->done, pg->total, pg->prompt_index + 1, (unsigned long long)pg->seed, (double)pg->student_oracle,
-                    (double)pg->teacher_oracle, (double)pg->refine_oracle, per, per * (pg->total - pg->done));
-        else if (pg->done % step == 0 || pg->done == pg->total)
-            fprintf(stderr, "eval %d/%d  %.2f s/sample\n", pg->done, pg->total, per);
-        if (ep->tty && pg->done == pg->total) fputc('\n', stderr);
-    }
-    return tdm_cli_interrupted ? 1 : 0;
-}
-
-static int on_stage(void *user, tdm_stage stage, int step, int total) {
-    (void)user;
-    (void)stage;
-    (void)step;
-    (void)total;
-    return tdm_cli_interrupted ? 1 : 0;
-}
-
-static void print_file(const char *dir, const char *name) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
-    fclose(f);
+    char detail[256];
+    snprintf(detail, sizeof detail, "prompt %d seed %llu  oracle: student %.4g teacher %.4g refine %.4g",
+             pg->prompt_index + 1, (unsigned long long)pg->seed, (double)pg->student_oracle,
+             (double)pg->teacher_oracle, (double)pg->refine_oracle);
+    return tdm_cli_progress_report(user, "eval", "sample", pg->done, pg->total, detail);
 }
 
 int tdm_cmd_eval(int argc, char **argv) {
@@ -132,7 +59,7 @@ int tdm_cmd_eval(int argc, char **argv) {
     tdm_cli_teacher_opts t;
     tdm_cli_teacher_init(&t);
     const char *prompts = NULL, *seeds_spec = NULL, *out = NULL, *calibration = NULL;
-    double k[EVAL_MAX_K] = {10, 30, 50};
+    double k[TDM_CLI_MAX_K] = {10, 30, 50};
     int n_k = 3, restart = 0;
     tdm_cli_loras slora; /* --student-lora ... */
     memset(&slora, 0, sizeof slora);
@@ -153,10 +80,7 @@ int tdm_cmd_eval(int argc, char **argv) {
             if (r < 0) return 2;
             continue;
         }
-        r = tdm_cli_common_parse(cmd, argc, argv, &i, &c);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = tdm_cli_teacher_parse(cmd, argc, argv, &i, &t)) != 0) {
+        if ((r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t)) != 0) {
             if (r < 0) return 2;
             continue;
         }
@@ -179,7 +103,7 @@ int tdm_cmd_eval(int argc, char **argv) {
             if (err) return 2;
             calibration = v;
         } else if (EOPT("--k")) {
-            if (err || !parse_k_list(v, k, &n_k)) return 2;
+            if (err || !tdm_cli_parse_k_list(cmd, v, k, &n_k)) return 2;
         } else {
             fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --help)\n", cmd, a, cmd);
             return 2;
@@ -230,7 +154,7 @@ int tdm_cmd_eval(int argc, char **argv) {
     tdm_cli_teacher_apply(&t, s);
     s->teacher_width = po.teacher_width;
     s->teacher_height = po.teacher_height;
-    s->progress = on_stage;
+    s->progress = tdm_cli_cancel_on_signal;
     p.oracle = oracle;
     p.oracle_model = c.oracle_model;
     p.k = k;
@@ -238,10 +162,8 @@ int tdm_cmd_eval(int argc, char **argv) {
     p.calibration = calibration;
     p.out_dir = out;
     p.restart = restart;
-    eval_progress pg = {0};
-    pg.tty = isatty(STDERR_FILENO);
-    pg.quiet = c.quiet;
-    clock_gettime(CLOCK_MONOTONIC, &pg.t0);
+    tdm_cli_progress pg;
+    tdm_cli_progress_init(&pg, c.quiet);
     p.on_sample = on_sample;
     p.user = &pg;
     tdm_eval_summary sum;
@@ -256,13 +178,10 @@ int tdm_cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (rc) goto fail;
-    if (sum.warnings[0]) {
-        for (char *line = strtok(sum.warnings, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(stderr, "tandem %s: warning: %s\n", cmd, line);
-    }
+    tdm_cli_print_warnings(cmd, sum.warnings);
     if (!c.quiet) {
         if (sum.n_resumed) fprintf(stderr, "resumed after %d of %d samples\n", sum.n_resumed, sum.n_samples);
-        print_file(out, "table.md");
+        tdm_cli_print_file(out, "table.md");
         printf("\nwrote %s/table.md, %s/results.jsonl (%d samples)\n", out, out, sum.n_samples);
     }
     exit_code = 0;

@@ -9,22 +9,17 @@
  * finished evaluation can be rerun with other k at no cost. */
 #include "pipeline/eval.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
-#include "base/json.h"
 #include "base/jsonl_log.h"
 #include "io/image.h"
 #include "pipeline/adaptive.h"
 #include "pipeline/calibrate.h"
+#include "pipeline/eval_common.h"
 #include "world/checker.h"
 
 #define EVAL_LOG_FORMAT "tandem-eval-log"
@@ -97,42 +92,17 @@ tdm_code tdm_eval_parse_seeds(const char *spec, uint64_t **seeds, int *n, tdm_st
 
 /* ---- settings (the log's header line) ---- */
 
-static cJSON *stage_json(const char *model, const tdm_gen_plan *pl) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", model);
-    cJSON_AddStringToObject(o, "sampler", pl->sampler);
-    cJSON_AddNumberToObject(o, "steps", pl->steps);
-    cJSON_AddNumberToObject(o, "guidance", tdm_float_as_decimal(pl->guidance));
-    cJSON_AddNumberToObject(o, "eta", tdm_float_as_decimal(pl->eta));
-    return o;
-}
-
 static cJSON *settings_json(const tdm_eval_params *p, const tdm_model *student, const tdm_model *teacher,
                             const tdm_adaptive_setup *su, const char *oracle, const tdm_prompts *pr) {
     const tdm_adaptive_params *a = &p->settings;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "format", EVAL_LOG_FORMAT);
-    cJSON_AddNumberToObject(o, "version", EVAL_LOG_VERSION);
-    cJSON_AddItemToObject(o, "student", stage_json(tdm_model_name(student), &su->sp));
-    cJSON_AddItemToObject(o, "teacher", stage_json(tdm_model_name(teacher), &su->tp));
-    cJSON_AddNumberToObject(o, "width", su->sp.width);
-    cJSON_AddNumberToObject(o, "height", su->sp.height);
+    cJSON *o = tdm_evalc_header_begin(EVAL_LOG_FORMAT, EVAL_LOG_VERSION, student, teacher, su);
+    if (!o) return NULL;
     if (su->tp.width != su->sp.width || su->tp.height != su->sp.height) { /* only then: older logs stay valid */
         cJSON_AddNumberToObject(o, "teacher_width", su->tp.width);
         cJSON_AddNumberToObject(o, "teacher_height", su->tp.height);
     }
-    cJSON_AddStringToObject(o, "negative_prompt", su->sp.negative);
-    cJSON_AddNumberToObject(o, "clip_skip", su->sp.clip_skip);
-    cJSON_AddBoolToObject(o, "emphasis", su->sp.emphasis);
-    cJSON *rf = cJSON_AddObjectToObject(o, "refine");
-    const int strength = a->refine_convention == TDM_REFINE_STRENGTH;
-    cJSON_AddStringToObject(rf, "convention", strength ? "strength" : "noise");
-    cJSON_AddNumberToObject(rf, strength ? "strength" : "sigma",
-                            tdm_float_as_decimal(strength ? a->refine_strength : a->refine_noise));
-    cJSON_AddNumberToObject(rf, "grid_steps", su->rp.grid_steps);
-    cJSON_AddNumberToObject(rf, "steps", su->rp.steps);
-    cJSON_AddStringToObject(rf, "handoff", su->handoff_latent ? "latent" : "pixels");
-    cJSON_AddBoolToObject(o, "regenerate", su->same_latent_shape);
+    tdm_evalc_add_prompting(o, su);
+    tdm_evalc_add_refine(o, a, su);
     cJSON *cs = cJSON_AddArrayToObject(o, "controls");
     for (int k = 0; k < a->n_controls; k++) {
         cJSON *c = cJSON_CreateObject();
@@ -141,10 +111,7 @@ static cJSON *settings_json(const tdm_eval_params *p, const tdm_model *student, 
         cJSON_AddNumberToObject(c, "end", tdm_float_as_decimal(a->controls[k].end));
         cJSON_AddItemToArray(cs, c);
     }
-    cJSON *orc = cJSON_AddObjectToObject(o, "oracle");
-    cJSON_AddStringToObject(orc, "name", oracle);
-    if (p->oracle_model) cJSON_AddStringToObject(orc, "model", p->oracle_model);
-    else cJSON_AddNullToObject(orc, "model");
+    tdm_evalc_add_oracle(o, oracle, p->oracle_model);
     cJSON *pj = cJSON_AddObjectToObject(o, "prompts");
     cJSON_AddStringToObject(pj, "sha256", pr->sha256);
     cJSON_AddNumberToObject(pj, "count", pr->n);
@@ -158,31 +125,10 @@ static cJSON *settings_json(const tdm_eval_params *p, const tdm_model *student, 
     return o;
 }
 
-/* The first top-level setting that differs between two header lines (for the refusal message). */
-static void first_difference(const char *have, const char *want, char *out, size_t n) {
-    snprintf(out, n, "the header");
-    cJSON *a = cJSON_Parse(have), *b = cJSON_Parse(want);
-    if (a && b) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, b) {
-            const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, it->string);
-            char *x = o ? cJSON_PrintUnformatted(o) : NULL, *y = cJSON_PrintUnformatted(it);
-            const int differ = !x || !y || strcmp(x, y) != 0;
-            free(x);
-            free(y);
-            if (differ) {
-                snprintf(out, n, "'%s'", it->string);
-                break;
-            }
-        }
-    }
-    cJSON_Delete(a);
-    cJSON_Delete(b);
-}
-
 /* ---- log lines ---- */
 
-static const char *const k_runs[TDM_EVAL_N_RUNS] = {"student", "teacher", "refine"};
+
+
 
 static char *sample_line(const tdm_eval_sample *s, int i, const char *prompt) {
     cJSON *o = cJSON_CreateObject();
@@ -194,7 +140,7 @@ static char *sample_line(const tdm_eval_sample *s, int i, const char *prompt) {
     cJSON_AddRawToObject(o, "seed", seed);
     cJSON_AddStringToObject(o, "prompt", prompt);
     for (int r = 0; r < TDM_EVAL_N_RUNS; r++) {
-        cJSON *rj = cJSON_AddObjectToObject(o, k_runs[r]);
+        cJSON *rj = cJSON_AddObjectToObject(o, tdm_evalc_run_key[r]);
         if (s->has_checker) cJSON_AddNumberToObject(rj, "checker", s->checker[r]);
         else cJSON_AddNullToObject(rj, "checker");
         cJSON_AddNumberToObject(rj, "oracle", s->oracle[r]);
@@ -207,13 +153,6 @@ static char *sample_line(const tdm_eval_sample *s, int i, const char *prompt) {
     return text;
 }
 
-static int num_of(const cJSON *o, const char *key, double *v) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) return 0;
-    *v = it->valuedouble;
-    return 1;
-}
-
 /* Parses a log line into s; checks it is sample i (prompt i / S, seed seeds[i mod S]). */
 static int parse_sample_line(const char *line, int i, const tdm_eval_params *p, tdm_eval_sample *s) {
     cJSON *o = cJSON_Parse(line);
@@ -222,16 +161,16 @@ static int parse_sample_line(const char *line, int i, const tdm_eval_params *p, 
     s->prompt_index = i / p->n_seeds;
     s->seed = p->seeds[i % p->n_seeds];
     double v = 0;
-    int ok = num_of(o, "sample", &v) && v == i && num_of(o, "prompt_index", &v) && v == s->prompt_index &&
-             num_of(o, "seed", &v) && v == (double)s->seed && num_of(o, "seconds_oracle", &s->seconds_oracle);
+    int ok = tdm_evalc_num(o, "sample", &v) && v == i && tdm_evalc_num(o, "prompt_index", &v) && v == s->prompt_index &&
+             tdm_evalc_num(o, "seed", &v) && v == (double)s->seed && tdm_evalc_num(o, "seconds_oracle", &s->seconds_oracle);
     int checker_seen = 0, null_seen = 0;
     for (int r = 0; ok && r < TDM_EVAL_N_RUNS; r++) {
-        const cJSON *rj = cJSON_GetObjectItemCaseSensitive(o, k_runs[r]);
+        const cJSON *rj = cJSON_GetObjectItemCaseSensitive(o, tdm_evalc_run_key[r]);
         double c = 0, orc = 0, ev = 0, sec = 0;
-        ok = cJSON_IsObject(rj) && num_of(rj, "oracle", &orc) && num_of(rj, "unet_evals", &ev) &&
-             num_of(rj, "seconds", &sec) && ev >= 0 && ev <= 1e9;
+        ok = cJSON_IsObject(rj) && tdm_evalc_num(rj, "oracle", &orc) && tdm_evalc_num(rj, "unet_evals", &ev) &&
+             tdm_evalc_num(rj, "seconds", &sec) && ev >= 0 && ev <= 1e9;
         if (!ok) break;
-        if (num_of(rj, "checker", &c)) {
+        if (tdm_evalc_num(rj, "checker", &c)) {
             checker_seen++;
             s->checker[r] = (float)c;
         } else if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(rj, "checker"))) null_seen++;
@@ -259,32 +198,11 @@ static int log_sample(void *user, const char *line, int done) {
 
 static tdm_code log_mismatch(void *user, const char *path, const char *line, tdm_status *st) {
     const log_ctx *c = user;
-    char what[96];
-    first_difference(line, c->header, what, sizeof what);
-    return tdm_fail(st, TDM_ERR_INVALID_ARG,
-                    "%s was made with other settings (%s differs: models, their settings, refinement, "
-                    "oracle, prompts or seeds); pass --restart to discard it, or use another output folder",
-                    path, what);
-}
-
-/* Reads an existing log: checks the header, parses the complete sample lines into samples[], truncates a
- * torn last line. *done = samples recovered, -1 when the file has no complete header (start over). */
-static tdm_code read_log(const char *path, const char *header, const tdm_eval_params *p, int n_max,
-                         tdm_eval_sample *samples, int *done, tdm_status *st) {
-    log_ctx c = {p, n_max, samples, header};
-    const tdm_jsonl_resume r = {header, (size_t)1 << 32,
-                                "evaluation (corrupt log; delete it or pass --restart)", log_mismatch, log_sample, &c};
-    return tdm_jsonl_resume_read(path, &r, done, st);
+    return tdm_evalc_log_mismatch(path, line, c->header, "the header",
+                                  "models, their settings, refinement, oracle, prompts or seeds", st);
 }
 
 /* ---- one sample ---- */
-
-static double now_seconds(void *user) {
-    (void)user;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 typedef struct eval_ctx {
     const tdm_eval_params *p;
@@ -303,11 +221,15 @@ static tdm_code check(const tdm_world_query *q, const tdm_image *img, float *che
     return TDM_OK;
 }
 
-/* Oracle and checker scores of img. */
-static tdm_code score(eval_ctx *c, const char *prompt, const tdm_world_query *q, const tdm_image *img, float *oracle,
-                      float *checker, tdm_status *st) {
-    TDM_TRY(tdm_oracle_score(c->oracle, prompt, img, oracle, st));
-    return check(q, img, checker, st);
+/* The checker's score of run `run`'s image (tdm_evalc_score_fn; user: the sample's run_user). */
+typedef struct run_user {
+    const tdm_world_query *q;
+    tdm_eval_sample *s;
+} run_user;
+
+static tdm_code score_run(void *user, int run, const tdm_gen_result *g, tdm_status *st) {
+    run_user *u = user;
+    return check(u->q, &g->image, &u->s->checker[run], st);
 }
 
 static tdm_code run_sample(eval_ctx *c, const char *prompt, int prompt_index, uint64_t seed, tdm_eval_sample *s,
@@ -318,85 +240,16 @@ static tdm_code run_sample(eval_ctx *c, const char *prompt, int prompt_index, ui
     tdm_world_query q;
     tdm_status ignore = {0};
     s->has_checker = tdm_world_parse(prompt, &q, &ignore) == TDM_OK;
-    const tdm_world_query *qp = s->has_checker ? &q : NULL;
     c->su.sgp.prompt = c->su.tgp.prompt = prompt;
     c->su.sgp.seed = c->su.tgp.seed = seed;
     c->su.sp.prompt = c->su.tp.prompt = prompt;
     c->su.sp.seed = c->su.tp.seed = seed;
-    const int S = TDM_EVAL_RUN_STUDENT, T = TDM_EVAL_RUN_TEACHER, R = TDM_EVAL_RUN_REFINE;
-
-    tdm_gen_result sres, tres;
-    double t0 = c->clock(c->clock_user);
-    tdm_code rc = tdm_adaptive_run_student(&c->su, c->su.handoff_latent, &sres, st);
-    s->seconds[S] = c->clock(c->clock_user) - t0;
-    if (rc) return tdm_fail_context(st, "student");
-    s->evals[S] = sres.stats.unet_calls * sres.stats.unet_batch;
-    t0 = c->clock(c->clock_user);
-    rc = tdm_oracle_score(c->oracle, prompt, &sres.image, &s->oracle[S], st);
-    s->seconds_oracle = c->clock(c->clock_user) - t0;
-    if (!rc) rc = check(qp, &sres.image, &s->checker[S], st);
-    if (rc) goto out_s;
-
-    /* the teacher-only sample = the regeneration of the student's initial noise (generate streams) */
-    t0 = c->clock(c->clock_user);
-    rc = tdm_adaptive_run_teacher(&c->su, TDM_DECISION_REGENERATE, NULL, NULL, &tres, st);
-    s->seconds[T] = c->clock(c->clock_user) - t0;
-    if (rc) {
-        tdm_fail_context(st, "teacher");
-        goto out_s;
-    }
-    s->evals[T] = tres.stats.unet_calls * tres.stats.unet_batch;
-    rc = score(c, prompt, qp, &tres.image, &s->oracle[T], &s->checker[T], st);
-    tdm_gen_result_free(&tres);
-    if (rc) goto out_s;
-
-    t0 = c->clock(c->clock_user);
-    rc = tdm_adaptive_run_teacher(&c->su, TDM_DECISION_REFINE, &sres, NULL, &tres, st);
-    s->seconds[R] = c->clock(c->clock_user) - t0;
-    if (rc) {
-        tdm_fail_context(st, "refinement");
-        goto out_s;
-    }
-    s->evals[R] = tres.stats.unet_calls * tres.stats.unet_batch;
-    rc = score(c, prompt, qp, &tres.image, &s->oracle[R], &s->checker[R], st);
-    tdm_gen_result_free(&tres);
-out_s:
-    tdm_gen_result_free(&sres);
-    return rc;
+    run_user u = {s->has_checker ? &q : NULL, s};
+    const tdm_evalc_runs r = {&c->su, c->oracle, prompt, c->clock, c->clock_user, score_run, &u};
+    return tdm_evalc_run_three(&r, s, NULL, st);
 }
 
 /* ---- the run ---- */
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static tdm_code make_dir(const char *dir, tdm_status *st) {
-    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
-        struct stat sb;
-        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return TDM_OK;
-        return tdm_fail(st, TDM_ERR_IO, "%s: exists and is not a folder", dir);
-    }
-    return tdm_fail(st, TDM_ERR_IO, "%s: cannot create the output folder (%s)", dir, strerror(errno));
-}
-
-/* tau_k for each k: from the calibration file (and its provenance warnings), or the evaluation's own
- * student oracle scores. */
-static tdm_code thresholds(const tdm_eval_params *p, const tdm_calibration *cal, const tdm_eval_sample *samples, int n,
-                           double *tau, tdm_status *st) {
-    if (cal) {
-        for (int j = 0; j < p->n_k; j++) TDM_TRY(tdm_calibration_tau(cal, p->k[j], &tau[j], st));
-        return TDM_OK;
-    }
-    double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-    if (!v) return tdm_fail(st, TDM_ERR_NOMEM, "eval: out of memory");
-    for (int i = 0; i < n; i++) v[i] = samples[i].oracle[TDM_EVAL_RUN_STUDENT];
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    for (int j = 0; j < p->n_k; j++) tau[j] = tdm_percentile_sorted(v, n, p->k[j]);
-    free(v);
-    return TDM_OK;
-}
 
 static tdm_code check_params(const tdm_eval_params *p, tdm_status *st) {
     if (!p->prompts_file || !*p->prompts_file) return tdm_fail(st, TDM_ERR_INVALID_ARG, "eval: no prompts file given");
@@ -431,7 +284,7 @@ tdm_code tdm_eval(tdm_engine *engine, const tdm_model *student, const tdm_model 
     memset(&c, 0, sizeof c);
     c.p = p;
     c.oracle = p->oracle;
-    c.clock = p->clock ? p->clock : now_seconds;
+    c.clock = p->clock ? p->clock : tdm_evalc_now;
     c.clock_user = p->clock_user;
     tdm_calibration *cal = NULL;
     cJSON *settings = NULL;
@@ -447,21 +300,11 @@ tdm_code tdm_eval(tdm_engine *engine, const tdm_model *student, const tdm_model 
     if (rc) goto done;
     const char *oracle_name = tdm_oracle_get_name(p->oracle);
     if (p->calibration) {
-        rc = tdm_calibration_load(p->calibration, &cal, st);
-        if (rc) {
-            tdm_fail_context(st, "calibration file");
-            goto done;
-        }
-        for (int j = 0; j < p->n_k && !rc; j++) { /* checked now, before any work */
-            double t;
-            rc = tdm_calibration_tau(cal, p->k[j], &t, st);
-        }
+        rc = tdm_evalc_calibration_open(p->calibration, p->k, p->n_k, student, &c.su, oracle_name, summary->warnings,
+                                        sizeof summary->warnings, &cal, st);
         if (rc) goto done;
-        tdm_calibration_compare(cal, tdm_model_name(student), c.su.sp.sampler, c.su.sp.steps, c.su.sp.guidance,
-                                c.su.sp.width, c.su.sp.height, oracle_name, summary->warnings,
-                                sizeof summary->warnings);
     }
-    rc = make_dir(p->out_dir, st);
+    rc = tdm_evalc_make_dir(p->out_dir, st);
     if (rc) goto done;
     settings = settings_json(p, student, teacher, &c.su, oracle_name, &pr);
     header = settings ? cJSON_PrintUnformatted(settings) : NULL;
@@ -476,26 +319,13 @@ tdm_code tdm_eval(tdm_engine *engine, const tdm_model *student, const tdm_model 
     snprintf(log_path, pl, "%s/samples.jsonl", p->out_dir);
 
     /* resume */
-    int done_n = -1;
-    if (!p->restart && access(log_path, F_OK) == 0) {
-        rc = read_log(log_path, header, p, n, samples, &done_n, st);
-        if (rc) goto done;
-    }
-    if (done_n < 0) {
-        f = fopen(log_path, "w");
-        if (!f || fprintf(f, "%s\n", header) < 0 || fflush(f) != 0) {
-            rc = tdm_fail(st, TDM_ERR_IO, "%s: cannot write the log", log_path);
-            goto done;
-        }
-        done_n = 0;
-    } else {
-        summary->n_resumed = done_n;
-        f = fopen(log_path, "a");
-        if (!f) {
-            rc = tdm_fail(st, TDM_ERR_IO, "%s: cannot append to the log", log_path);
-            goto done;
-        }
-    }
+    int done_n = 0;
+    log_ctx lc = {p, n, samples, header};
+    const tdm_jsonl_resume res = {header, (size_t)1 << 32, "evaluation (corrupt log; delete it or pass --restart)",
+                                  log_mismatch, log_sample, &lc};
+    rc = tdm_evalc_log_open(log_path, p->restart, &res, &done_n, &f, st);
+    if (rc) goto done;
+    summary->n_resumed = done_n;
 
     /* samples */
     for (int i = done_n; i < n; i++) {
@@ -508,18 +338,8 @@ tdm_code tdm_eval(tdm_engine *engine, const tdm_model *student, const tdm_model 
                              (unsigned long long)seed);
             goto done;
         }
-        char *line = sample_line(&samples[i], i, pr.line[j]);
-        if (!line) {
-            rc = tdm_fail(st, TDM_ERR_NOMEM, "eval: out of memory");
-            goto done;
-        }
-        int ok = fprintf(f, "%s\n", line) >= 0 && fflush(f) == 0;
-        free(line);
-        if (!ok) {
-            rc = tdm_fail(st, TDM_ERR_IO, "%s: write failed", log_path);
-            goto done;
-        }
-        fsync(fileno(f));
+        rc = tdm_evalc_log_append(f, log_path, sample_line(&samples[i], i, pr.line[j]), "eval", st);
+        if (rc) goto done;
         if (p->on_sample) {
             tdm_eval_progress pg;
             memset(&pg, 0, sizeof pg);
@@ -543,21 +363,16 @@ tdm_code tdm_eval(tdm_engine *engine, const tdm_model *student, const tdm_model 
     f = NULL;
 
     /* the methods, the table */
-    rc = thresholds(p, cal, samples, n, tau, st);
+    rc = tdm_evalc_thresholds(cal, p->k, p->n_k, &samples[0].oracle[TDM_EVAL_RUN_STUDENT], sizeof *samples, n, "eval",
+                              tau, st);
     if (rc) goto done;
-    const int strength = a.refine_convention == TDM_REFINE_STRENGTH;
-    char line[1024];
-    snprintf(line, sizeof line,
-             "student: %s (%s, %d steps, guidance %g); teacher: %s (%s, %d steps, guidance %g); refine: %s %g (%d of "
-             "%d grid steps, %s hand-off); oracle: %s; %dx%d",
-             tdm_model_name(student), c.su.sp.sampler, c.su.sp.steps, tdm_float_as_decimal(c.su.sp.guidance),
-             tdm_model_name(teacher), c.su.tp.sampler, c.su.tp.steps, tdm_float_as_decimal(c.su.tp.guidance),
-             strength ? "strength" : "noise", tdm_float_as_decimal(strength ? a.refine_strength : a.refine_noise),
-             c.su.rp.steps, c.su.rp.grid_steps, c.su.handoff_latent ? "latent" : "pixel", oracle_name,
-             c.su.sp.width, c.su.sp.height);
+    char line[1024] = "";
+    tdm_evalc_models_text(student, teacher, &c.su, line, sizeof line);
+    tdm_evalc_appendf(line, sizeof line, "; ");
+    tdm_evalc_refine_text(&a, &c.su, line, sizeof line);
+    tdm_evalc_appendf(line, sizeof line, "; oracle: %s; %dx%d", oracle_name, c.su.sp.width, c.su.sp.height);
     char source[1100];
-    if (p->calibration) snprintf(source, sizeof source, "calibration %s", p->calibration);
-    else snprintf(source, sizeof source, "the evaluation's own student oracle scores");
+    tdm_evalc_tau_source(p->calibration, source, sizeof source);
     tdm_eval_report_in in;
     memset(&in, 0, sizeof in);
     in.out_dir = p->out_dir;

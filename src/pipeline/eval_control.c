@@ -11,22 +11,17 @@
  * from the log at the end. */
 #include "pipeline/eval_control.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
-#include "base/json.h"
 #include "base/jsonl_log.h"
 #include "io/image.h"
 #include "pipeline/adaptive.h"
 #include "pipeline/calibrate.h"
+#include "pipeline/eval_common.h"
 #include "world/caption.h"
 #include "world/checker.h"
 
@@ -76,94 +71,39 @@ void tdm_ceval_as_eval_sample(const tdm_ceval_sample *c, tdm_eval_sample *s) {
 
 /* ---- settings (the log's header line) ---- */
 
-static cJSON *stage_json(const char *model, const tdm_gen_plan *pl) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", model);
-    cJSON_AddStringToObject(o, "sampler", pl->sampler);
-    cJSON_AddNumberToObject(o, "steps", pl->steps);
-    cJSON_AddNumberToObject(o, "guidance", tdm_float_as_decimal(pl->guidance));
-    cJSON_AddNumberToObject(o, "eta", tdm_float_as_decimal(pl->eta));
-    return o;
-}
-
-static void add_u64(cJSON *o, const char *key, uint64_t v) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
-    cJSON_AddRawToObject(o, key, buf); /* exact for any 64-bit value */
-}
-
 static cJSON *settings_json(const tdm_control_eval_params *p, const tdm_model *student, const tdm_model *teacher,
                             const tdm_adaptive_setup *su, const char *oracle, int split) {
-    const tdm_adaptive_params *a = &p->settings;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "format", CEVAL_LOG_FORMAT);
-    cJSON_AddNumberToObject(o, "version", CEVAL_LOG_VERSION);
-    cJSON_AddItemToObject(o, "student", stage_json(tdm_model_name(student), &su->sp));
-    cJSON_AddItemToObject(o, "teacher", stage_json(tdm_model_name(teacher), &su->tp));
-    cJSON_AddNumberToObject(o, "width", su->sp.width);
-    cJSON_AddNumberToObject(o, "height", su->sp.height);
-    cJSON_AddStringToObject(o, "negative_prompt", su->sp.negative);
-    cJSON_AddNumberToObject(o, "clip_skip", su->sp.clip_skip);
-    cJSON_AddBoolToObject(o, "emphasis", su->sp.emphasis);
-    cJSON *rf = cJSON_AddObjectToObject(o, "refine");
-    const int strength = a->refine_convention == TDM_REFINE_STRENGTH;
-    cJSON_AddStringToObject(rf, "convention", strength ? "strength" : "noise");
-    cJSON_AddNumberToObject(rf, strength ? "strength" : "sigma",
-                            tdm_float_as_decimal(strength ? a->refine_strength : a->refine_noise));
-    cJSON_AddNumberToObject(rf, "grid_steps", su->rp.grid_steps);
-    cJSON_AddNumberToObject(rf, "steps", su->rp.steps);
-    cJSON_AddStringToObject(rf, "handoff", su->handoff_latent ? "latent" : "pixels");
-    cJSON_AddBoolToObject(o, "regenerate", su->same_latent_shape);
+    cJSON *o = tdm_evalc_header_begin(CEVAL_LOG_FORMAT, CEVAL_LOG_VERSION, student, teacher, su);
+    if (!o) return NULL;
+    tdm_evalc_add_prompting(o, su);
+    tdm_evalc_add_refine(o, &p->settings, su);
     cJSON *cn = cJSON_AddObjectToObject(o, "controlnet");
     cJSON_AddStringToObject(cn, "name", p->controlnet_name ? p->controlnet_name : "controlnet");
     cJSON_AddStringToObject(cn, "condition", "segmentation");
     cJSON_AddNumberToObject(cn, "scale", tdm_float_as_decimal(p->control_scale));
     cJSON_AddNumberToObject(cn, "start", tdm_float_as_decimal(p->control_start));
     cJSON_AddNumberToObject(cn, "end", tdm_float_as_decimal(p->control_end));
-    cJSON *orc = cJSON_AddObjectToObject(o, "oracle");
-    cJSON_AddStringToObject(orc, "name", oracle);
-    if (p->oracle_model) cJSON_AddStringToObject(orc, "model", p->oracle_model);
-    else cJSON_AddNullToObject(orc, "model");
+    tdm_evalc_add_oracle(o, oracle, p->oracle_model);
     cJSON *w = cJSON_AddObjectToObject(o, "world");
     cJSON_AddStringToObject(w, "split", tdm_split_name(split));
-    add_u64(w, "seed", p->world_seed);
-    add_u64(w, "start", p->start);
-    add_u64(o, "seed", p->seed);
+    tdm_evalc_add_u64(w, "seed", p->world_seed);
+    tdm_evalc_add_u64(w, "start", p->start);
+    tdm_evalc_add_u64(o, "seed", p->seed);
     return o;
 }
 
-/* The first top-level key whose value differs between two header lines (or "the format"). */
-static void first_difference(const char *line, const char *header, char *what, size_t size) {
-    cJSON *a = cJSON_Parse(line), *b = cJSON_Parse(header);
-    snprintf(what, size, "the format");
-    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
-        const cJSON *x;
-        cJSON_ArrayForEach(x, b) {
-            const cJSON *y = cJSON_GetObjectItemCaseSensitive(a, x->string);
-            if (!y || !cJSON_Compare(x, y, 1)) {
-                snprintf(what, size, "'%s'", x->string);
-                break;
-            }
-        }
-    }
-    cJSON_Delete(a);
-    cJSON_Delete(b);
-}
-
 /* ---- the log's sample lines ---- */
-
-static const char *const k_runs[TDM_EVAL_N_RUNS] = {"student", "teacher", "refine"};
 
 static char *sample_line(const tdm_ceval_sample *s, int i, const char *caption) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddNumberToObject(o, "sample", i);
-    add_u64(o, "scene", s->scene_index);
-    add_u64(o, "seed", s->seed);
+    tdm_evalc_add_u64(o, "scene", s->scene_index);
+    tdm_evalc_add_u64(o, "seed", s->seed);
     cJSON_AddStringToObject(o, "caption", caption);
     cJSON_AddNumberToObject(o, "objects", s->n_objects);
     for (int r = 0; r < TDM_EVAL_N_RUNS; r++) {
-        cJSON *rj = cJSON_AddObjectToObject(o, k_runs[r]);
+        cJSON *rj = cJSON_AddObjectToObject(o, tdm_evalc_run_key[r]);
         cJSON_AddNumberToObject(rj, "checker", s->checker[r]);
         cJSON_AddNumberToObject(rj, "iou", s->iou[r]);
         cJSON_AddNumberToObject(rj, "oracle", s->oracle[r]);
@@ -177,17 +117,10 @@ static char *sample_line(const tdm_ceval_sample *s, int i, const char *caption) 
     return text;
 }
 
-static int num_of(const cJSON *o, const char *key, double *v) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) return 0;
-    *v = x->valuedouble;
-    return 1;
-}
-
-/* A 64-bit number written raw (add_u64) as cJSON reads it: a double, exact up to 2^53. */
+/* A 64-bit number written raw (tdm_evalc_add_u64) as cJSON reads it: a double, exact up to 2^53. */
 static int u64_matches(const cJSON *o, const char *key, uint64_t want) {
     double d;
-    return num_of(o, key, &d) && d == (double)want;
+    return tdm_evalc_num(o, key, &d) && d == (double)want;
 }
 
 typedef struct log_ctx {
@@ -206,16 +139,16 @@ static int log_sample(void *user, const char *line, int index) {
     memset(&s, 0, sizeof s);
     double v = 0;
     const uint64_t scene = c->p->start + (uint64_t)index, seed = c->p->seed + scene;
-    int ok = cJSON_IsObject(o) && num_of(o, "sample", &v) && v == index && u64_matches(o, "scene", scene) &&
-             u64_matches(o, "seed", seed) && num_of(o, "seconds_oracle", &s.seconds_oracle);
-    if (ok && num_of(o, "objects", &v) && v >= 1 && v <= 255) s.n_objects = (int)v;
+    int ok = cJSON_IsObject(o) && tdm_evalc_num(o, "sample", &v) && v == index && u64_matches(o, "scene", scene) &&
+             u64_matches(o, "seed", seed) && tdm_evalc_num(o, "seconds_oracle", &s.seconds_oracle);
+    if (ok && tdm_evalc_num(o, "objects", &v) && v >= 1 && v <= 255) s.n_objects = (int)v;
     else ok = 0;
     for (int r = 0; ok && r < TDM_EVAL_N_RUNS; r++) {
-        const cJSON *rj = cJSON_GetObjectItemCaseSensitive(o, k_runs[r]);
+        const cJSON *rj = cJSON_GetObjectItemCaseSensitive(o, tdm_evalc_run_key[r]);
         double ck = 0, iou = 0, orc = 0, ev = 0, calls = 0, sec = 0;
-        ok = cJSON_IsObject(rj) && num_of(rj, "checker", &ck) && num_of(rj, "iou", &iou) &&
-             num_of(rj, "oracle", &orc) && num_of(rj, "unet_evals", &ev) && num_of(rj, "controlnet_calls", &calls) &&
-             num_of(rj, "seconds", &sec) && ev >= 0 && ev <= 1e9 && calls >= 0 && calls <= 1e9;
+        ok = cJSON_IsObject(rj) && tdm_evalc_num(rj, "checker", &ck) && tdm_evalc_num(rj, "iou", &iou) &&
+             tdm_evalc_num(rj, "oracle", &orc) && tdm_evalc_num(rj, "unet_evals", &ev) && tdm_evalc_num(rj, "controlnet_calls", &calls) &&
+             tdm_evalc_num(rj, "seconds", &sec) && ev >= 0 && ev <= 1e9 && calls >= 0 && calls <= 1e9;
         s.checker[r] = (float)ck;
         s.iou[r] = (float)iou;
         s.oracle[r] = (float)orc;
@@ -232,22 +165,12 @@ static int log_sample(void *user, const char *line, int index) {
 
 static tdm_code log_mismatch(void *user, const char *path, const char *line, tdm_status *st) {
     const log_ctx *c = user;
-    char what[96];
-    first_difference(line, c->header, what, sizeof what);
-    return tdm_fail(st, TDM_ERR_INVALID_ARG,
-                    "%s was made with other settings (%s differs: models, their settings, refinement, ControlNet, "
-                    "oracle, world scenes or seed); pass --restart to discard it, or use another output folder",
-                    path, what);
+    return tdm_evalc_log_mismatch(
+        path, line, c->header, "the format",
+        "models, their settings, refinement, ControlNet, oracle, world scenes or seed", st);
 }
 
 /* ---- one scene ---- */
-
-static double now_seconds(void *user) {
-    (void)user;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 typedef struct ceval_ctx {
     const tdm_control_eval_params *p;
@@ -275,9 +198,16 @@ static tdm_code score_image(ceval_ctx *c, const tdm_world_query *q, int n_object
     return tdm_world_placement_iou(c->ids, c->labels, (size_t)c->W * c->H, n_objects, NULL, iou, st);
 }
 
-static void take_stats(const tdm_gen_result *g, tdm_ceval_sample *s, int run) {
-    s->evals[run] = g->stats.unet_calls * g->stats.unet_batch;
-    s->cn_calls[run] = g->stats.controlnet_calls;
+/* tdm_evalc_score_fn: checker and IoU of run `run`'s image. */
+typedef struct scene_user {
+    ceval_ctx *c;
+    const tdm_world_query *q;
+    tdm_ceval_sample *s;
+} scene_user;
+
+static tdm_code score_run(void *user, int run, const tdm_gen_result *g, tdm_status *st) {
+    const scene_user *u = user;
+    return score_image(u->c, u->q, u->s->n_objects, &g->image, &u->s->checker[run], &u->s->iou[run], st);
 }
 
 static tdm_code run_scene(ceval_ctx *c, uint64_t index, tdm_ceval_sample *s, char *caption, size_t caption_size,
@@ -296,77 +226,24 @@ static tdm_code run_scene(ceval_ctx *c, uint64_t index, tdm_ceval_sample *s, cha
     c->control.image = &cond;
     c->su.sgp.prompt = c->su.tgp.prompt = c->su.sp.prompt = c->su.tp.prompt = caption;
     c->su.sgp.seed = c->su.tgp.seed = c->su.sp.seed = c->su.tp.seed = s->seed;
-    const int S = TDM_EVAL_RUN_STUDENT, T = TDM_EVAL_RUN_TEACHER, R = TDM_EVAL_RUN_REFINE;
-
-    tdm_gen_result sres, tres;
-    memset(&sres, 0, sizeof sres);
-    double t0 = c->clock(c->clock_user);
-    tdm_code rc = tdm_adaptive_run_student(&c->su, c->su.handoff_latent, &sres, st);
-    s->seconds[S] = c->clock(c->clock_user) - t0;
-    if (rc) {
-        tdm_fail_context(st, "student");
-        goto out;
+    /* the runs fill an eval.h sample; its scores and costs are copied to s */
+    tdm_eval_sample e;
+    memset(&e, 0, sizeof e);
+    scene_user u = {c, &q, s};
+    const tdm_evalc_runs r = {&c->su, p->oracle, caption, c->clock, c->clock_user, score_run, &u};
+    tdm_code rc = tdm_evalc_run_three(&r, &e, s->cn_calls, st);
+    for (int run = 0; run < TDM_EVAL_N_RUNS; run++) {
+        s->oracle[run] = e.oracle[run];
+        s->evals[run] = e.evals[run];
+        s->seconds[run] = e.seconds[run];
     }
-    take_stats(&sres, s, S);
-    t0 = c->clock(c->clock_user);
-    rc = tdm_oracle_score(p->oracle, caption, &sres.image, &s->oracle[S], st);
-    s->seconds_oracle = c->clock(c->clock_user) - t0;
-    if (!rc) rc = score_image(c, &q, sc.n_objects, &sres.image, &s->checker[S], &s->iou[S], st);
-    if (rc) goto out;
-
-    /* teacher + ControlNet = the regeneration of the student's initial noise (generate streams) */
-    for (int run = T; run <= R && !rc; run++) {
-        t0 = c->clock(c->clock_user);
-        rc = tdm_adaptive_run_teacher(&c->su, run == T ? TDM_DECISION_REGENERATE : TDM_DECISION_REFINE, &sres, NULL,
-                                      &tres, st);
-        s->seconds[run] = c->clock(c->clock_user) - t0;
-        if (rc) {
-            tdm_fail_context(st, run == T ? "teacher" : "refinement");
-            break;
-        }
-        take_stats(&tres, s, run);
-        rc = tdm_oracle_score(p->oracle, caption, &tres.image, &s->oracle[run], st);
-        if (!rc) rc = score_image(c, &q, sc.n_objects, &tres.image, &s->checker[run], &s->iou[run], st);
-        tdm_gen_result_free(&tres);
-    }
-out:
-    tdm_gen_result_free(&sres);
+    s->seconds_oracle = e.seconds_oracle;
     c->control.image = NULL;
     tdm_image_free(&cond);
     return rc;
 }
 
 /* ---- the run ---- */
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static tdm_code make_dir(const char *dir, tdm_status *st) {
-    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
-        struct stat sb;
-        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return TDM_OK;
-        return tdm_fail(st, TDM_ERR_IO, "%s: exists and is not a folder", dir);
-    }
-    return tdm_fail(st, TDM_ERR_IO, "%s: cannot create the output folder (%s)", dir, strerror(errno));
-}
-
-/* tau_k: from the calibration, or the k-th percentile of the evaluation's own student oracle scores. */
-static tdm_code thresholds(const tdm_control_eval_params *p, const tdm_calibration *cal, const tdm_ceval_sample *s,
-                           int n, double *tau, tdm_status *st) {
-    if (cal) {
-        for (int j = 0; j < p->n_k; j++) TDM_TRY(tdm_calibration_tau(cal, p->k[j], &tau[j], st));
-        return TDM_OK;
-    }
-    double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-    if (!v) return tdm_fail(st, TDM_ERR_NOMEM, "control-eval: out of memory");
-    for (int i = 0; i < n; i++) v[i] = s[i].oracle[TDM_EVAL_RUN_STUDENT];
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    for (int j = 0; j < p->n_k; j++) tau[j] = tdm_percentile_sorted(v, n, p->k[j]);
-    free(v);
-    return TDM_OK;
-}
 
 static tdm_code check_params(const tdm_control_eval_params *p, int *split, tdm_status *st) {
     if (!p->out_dir || !*p->out_dir) return tdm_fail(st, TDM_ERR_INVALID_ARG, "control-eval: no output folder given");
@@ -386,29 +263,6 @@ static tdm_code check_params(const tdm_control_eval_params *p, int *split, tdm_s
     return TDM_OK;
 }
 
-/* Opens the log: resumes a matching one (samples[0..*done)), else writes the header. */
-static tdm_code open_log(const tdm_control_eval_params *p, const char *path, const char *header,
-                         tdm_ceval_sample *samples, int *done, FILE **f, tdm_status *st) {
-    *done = -1;
-    if (!p->restart && access(path, F_OK) == 0) {
-        log_ctx lc = {p, p->n, samples, header};
-        const tdm_jsonl_resume r = {header, (size_t)1 << 32,
-                                    "control evaluation (corrupt log; delete it or pass --restart)", log_mismatch,
-                                    log_sample, &lc};
-        TDM_TRY(tdm_jsonl_resume_read(path, &r, done, st));
-    }
-    if (*done < 0) {
-        *f = fopen(path, "w");
-        if (!*f || fprintf(*f, "%s\n", header) < 0 || fflush(*f) != 0)
-            return tdm_fail(st, TDM_ERR_IO, "%s: cannot write the log", path);
-        *done = 0;
-        return TDM_OK;
-    }
-    *f = fopen(path, "a");
-    if (!*f) return tdm_fail(st, TDM_ERR_IO, "%s: cannot append to the log", path);
-    return TDM_OK;
-}
-
 tdm_code tdm_control_eval(tdm_engine *engine, const tdm_model *student, const tdm_model *teacher,
                           const tdm_control_eval_params *p, tdm_control_eval_summary *summary, tdm_status *st) {
     tdm_control_eval_summary dummy;
@@ -422,7 +276,7 @@ tdm_code tdm_control_eval(tdm_engine *engine, const tdm_model *student, const td
     const int n = p->n;
     summary->n_samples = n;
     c.p = p;
-    c.clock = p->clock ? p->clock : now_seconds;
+    c.clock = p->clock ? p->clock : tdm_evalc_now;
     c.clock_user = p->clock_user;
     tdm_control_init(&c.control);
     c.control.controlnet = p->controlnet;
@@ -464,21 +318,11 @@ tdm_code tdm_control_eval(tdm_engine *engine, const tdm_model *student, const td
     c.H = c.su.sp.height;
     const char *oracle_name = tdm_oracle_get_name(p->oracle);
     if (p->calibration) {
-        rc = tdm_calibration_load(p->calibration, &cal, st);
-        if (rc) {
-            tdm_fail_context(st, "calibration file");
-            goto done;
-        }
-        for (int j = 0; j < p->n_k && !rc; j++) { /* checked now, before any work */
-            double t;
-            rc = tdm_calibration_tau(cal, p->k[j], &t, st);
-        }
+        rc = tdm_evalc_calibration_open(p->calibration, p->k, p->n_k, student, &c.su, oracle_name, summary->warnings,
+                                        sizeof summary->warnings, &cal, st);
         if (rc) goto done;
-        tdm_calibration_compare(cal, tdm_model_name(student), c.su.sp.sampler, c.su.sp.steps, c.su.sp.guidance,
-                                c.su.sp.width, c.su.sp.height, oracle_name, summary->warnings,
-                                sizeof summary->warnings);
     }
-    rc = make_dir(p->out_dir, st);
+    rc = tdm_evalc_make_dir(p->out_dir, st);
     if (rc) goto done;
     settings = settings_json(p, student, teacher, &c.su, oracle_name, c.split);
     header = settings ? cJSON_PrintUnformatted(settings) : NULL;
@@ -494,7 +338,10 @@ tdm_code tdm_control_eval(tdm_engine *engine, const tdm_model *student, const td
     }
     snprintf(log_path, pl, "%s/samples.jsonl", p->out_dir);
     int done_n = 0;
-    rc = open_log(p, log_path, header, samples, &done_n, &f, st);
+    log_ctx lc = {p, p->n, samples, header};
+    const tdm_jsonl_resume res = {header, (size_t)1 << 32, "control evaluation (corrupt log; delete it or pass --restart)",
+                                  log_mismatch, log_sample, &lc};
+    rc = tdm_evalc_log_open(log_path, p->restart, &res, &done_n, &f, st);
     if (rc) goto done;
     summary->n_resumed = done_n < n ? done_n : n;
 
@@ -507,18 +354,8 @@ tdm_code tdm_control_eval(tdm_engine *engine, const tdm_model *student, const td
             tdm_fail_context(st, "control-eval: scene %llu (sample %d)", (unsigned long long)index, i);
             goto done;
         }
-        char *line = sample_line(&samples[i], i, caption);
-        if (!line) {
-            rc = tdm_fail(st, TDM_ERR_NOMEM, "control-eval: out of memory");
-            goto done;
-        }
-        int ok = fprintf(f, "%s\n", line) >= 0 && fflush(f) == 0;
-        free(line);
-        if (!ok) {
-            rc = tdm_fail(st, TDM_ERR_IO, "%s: write failed", log_path);
-            goto done;
-        }
-        fsync(fileno(f));
+        rc = tdm_evalc_log_append(f, log_path, sample_line(&samples[i], i, caption), "control-eval", st);
+        if (rc) goto done;
         if (p->on_sample) {
             tdm_control_eval_progress pg;
             memset(&pg, 0, sizeof pg);
@@ -542,25 +379,22 @@ tdm_code tdm_control_eval(tdm_engine *engine, const tdm_model *student, const td
     fclose(f);
     f = NULL;
 
-    rc = thresholds(p, cal, samples, n, tau, st);
+    rc = tdm_evalc_thresholds(cal, p->k, p->n_k, &samples[0].oracle[TDM_EVAL_RUN_STUDENT], sizeof *samples, n,
+                              "control-eval", tau, st);
     if (rc) goto done;
-    const int strength = a.refine_convention == TDM_REFINE_STRENGTH;
-    char line[1536];
-    snprintf(line, sizeof line,
-             "student: %s (%s, %d steps, guidance %g); teacher: %s (%s, %d steps, guidance %g); ControlNet: %s "
-             "(segmentation condition, scale %g, window %g..%g); refine: %s %g (%d of %d grid steps, %s hand-off); "
-             "oracle: %s; %dx%d; scenes %s[%llu..%llu) of world seed %llu, noise seed %llu + scene",
-             tdm_model_name(student), c.su.sp.sampler, c.su.sp.steps, tdm_float_as_decimal(c.su.sp.guidance),
-             tdm_model_name(teacher), c.su.tp.sampler, c.su.tp.steps, tdm_float_as_decimal(c.su.tp.guidance),
-             p->controlnet_name ? p->controlnet_name : "controlnet", tdm_float_as_decimal(p->control_scale),
-             tdm_float_as_decimal(p->control_start), tdm_float_as_decimal(p->control_end),
-             strength ? "strength" : "noise", tdm_float_as_decimal(strength ? a.refine_strength : a.refine_noise),
-             c.su.rp.steps, c.su.rp.grid_steps, c.su.handoff_latent ? "latent" : "pixel", oracle_name, c.W, c.H,
-             tdm_split_name(c.split), (unsigned long long)p->start, (unsigned long long)(p->start + (uint64_t)n),
-             (unsigned long long)p->world_seed, (unsigned long long)p->seed);
+    char line[1536] = "";
+    tdm_evalc_models_text(student, teacher, &c.su, line, sizeof line);
+    tdm_evalc_appendf(line, sizeof line, "; ControlNet: %s (segmentation condition, scale %g, window %g..%g); ",
+                      p->controlnet_name ? p->controlnet_name : "controlnet", tdm_float_as_decimal(p->control_scale),
+                      tdm_float_as_decimal(p->control_start), tdm_float_as_decimal(p->control_end));
+    tdm_evalc_refine_text(&a, &c.su, line, sizeof line);
+    tdm_evalc_appendf(line, sizeof line,
+                      "; oracle: %s; %dx%d; scenes %s[%llu..%llu) of world seed %llu, noise seed %llu + scene",
+                      oracle_name, c.W, c.H, tdm_split_name(c.split), (unsigned long long)p->start,
+                      (unsigned long long)(p->start + (uint64_t)n), (unsigned long long)p->world_seed,
+                      (unsigned long long)p->seed);
     char source[1100];
-    if (p->calibration) snprintf(source, sizeof source, "calibration %s", p->calibration);
-    else snprintf(source, sizeof source, "the evaluation's own student oracle scores");
+    tdm_evalc_tau_source(p->calibration, source, sizeof source);
     tdm_ceval_report_in in;
     memset(&in, 0, sizeof in);
     in.out_dir = p->out_dir;
