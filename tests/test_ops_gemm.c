@@ -3,7 +3,8 @@
  * multiples of the micro-tile (6 x 16) or of the K block (256), every operand dtype (F32, F16, BF16) and
  * layout (row-major, transposed, general strides), alpha / beta (beta 0 must not read C); the AVX2 and
  * portable micro-kernels bit-identical; 1, 2 and 3 threads bit-identical; tdm_linear against its reference
- * (and thread-count identity) on the shapes the packed path is meant for.
+ * (and thread-count identity) on the shapes the packed path is meant for; tdm_gemm_prepacked_single (operands
+ * packed by the caller, the Winograd path) bit-identical to tdm_gemm_packed_single with alpha 1, beta 0.
  * Tolerance per element: |c - ref| <= 4 u K sum_k |a_ik b_kj| + 1e-30 (u = 2^-24: the FMA chain's
  * rounding bound, gamma_K, with margin; operands are exactly representable, so the reference is exact
  * up to double rounding). */
@@ -162,6 +163,34 @@ static void test_linear(void) {
         }
 }
 
+/* tdm_gemm_prepacked_single on panels built here (A: [M/MR][K][MR], B: [N/NR][K][NR], padding filled with
+ * finite junk, never stored) gives exactly tdm_gemm_packed_single's bits (alpha 1, beta 0), for both
+ * micro-kernels, and leaves C's padding columns (ldc > N) alone. */
+static void test_prepacked(void) {
+    static const int64_t shp[][3] = {{1, 1, 1}, {7, 17, 5}, {13, 33, 255}, {6, 16, 256}, {121, 47, 257}, {5, 130, 300}};
+    for (size_t s = 0; s < sizeof shp / sizeof shp[0]; s++) {
+        const int64_t M = shp[s][0], N = shp[s][1], K = shp[s][2], ldc = N + 3;
+        const int64_t Mp = (M + TDM_GP_MR - 1) / TDM_GP_MR * TDM_GP_MR, Np = (N + TDM_GP_NR - 1) / TDM_GP_NR * TDM_GP_NR;
+        float *a = randn(M * K), *b = randn(K * N), *Ap = randn(Mp * K), *Bp = randn(Np * K); /* a [M,K], b [K,N] */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t k = 0; k < K; k++) Ap[(i / TDM_GP_MR) * TDM_GP_MR * K + k * TDM_GP_MR + i % TDM_GP_MR] = a[i * K + k];
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < N; j++) Bp[(j / TDM_GP_NR) * TDM_GP_NR * K + k * TDM_GP_NR + j % TDM_GP_NR] = b[k * N + j];
+        float *c0 = calloc((size_t)(M * ldc), sizeof(float)), *c1 = calloc((size_t)(M * ldc), sizeof(float));
+        float *c2 = calloc((size_t)(M * ldc), sizeof(float));
+        float *ws = aligned_alloc(64, ((size_t)tdm_gemm_packed_ws_floats(N) * sizeof(float) + 63) / 64 * 64);
+        tdm_gemm_operand A = {a, TDM_F32, K, 1}, B = {b, TDM_F32, N, 1};
+        tdm_gemm_packed_single(M, N, K, 1.0f, &A, &B, 0.0f, c0, ldc, ws);
+        tdm_gemm_prepacked_single(M, N, K, Ap, Bp, c1, ldc, 0);
+        tdm_gemm_prepacked_single(M, N, K, Ap, Bp, c2, ldc, 1);
+        CHECK_MSG(memcmp(c0, c1, (size_t)(M * ldc) * sizeof(float)) == 0, "prepacked %lldx%lldx%lld differs from packed",
+                  (long long)M, (long long)N, (long long)K);
+        CHECK_MSG(memcmp(c1, c2, (size_t)(M * ldc) * sizeof(float)) == 0,
+                  "prepacked %lldx%lldx%lld: portable and AVX2 micro-kernels differ", (long long)M, (long long)N, (long long)K);
+        free(a), free(b), free(Ap), free(Bp), free(c0), free(c1), free(c2), free(ws);
+    }
+}
+
 int main(void) {
     tdm_status st = {0};
     for (int t = 0; t < 3; t++)
@@ -172,6 +201,7 @@ int main(void) {
     test_shapes();
     test_threads();
     test_linear();
+    test_prepacked();
     /* invalid arguments */
     float c = 0;
     tdm_gemm_operand bad = {NULL, TDM_F32, 1, 1}, ok = {&c, TDM_F32, 1, 1};

@@ -6,7 +6,10 @@
  * Tolerance: max |wino - ref| / max |ref|: 2e-6 * sqrt(9 Cin) for F(2,3), max(3e-4, 1e-5 * sqrt(9 Cin)) for
  * F(4,3) (its GEMM roundings are amplified ~5-10x more by the output transform; see ops_winograd.c; the
  * 3e-4 floor is for single-channel 1x1 images, where one tap's product is computed from all nine).
- * The per-thread scratch is reused: repeated calls allocate nothing (tdm_ops_scratch_bytes). */
+ * The per-thread scratch is reused: repeated calls allocate nothing (tdm_ops_scratch_bytes).
+ * Both GEMM backends (tdm_wino_gemm, H8) are run on every case: the OpenBLAS reference path and the packed
+ * micro-kernel path (U / V written in panel layout) each meet the tolerance and are bit-identical on 1, 2
+ * and 3 threads; the packed path's portable micro-kernel gives exactly the AVX2 one's bits. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #include "base/numeric.h"
 #include "base/rng.h"
 #include "tensor/ops.h"
+#include "tensor/ops_internal.h"
 #include "test_util.h"
 
 static tdm_pool *pools[3];
@@ -59,6 +63,7 @@ static const wcase cases[] = {
     {1, 3, 4, 4, 130, 1},  {1, 40, 97, 101, 3, 1}, /* several tile chunks at F(4,3) */
     {1, 300, 12, 12, 260, 1},                       /* several output-channel blocks */
     {1, 19, 33, 35, 21, 1},  {1, 320, 32, 32, 64, 1}, /* C not a multiple of 8; UNet-like channels */
+    {2, 263, 11, 13, 127, 1},                         /* K > KC (2 blocks, prime), M > MC, tiles % 16 != 0 */
 };
 
 static void run_case(const wcase *c, int m, tdm_dtype dt, int with_bias) {
@@ -72,25 +77,43 @@ static void run_case(const wcase *c, int m, tdm_dtype dt, int with_bias) {
     int64_t ny = c->N * c->Cout * Ho * Wo;
     float *x = randn(c->N * c->Cin * c->H * c->W), *r = randn(ny), *y[3];
     CHECK(tdm_conv2d_ref(x, c->N, c->Cin, c->H, c->W, &W, with_bias ? &bias : NULL, 1, c->pad, r) == TDM_OK);
-    for (int p = 0; p < 3; p++) {
-        y[p] = randn(ny);
-        tdm_exec ex = {pools[p], 0};
-        CHECK(tdm_conv2d_winograd(&ex, m, x, c->N, c->Cin, c->H, c->W, &W, with_bias ? &bias : NULL, c->pad, y[p]) ==
-              TDM_OK);
+    const tdm_wino_gemm saved = tdm_wino_get_gemm();
+    static const tdm_wino_gemm kinds[2] = {TDM_WINO_GEMM_BLAS, TDM_WINO_GEMM_PACKED};
+    static const char *kind_name[2] = {"blas", "packed"};
+    for (int g = 0; g < 2; g++) {
+        tdm_wino_set_gemm(kinds[g]);
+        for (int p = 0; p < 3; p++) {
+            y[p] = randn(ny);
+            tdm_exec ex = {pools[p], 0};
+            CHECK(tdm_conv2d_winograd(&ex, m, x, c->N, c->Cin, c->H, c->W, &W, with_bias ? &bias : NULL, c->pad, y[p]) ==
+                  TDM_OK);
+        }
+        double tol = m == 2 ? 2e-6 * sqrt(9.0 * (double)c->Cin) : fmax(3e-4, 1e-5 * sqrt(9.0 * (double)c->Cin));
+        double e = rel_err(y[1], r, ny);
+        CHECK_MSG(e <= tol, "F(%d,3) %s N%lld Cin%lld %lldx%lld Cout%lld pad%d %s: rel %g > %g", m, kind_name[g],
+                  (long long)c->N, (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout, c->pad,
+                  tdm_dtype_name(dt), e, tol);
+        CHECK_MSG(memcmp(y[0], y[1], (size_t)ny * sizeof(float)) == 0 && memcmp(y[0], y[2], (size_t)ny * sizeof(float)) == 0,
+                  "F(%d,3) %s N%lld Cin%lld %lldx%lld Cout%lld: results differ between 1, 2 and 3 threads", m, kind_name[g],
+                  (long long)c->N, (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout);
+        if (kinds[g] == TDM_WINO_GEMM_PACKED) { /* the portable micro-kernel: the same bits */
+            tdm_wino_set_gemm(TDM_WINO_GEMM_PACKED_GENERIC);
+            tdm_exec ex = {pools[1], 0};
+            float *z = randn(ny);
+            CHECK(tdm_conv2d_winograd(&ex, m, x, c->N, c->Cin, c->H, c->W, &W, with_bias ? &bias : NULL, c->pad, z) ==
+                  TDM_OK);
+            CHECK_MSG(memcmp(z, y[1], (size_t)ny * sizeof(float)) == 0,
+                      "F(%d,3) N%lld Cin%lld %lldx%lld Cout%lld: portable and AVX2 micro-kernels differ", m, (long long)c->N,
+                      (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout);
+            free(z);
+        }
+        if (getenv("TDM_VERBOSE"))
+            printf("F(%d,3) %-6s N%lld Cin%lld %lldx%lld Cout%lld pad%d %s: rel %.3g (tol %.3g)\n", m, kind_name[g],
+                   (long long)c->N, (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout, c->pad,
+                   tdm_dtype_name(dt), e, tol);
+        for (int p = 0; p < 3; p++) free(y[p]);
     }
-    double tol = m == 2 ? 2e-6 * sqrt(9.0 * (double)c->Cin) : fmax(3e-4, 1e-5 * sqrt(9.0 * (double)c->Cin));
-    double e = rel_err(y[1], r, ny);
-    CHECK_MSG(e <= tol, "F(%d,3) N%lld Cin%lld %lldx%lld Cout%lld pad%d %s: rel %g > %g", m, (long long)c->N,
-              (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout, c->pad, tdm_dtype_name(dt), e,
-              tol);
-    CHECK_MSG(memcmp(y[0], y[1], (size_t)ny * sizeof(float)) == 0 && memcmp(y[0], y[2], (size_t)ny * sizeof(float)) == 0,
-              "F(%d,3) N%lld Cin%lld %lldx%lld Cout%lld: results differ between 1, 2 and 3 threads", m, (long long)c->N,
-              (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout);
-    if (getenv("TDM_VERBOSE"))
-        printf("F(%d,3) N%lld Cin%lld %lldx%lld Cout%lld pad%d %s: rel %.3g (tol %.3g)\n", m, (long long)c->N,
-               (long long)c->Cin, (long long)c->H, (long long)c->W, (long long)c->Cout, c->pad, tdm_dtype_name(dt), e,
-               tol);
-    for (int p = 0; p < 3; p++) free(y[p]);
+    tdm_wino_set_gemm(saved);
     free(W.data), free(bias.data), free(x), free(r);
 }
 

@@ -340,6 +340,40 @@ void tdm_gemm_packed_single_generic(int64_t M, int64_t N, int64_t K, float alpha
     }
 }
 
+/* ---- GEMM on operands the caller packed (Winograd, ops_winograd.c) ----------------------------------- */
+
+void tdm_gemm_prepacked_single(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp, float *C, int64_t ldc,
+                               int generic) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+#if GP_X86
+    const int avx2 = !generic && use_avx2();
+#else
+    (void)generic;
+#endif
+    /* panel p of A starts at p MR K = (row p MR) K: rows ir.. at Ap + ir K; columns jr.. of B at Bp + jr K */
+    for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kc = K - pc < KC ? K - pc : KC;
+        const float bet = pc == 0 ? 0.0f : 1.0f;
+        for (int64_t ic = 0; ic < M; ic += MC) { /* MC rows of A (L2) against every B micro-panel (L1) */
+            const int64_t mc = M - ic < MC ? M - ic : MC;
+            for (int64_t jr = 0; jr < N; jr += NR) {
+                const int64_t nr = N - jr < NR ? N - jr : NR;
+                const float *bp = Bp + jr * K + pc * NR;
+                for (int64_t ir = ic; ir < ic + mc; ir += MR) {
+                    const int64_t mr = ic + mc - ir < MR ? ic + mc - ir : MR;
+                    const float *ap = Ap + ir * K + pc * MR;
+                    float *cp = C + ir * ldc + jr;
+#if GP_X86
+                    if (avx2) kernel_avx2(kc, ap, bp, cp, ldc, mr, nr, 1.0f, bet);
+                    else
+#endif
+                        kernel_generic(kc, ap, bp, cp, ldc, mr, nr, 1.0f, bet);
+                }
+            }
+        }
+    }
+}
+
 /* ---- tdm_gemm_mixed: units of bm rows x bn columns (tdm_linear_blocks), any thread takes any unit -- */
 
 typedef struct mixed_job {

@@ -74,6 +74,29 @@ void tdm_gemm_packed_single(int64_t M, int64_t N, int64_t K, float alpha, const 
 void tdm_gemm_packed_single_generic(int64_t M, int64_t N, int64_t K, float alpha, const tdm_gemm_operand *A,
                                     const tdm_gemm_operand *B, float beta, float *C, int64_t ldc, float *ws);
 
+/* C[M,N] = A B (C not read) from operands packed by the caller (H8, Winograd): Ap = ceil(M / MR) panels
+ * [K][MR] (row panel p at Ap + p MR K, rows past M zero), Bp = ceil(N / NR) panels [K][NR] (column panel q
+ * at Bp + q NR K). Exactly the arithmetic of tdm_gemm_packed_single with alpha 1, beta 0 (FMA chains per
+ * KC block, blocks added in order), so results do not depend on M / N blocking. generic: force the
+ * portable micro-kernel (identical results; tests). */
+void tdm_gemm_prepacked_single(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp, float *C, int64_t ldc,
+                               int generic);
+
+/* Winograd GEMM backend (H8, ops_winograd.c): BLAS = OpenBLAS sgemm on f32 U / V (the reference the
+ * tests compare against); PACKED = the weight / input transforms write U / V in the packed panel layout
+ * and tdm_gemm_prepacked_single runs the micro-kernel (no repacking); PACKED_GENERIC = the same with the
+ * portable micro-kernel (tests). DEFAULT resolves to TDM_WINO_GEMM_DEFAULT_KIND. Process-wide; the
+ * initial value comes from $TDM_WINO_GEMM (blas, packed), else DEFAULT. */
+typedef enum tdm_wino_gemm {
+    TDM_WINO_GEMM_DEFAULT = 0,
+    TDM_WINO_GEMM_BLAS,
+    TDM_WINO_GEMM_PACKED,
+    TDM_WINO_GEMM_PACKED_GENERIC
+} tdm_wino_gemm;
+#define TDM_WINO_GEMM_DEFAULT_KIND TDM_WINO_GEMM_PACKED
+void tdm_wino_set_gemm(tdm_wino_gemm g);
+tdm_wino_gemm tdm_wino_get_gemm(void);
+
 /* ---- per-thread reusable scratch (ops_workspace.c, H7) -------------------------------------------- */
 
 #include "base/arena.h"

@@ -30,7 +30,14 @@
  * per call from their stored dtype (never kept as a transformed copy). These buffers are the calling
  * thread's reusable scratch (ops_workspace.c): no allocation or page faults once they reached their size.
  * Work is split into units fixed by the shapes (channel x tile groups, point x tile blocks), so results
- * are identical for any thread count. */
+ * are identical for any thread count.
+ * GEMM backend (H8, tdm_wino_gemm in ops_internal.h; default PACKED): the transforms write V and U straight
+ * into the panel layout of the packed GEMM's 6 x 16 micro-kernel (ops_gemm_packed.c) - V as B panels of
+ * 16 tiles [Cin][16], U as A panels of 6 output channels [Cin][6], f16 / bf16 weights widened per panel -
+ * and tdm_gemm_prepacked_single runs the micro-kernel on them: no packing copy, no C zeroing. With AVX2 its
+ * weight transform uses compile-time G coefficients (wt_panel_fixed; the same values as wt_lanes up to the
+ * sign of zero results). BLAS keeps the row-major U / V and OpenBLAS sgemm: the reference path the tests
+ * compare against (both meet the same error bound; they differ in the order of the GEMM sums). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +55,9 @@
 #define WINO_V_BYTES ((int64_t)32 << 20)
 #define WINO_U_BYTES ((int64_t)24 << 20)
 enum { LANES = 8, TGRP = 64, GEMM_TB = 512, WT_CO = 4 };
+/* Packed GEMM layout (H8): V [a2][tcp / PNR][Cin][PNR] (B panels of 16 tiles), U [a2][cbp / PMR][Cin][PMR]
+ * (A panels of 6 output channels), tcp / cbp = tc / cbn rounded up (padding zero). */
+enum { PMR = TDM_GP_MR, PNR = TDM_GP_NR, CIB = 16 /* input channels per packed input-transform unit */ };
 
 /* F(2,3) */
 static const float BT2[16] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
@@ -81,6 +91,10 @@ typedef struct wino_job {
     float *V;         /* [a2, Cin, tc] */
     float *U;         /* [a2, cbn, Cin] */
     float *M;         /* [a2, cbn, tc] */
+    int gemm;           /* tdm_wino_gemm resolved: BLAS, PACKED or PACKED_GENERIC */
+    int packed;         /* V and U in the packed GEMM layout (see PMR / PNR) */
+    int64_t tcp, cbp;   /* tc rounded up to PNR, cbn rounded up to PMR (packed) */
+    int64_t wtco;       /* output channels per weight transform unit */
     float *wscr;        /* per thread (stride wstride) [WT_CO, Cin * 9] widened weights */
     float *rowscr;      /* per thread (stride rstride) [a, ldp] padded input rows */
     int64_t wstride, rstride;
@@ -246,6 +260,40 @@ AVX2 static void in_lanes_f4_avx2(const float *prow, int64_t ldp, int64_t tx0, f
 }
 #endif
 
+/* V of nl tiles of one tile row, tile tx first, from the padded rows prow of one input channel. */
+static void in_lanes(const wino_job *J, const float *prow, int64_t ldp, int64_t tx, float *v, int64_t ldv, int64_t nl) {
+#if WINO_X86
+    if (J->m == 4 && J->avx2) in_lanes_f4_avx2(prow, ldp, tx, v, ldv, nl);
+    else if (J->m == 2 && J->avx2) in_lanes_f2(prow, ldp, tx, v, ldv, nl);
+    else
+#endif
+        if (J->m == 4) in_lanes_f4(prow, ldp, tx, v, ldv, nl);
+    else in_lanes_generic(J, prow, ldp, tx, v, ldv, nl);
+}
+
+/* Packed layout: tiles [g0, g1) of the chunk for input channels [c0, c1) (<= CIB), channels inner so that
+ * the writes of one point fill adjacent [ci][PNR] rows of a B panel; prow holds CIB channels' rows. */
+static void in_range_packed(const wino_job *J, int64_t c0, int64_t c1, int64_t g0, int64_t g1, float *prow,
+                            int64_t ldp) {
+    const int64_t rows = J->a * ldp; /* floats per channel in prow */
+    int64_t cached = -1;             /* (n, ty) in prow */
+    for (int64_t t = g0; t < g1;) {
+        tile_pos p = tile_at(J, J->t0 + t);
+        int64_t nl = J->txn - p.tx;
+        if (nl > g1 - t) nl = g1 - t;
+        if (nl > LANES) nl = LANES;
+        if (nl > PNR - t % PNR) nl = PNR - t % PNR; /* lanes stay inside one B panel */
+        int64_t key = p.n * J->tyn + p.ty;
+        if (key != cached)
+            for (int64_t ci = c0; ci < c1; ci++) fill_rows(J, p.n, ci, p.ty, prow + (ci - c0) * rows, ldp);
+        cached = key;
+        float *v = J->V + (t / PNR) * J->Cin * PNR + t % PNR;
+        for (int64_t ci = c0; ci < c1; ci++)
+            in_lanes(J, prow + (ci - c0) * rows, ldp, p.tx, v + ci * PNR, J->Cin * J->tcp, nl);
+        t += nl;
+    }
+}
+
 /* Tiles [g0, g1) of the chunk (local indices) for input channel ci. */
 static void in_range(const wino_job *J, int64_t ci, int64_t g0, int64_t g1, float *prow, int64_t ldp) {
     int64_t cached = -1; /* (n, ty) in prow */
@@ -257,15 +305,7 @@ static void in_range(const wino_job *J, int64_t ci, int64_t g0, int64_t g1, floa
         int64_t key = p.n * J->tyn + p.ty;
         if (key != cached) fill_rows(J, p.n, ci, p.ty, prow, ldp);
         cached = key;
-        float *v = J->V + ci * J->tc + t;
-        const int64_t ldv = J->Cin * J->tc;
-#if WINO_X86
-        if (J->m == 4 && J->avx2) in_lanes_f4_avx2(prow, ldp, p.tx, v, ldv, nl);
-        else if (J->m == 2 && J->avx2) in_lanes_f2(prow, ldp, p.tx, v, ldv, nl);
-        else
-#endif
-            if (J->m == 4) in_lanes_f4(prow, ldp, p.tx, v, ldv, nl);
-        else in_lanes_generic(J, prow, ldp, p.tx, v, ldv, nl);
+        in_lanes(J, prow, ldp, p.tx, J->V + ci * J->tc + t, J->Cin * J->tc, nl);
         t += nl;
     }
 }
@@ -276,13 +316,19 @@ static void in_task(void *ctx, int ith, int nth) {
     float *prow = J->rowscr + ith * J->rstride;
     for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
         int64_t ci = u / ngrp, g0 = u % ngrp * TGRP, g1 = g0 + TGRP < J->tc ? g0 + TGRP : J->tc;
-        in_range(J, ci, g0, g1, prow, J->ldp);
+        if (J->packed) { /* unit: CIB input channels */
+            int64_t c0 = ci * CIB, c1 = c0 + CIB < J->Cin ? c0 + CIB : J->Cin;
+            in_range_packed(J, c0, c1, g0, g1, prow, J->ldp);
+        } else {
+            in_range(J, ci, g0, g1, prow, J->ldp);
+        }
     }
 }
 
 /* ---- weight transform: U[xi][co - cb0][ci] = (G g G^T)[xi], LANES input channels side by side ---------- */
 
-/* g9 [9][LANES] (kernel tap major) -> U rows u[xi * ldu + l] for LANES channels. */
+/* g9 [9][LANES] (kernel tap major) -> U values u[xi * ldu + l] for LANES lanes (input channels of one
+ * output channel, or output channels of one input channel: see wt_panel). */
 __attribute__((always_inline)) static inline void wt_lanes(const wino_job *J, float g9[9][LANES], float *u, int64_t ldu, int64_t nl) {
     const int a = J->a;
     float t[6][3][LANES];
@@ -318,12 +364,120 @@ __attribute__((always_inline)) static inline void wt_block(const wino_job *J, co
 AVX2 static void wt_block_avx2(const wino_job *J, const float *wf, int64_t c0, int64_t c1) { wt_block(J, wf, c0, c1); }
 #endif
 
+/* Packed: one A panel up [a2][Cin][PMR] (point xi at up + xi * ldu) from the widened weights wf [nr][Cin * 9]
+ * of nr <= PMR output channels. Lanes = output channels (PMR of LANES used; lanes >= nr repeat channel 0:
+ * finite values in rows the micro-kernel never stores), so each point's PMR values of an input channel
+ * are contiguous. Per value the same operations as wt_block. */
+__attribute__((always_inline)) static inline void wt_panel_body(const wino_job *J, const float *wf, int64_t nr, float *up,
+                                                                int64_t ldu) {
+    for (int64_t ci = 0; ci < J->Cin; ci++) {
+        float g9[9][LANES];
+        for (int64_t l = 0; l < LANES; l++) {
+            const float *g = wf + ((l < nr ? l : 0) * J->Cin + ci) * 9;
+            for (int k = 0; k < 9; k++) g9[k][l] = g[k];
+        }
+        if (ci + 1 < J->Cin) wt_lanes(J, g9, up + ci * PMR, ldu, LANES); /* as wt_panel_avx2 */
+        else wt_lanes(J, g9, up + ci * PMR, ldu, PMR);
+    }
+}
+
+static void wt_panel(const wino_job *J, const float *wf, int64_t nr, float *up, int64_t ldu) {
+    wt_panel_body(J, wf, nr, up, ldu);
+}
+#if WINO_X86
+/* 8 x 8 transpose of r[0..7] in place. */
+AVX2 static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* c0 x0 + c1 x1 + c2 x2 in that order with compile-time coefficients: zero terms skipped, unit ones not
+ * multiplied (the same value as wt_lanes' sum up to the sign of a zero result). */
+AVX2 __attribute__((always_inline)) static inline __m256 lincomb3(float c0, __m256 x0, float c1, __m256 x1, float c2,
+                                                                 __m256 x2) {
+    const float c[3] = {c0, c1, c2};
+    const __m256 x[3] = {x0, x1, x2};
+    __m256 s = _mm256_setzero_ps();
+    int any = 0;
+#pragma GCC unroll 3
+    for (int k = 0; k < 3; k++) {
+        if (c[k] == 0.0f) continue;
+        __m256 term = c[k] == 1.0f ? x[k] : c[k] == -1.0f ? _mm256_sub_ps(_mm256_setzero_ps(), x[k])
+                                                          : _mm256_mul_ps(_mm256_set1_ps(c[k]), x[k]);
+        s = any ? _mm256_add_ps(s, term) : term;
+        any = 1;
+    }
+    return s;
+}
+
+/* wt_panel with fixed coefficients (G = G2 or G4, a = m + 2 known at compile time) in registers: the 9 taps
+ * of the 8 lanes gathered by an 8 x 8 register transpose (taps 0-7) plus the ninth element-wise. Whole
+ * 8-lane stores: lanes PMR.. land in input channel ci + 1's slots and are rewritten by the next one (the
+ * last channel stores PMR lanes). */
+AVX2 __attribute__((always_inline)) static inline void wt_panel_fixed(const float *Gm, const int a, const wino_job *J,
+                                                                     const float *wf, int64_t nr, float *up,
+                                                                     int64_t ldu) {
+    const float *row[LANES];
+    for (int64_t ci = 0; ci < J->Cin; ci++) {
+        for (int64_t l = 0; l < LANES; l++) row[l] = wf + ((l < nr ? l : 0) * J->Cin + ci) * 9;
+        __m256 g[9];
+        for (int l = 0; l < 8; l++) g[l] = _mm256_loadu_ps(row[l]);
+        transpose8(g);
+        g[8] = _mm256_set_ps(row[7][8], row[6][8], row[5][8], row[4][8], row[3][8], row[2][8], row[1][8], row[0][8]);
+        __m256 t[6][3];
+#pragma GCC unroll 6
+        for (int i = 0; i < a; i++) /* t = G g */
+#pragma GCC unroll 3
+            for (int j = 0; j < 3; j++) t[i][j] = lincomb3(Gm[i * 3], g[j], Gm[i * 3 + 1], g[3 + j], Gm[i * 3 + 2], g[6 + j]);
+        float *u = up + ci * PMR;
+        const int last = ci + 1 == J->Cin;
+#pragma GCC unroll 6
+        for (int i = 0; i < a; i++) /* U = t G^T */
+#pragma GCC unroll 6
+            for (int j = 0; j < a; j++) {
+                __m256 o = lincomb3(Gm[j * 3], t[i][0], Gm[j * 3 + 1], t[i][1], Gm[j * 3 + 2], t[i][2]);
+                float *uo = u + (int64_t)(i * a + j) * ldu;
+                if (!last) {
+                    _mm256_storeu_ps(uo, o);
+                } else {
+                    float tmp[LANES];
+                    _mm256_storeu_ps(tmp, o);
+                    memcpy(uo, tmp, PMR * sizeof(float));
+                }
+            }
+    }
+}
+
+AVX2 static void wt_panel_avx2(const wino_job *J, const float *wf, int64_t nr, float *up, int64_t ldu) {
+    if (J->m == 2) wt_panel_fixed(G2, 4, J, wf, nr, up, ldu);
+    else wt_panel_fixed(G4, 6, J, wf, nr, up, ldu);
+}
+#endif
+
 static void wt_task(void *ctx, int ith, int nth) {
     wino_job *J = ctx;
-    float *wf = J->wscr + ith * J->wstride; /* [WT_CO, Cin * 9] */
+    float *wf = J->wscr + ith * J->wstride; /* [wtco, Cin * 9] */
     for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
-        int64_t c0 = u * WT_CO, c1 = c0 + WT_CO < J->cbn ? c0 + WT_CO : J->cbn;
+        int64_t c0 = u * J->wtco, c1 = c0 + J->wtco < J->cbn ? c0 + J->wtco : J->cbn;
         tdm_ops_widen(J->weight, (J->cb0 + c0) * J->Cin * 9, (c1 - c0) * J->Cin * 9, wf);
+        if (J->packed) { /* one A panel (wtco = PMR) */
+#if WINO_X86
+            if (J->avx2) wt_panel_avx2(J, wf, c1 - c0, J->U + c0 * J->Cin, J->cbp * J->Cin);
+            else
+#endif
+                wt_panel(J, wf, c1 - c0, J->U + c0 * J->Cin, J->cbp * J->Cin);
+            continue;
+        }
 #if WINO_X86
         if (J->avx2) wt_block_avx2(J, wf, c0, c1);
         else
@@ -339,6 +493,12 @@ static void gemm_task(void *ctx, int ith, int nth) {
     int64_t ntb = (J->tc + GEMM_TB - 1) / GEMM_TB;
     for (int64_t u; (u = tdm_take_unit(&J->next)) < J->units;) {
         int64_t xi = u / ntb, tb0 = u % ntb * GEMM_TB, nt = J->tc - tb0 < GEMM_TB ? J->tc - tb0 : GEMM_TB;
+        if (J->packed) { /* B panels of tiles tb0.. start at tb0 Cin (tb0 a multiple of PNR) */
+            tdm_gemm_prepacked_single(J->cbn, nt, J->Cin, J->U + xi * J->cbp * J->Cin,
+                                      J->V + xi * J->Cin * J->tcp + tb0 * J->Cin, J->M + xi * J->cbn * J->tc + tb0,
+                                      J->tc, J->gemm == TDM_WINO_GEMM_PACKED_GENERIC);
+            continue;
+        }
         tdm_sgemm_single(0, 0, J->cbn, nt, J->Cin, 1.0f, J->U + xi * J->cbn * J->Cin, J->Cin,
                          J->V + xi * J->Cin * J->tc + tb0, J->tc, 0.0f, J->M + xi * J->cbn * J->tc + tb0, J->tc);
     }
@@ -505,6 +665,31 @@ static void out_task(void *ctx, int ith, int nth) {
     }
 }
 
+/* ---- GEMM backend choice (H8) ------------------------------------------------------------------------ */
+
+static atomic_int wino_gemm = -1; /* -1: not read from the environment yet */
+
+tdm_wino_gemm tdm_wino_get_gemm(void) {
+    int g = atomic_load(&wino_gemm);
+    if (g >= 0) return (tdm_wino_gemm)g;
+    const char *e = getenv("TDM_WINO_GEMM");
+    g = TDM_WINO_GEMM_DEFAULT;
+    if (e && strcmp(e, "blas") == 0) g = TDM_WINO_GEMM_BLAS;
+    else if (e && strcmp(e, "packed") == 0) g = TDM_WINO_GEMM_PACKED;
+    int expect = -1;
+    atomic_compare_exchange_strong(&wino_gemm, &expect, g);
+    return (tdm_wino_gemm)atomic_load(&wino_gemm);
+}
+
+void tdm_wino_set_gemm(tdm_wino_gemm g) { atomic_store(&wino_gemm, (int)g); }
+
+static tdm_wino_gemm wino_gemm_resolve(void) {
+    tdm_wino_gemm g = tdm_wino_get_gemm();
+    return g == TDM_WINO_GEMM_DEFAULT ? TDM_WINO_GEMM_DEFAULT_KIND : g;
+}
+
+static int64_t round_up(int64_t v, int64_t q) { return (v + q - 1) / q * q; }
+
 static void run_phase(const tdm_exec *ex, wino_job *J, int64_t units, tdm_task_fn fn) {
     J->units = units;
     atomic_store(&J->next, 0);
@@ -536,27 +721,32 @@ tdm_code tdm_conv2d_winograd_pre(const tdm_exec *ex, int m, const float *x, int6
     J.Ho = H + 2 * pad - 2, J.Wo = W + 2 * pad - 2;
     J.tyn = (J.Ho + m - 1) / m, J.txn = (J.Wo + m - 1) / m, J.T = N * J.tyn * J.txn;
     if (N == 0 || Cout == 0) return TDM_OK;
+    J.gemm = wino_gemm_resolve();
+    J.packed = J.gemm != TDM_WINO_GEMM_BLAS;
+    J.wtco = J.packed ? PMR : WT_CO;
     /* chunk of tiles (V bounded) and block of output channels (U, M bounded): shapes only */
     int64_t tcmax = WINO_V_BYTES / (J.a2 * Cin * (int64_t)sizeof(float));
     tcmax = tcmax >= GEMM_TB ? tcmax / GEMM_TB * GEMM_TB : (tcmax >= LANES ? tcmax / LANES * LANES : LANES);
     if (tcmax > J.T) tcmax = J.T;
     int64_t cbmax = WINO_U_BYTES / (J.a2 * (Cin > tcmax ? Cin : tcmax) * (int64_t)sizeof(float));
-    cbmax = cbmax >= 16 ? cbmax / 16 * 16 : (cbmax >= WT_CO ? cbmax / WT_CO * WT_CO : WT_CO);
+    const int64_t cq = J.packed ? 8 * PMR : 16; /* block granule (whole A panels when packed) */
+    cbmax = cbmax >= cq ? cbmax / cq * cq : (cbmax >= J.wtco ? cbmax / J.wtco * J.wtco : J.wtco);
     if (cbmax < Cout) { /* even blocks: no small last block (GEMMs with few rows run slowly) */
         int64_t nb = (Cout + cbmax - 1) / cbmax;
-        cbmax = ((Cout + nb - 1) / nb + WT_CO - 1) / WT_CO * WT_CO;
+        cbmax = round_up((Cout + nb - 1) / nb, J.wtco);
     }
     if (cbmax > Cout) cbmax = Cout;
     int nth = tdm_exec_threads(ex);
     /* scratch: the calling thread's reusable buffers (ops_workspace.c), no per-call allocation */
     tdm_workspace *ws = tdm_ops_workspace();
-    J.V = tdm_workspace_get(ws, TDM_WS_WINO_V, (size_t)(J.a2 * Cin * tcmax) * sizeof(float));
-    J.U = tdm_workspace_get(ws, TDM_WS_WINO_U, (size_t)(J.a2 * cbmax * Cin) * sizeof(float));
+    const int64_t tcmax_v = J.packed ? round_up(tcmax, PNR) : tcmax, cbmax_u = J.packed ? round_up(cbmax, PMR) : cbmax;
+    J.V = tdm_workspace_get(ws, TDM_WS_WINO_V, (size_t)(J.a2 * Cin * tcmax_v) * sizeof(float));
+    J.U = tdm_workspace_get(ws, TDM_WS_WINO_U, (size_t)(J.a2 * cbmax_u * Cin) * sizeof(float));
     J.M = tdm_workspace_get(ws, TDM_WS_WINO_M, (size_t)(J.a2 * cbmax * tcmax + LANES) * sizeof(float)); /* + LANES: see out_range */
-    J.wscr = tdm_ops_ws_per_thread(TDM_WS_WINO_WT, nth, WT_CO * Cin * 9, &J.wstride);
+    J.wscr = tdm_ops_ws_per_thread(TDM_WS_WINO_WT, nth, J.wtco * Cin * 9, &J.wstride);
     J.ldp = (J.txn + LANES) * m + 8; /* every column a lane group may read, zero beyond the input */
     if (J.ldp < W + 2 * pad) J.ldp = W + 2 * pad;
-    J.rowscr = tdm_ops_ws_per_thread(TDM_WS_WINO_ROWS, nth, J.a * J.ldp, &J.rstride);
+    J.rowscr = tdm_ops_ws_per_thread(TDM_WS_WINO_ROWS, nth, (J.packed ? CIB : 1) * J.a * J.ldp, &J.rstride);
     float *bf = bias ? tdm_workspace_get(ws, TDM_WS_BIAS, (size_t)Cout * sizeof(float)) : NULL;
     if (!J.V || !J.U || !J.M || !J.wscr || !J.rowscr || (bias && !bf)) return TDM_ERR_NOMEM;
     tdm_cpu_features cf = tdm_cpu_detect();
@@ -568,10 +758,17 @@ tdm_code tdm_conv2d_winograd_pre(const tdm_exec *ex, int m, const float *x, int6
     for (J.t0 = 0; J.t0 < J.T; J.t0 += tcmax) {
         J.tc = J.T - J.t0 < tcmax ? J.T - J.t0 : tcmax;
         const int64_t ngrp = (J.tc + TGRP - 1) / TGRP;
-        run_phase(ex, &J, Cin * ngrp, in_task);
+        J.tcp = round_up(J.tc, PNR);
+        if (J.packed && J.tcp > J.tc) /* zero the padding tiles of the last B panel (not stored, kept finite) */
+            for (int64_t xi = 0; xi < J.a2; xi++)
+                for (int64_t ci = 0; ci < Cin; ci++) /* V[xi][last panel][ci][tc % PNR ..] */
+                    memset(J.V + xi * Cin * J.tcp + (J.tcp - PNR) * Cin + ci * PNR + J.tc % PNR, 0,
+                           (size_t)(J.tcp - J.tc) * sizeof(float));
+        run_phase(ex, &J, (J.packed ? (Cin + CIB - 1) / CIB : Cin) * ngrp, in_task);
         for (J.cb0 = 0; J.cb0 < Cout; J.cb0 += cbmax) {
             J.cbn = Cout - J.cb0 < cbmax ? Cout - J.cb0 : cbmax;
-            run_phase(ex, &J, (J.cbn + WT_CO - 1) / WT_CO, wt_task);
+            J.cbp = round_up(J.cbn, PMR);
+            run_phase(ex, &J, (J.cbn + J.wtco - 1) / J.wtco, wt_task);
             run_phase(ex, &J, J.a2 * ((J.tc + GEMM_TB - 1) / GEMM_TB), gemm_task);
             memset(J.M + J.a2 * J.cbn * J.tc, 0, LANES * sizeof(float)); /* read by the last lane group */
             run_phase(ex, &J, J.cbn * ngrp, out_task);
