@@ -40,7 +40,7 @@ def load_latents(a):
 
 
 def main(argv=None):
-    ap = common.parser(__doc__, steps=2500, batch=32, lr=2e-4)
+    ap = common.parser(__doc__, steps=10000, batch=32, lr=2e-4)
     ap.add_argument("--dropout", type=float, default=0.1, help="caption dropout probability")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--guidance", type=float, default=5.0, help="guidance of the quick evaluation")
