@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 int tdm_arg_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out) {
     char *end = NULL;
@@ -79,4 +81,19 @@ const char *tdm_arg_value(const char *cmd, int argc, char **argv, int *i, const 
         return argv[*i];
     }
     return NULL;
+}
+
+uint64_t tdm_arg_random_seed(void) {
+    uint64_t s = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&s, sizeof s, 1, f) != 1) s = 0;
+        fclose(f);
+    }
+    if (!s) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        s = (uint64_t)t.tv_sec * 1000000007ull ^ (uint64_t)t.tv_nsec ^ ((uint64_t)getpid() << 32);
+    }
+    return s >> 1;
 }

@@ -10,6 +10,9 @@ int tdm_arg_int(const char *cmd, const char *opt, const char *s, long lo, long h
 int tdm_arg_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
 /* Unsigned 64-bit (decimal); "-1" gives *is_random = 1. */
 int tdm_arg_seed(const char *cmd, const char *opt, const char *s, uint64_t *out, int *is_random);
+/* A random seed for --seed -1: /dev/urandom, else the clock and the pid; below 2^63 (friendlier for tools
+ * that parse it as signed). */
+uint64_t tdm_arg_random_seed(void);
 
 /* Option with a value: matches "--name VALUE" and "--name=VALUE" (aliases: up to 3 names, NULL-terminated
  * list). Returns the value and advances *i, or NULL when argv[*i] is not this option. A matching option

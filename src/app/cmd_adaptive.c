@@ -249,17 +249,6 @@ void tdm_cli_teacher_apply(const tdm_cli_teacher_opts *t, tdm_adaptive_params *p
     p->refine_steps = t->refine_steps;
 }
 
-static uint64_t random_seed(void) {
-    uint64_t s = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f) {
-        if (fread(&s, sizeof s, 1, f) != 1) s = 0;
-        fclose(f);
-    }
-    if (!s) s = (uint64_t)time(NULL) * 1000000007ull ^ ((uint64_t)getpid() << 32);
-    return s >> 1;
-}
-
 /* ---- progress ---- */
 
 typedef struct progress_state {
@@ -425,7 +414,7 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     }
     if (tdm_cli_teacher_check(cmd, &t)) return 2;
     if (tdm_cli_controls_check(cmd, &controls)) return 2;
-    if (c.seed_random) c.seed = random_seed();
+    if (c.seed_random) c.seed = tdm_arg_random_seed();
 
     tdm_status st = {0};
     tdm_engine *engine = NULL;

@@ -16,17 +16,6 @@
 
 #define OPT(...) ((v = tdm_arg_value(cmd, argc, argv, &i, (const char *const[]){__VA_ARGS__, NULL}, &err)) || err)
 
-static uint64_t random_seed(void) {
-    uint64_t s = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f) {
-        if (fread(&s, sizeof s, 1, f) != 1) s = 0;
-        fclose(f);
-    }
-    if (!s) s = (uint64_t)time(NULL) * 1000000007ull ^ ((uint64_t)getpid() << 32);
-    return s >> 1;
-}
-
 static int on_progress(void *user, tdm_stage stage, int step, int total) {
     const int *tty = user;
     if (*tty) {
@@ -161,7 +150,7 @@ int tdm_cmd_edit(int argc, char **argv) {
         return 2;
     }
     if (tdm_cli_teacher_check(cmd, &t)) return 2;
-    if (c.seed_random) c.seed = random_seed();
+    if (c.seed_random) c.seed = tdm_arg_random_seed();
 
     tdm_status st = {0};
     tdm_engine *engine = NULL;

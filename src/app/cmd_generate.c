@@ -134,21 +134,6 @@ static int on_progress(void *user, tdm_stage stage, int step, int total) {
     return g_interrupted ? 1 : 0;
 }
 
-static uint64_t random_seed(void) {
-    uint64_t s = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f) {
-        if (fread(&s, sizeof s, 1, f) != 1) s = 0;
-        fclose(f);
-    }
-    if (!s) {
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        s = (uint64_t)t.tv_sec * 1000000007ull ^ (uint64_t)t.tv_nsec ^ ((uint64_t)getpid() << 32);
-    }
-    return s >> 1; /* keep it below 2^63: friendlier for tools that parse it as signed */
-}
-
 int tdm_cli_lora_add(const char *cmd, const char *opt, const char *v, tdm_cli_loras *l) {
     if (l->n >= TDM_CLI_MAX_LORAS) {
         fprintf(stderr, "tandem %s: %s: at most %d LoRA files\n", cmd, opt, TDM_CLI_MAX_LORAS);
@@ -341,7 +326,7 @@ int tdm_cmd_generate(const char *cmd, int img2img, int argc, char **argv) {
     gen_opts o;
     int rc = parse(cmd, img2img, argc, argv, &o);
     if (rc >= 0) return rc;
-    if (o.seed_random) o.seed = random_seed();
+    if (o.seed_random) o.seed = tdm_arg_random_seed();
 
     tdm_status st = {0};
     tdm_image init = {0}, out = {0};
