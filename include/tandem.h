@@ -349,6 +349,8 @@ typedef struct tdm_adaptive_params {
     /* Teacher steps T of a refinement (0, default: teacher.steps). Lets a run refine with fewer teacher
      * steps than the teacher-only baseline uses (e.g. refine with 10 DDIM steps, compare with 50). */
     int refine_steps;
+    /* The preset these settings came from (set by tdm_preset_apply; recorded in the metadata); NULL: none. */
+    const char *preset;
 } tdm_adaptive_params;
 
 void tdm_adaptive_params_init(tdm_adaptive_params *p);

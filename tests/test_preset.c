@@ -81,6 +81,7 @@ static void test_apply(void) {
     CHECK(a.width == 512 && a.teacher_width == 1024 && a.teacher_height == 1024);
     CHECK(a.refine_convention == TDM_REFINE_STRENGTH && a.refine_strength == 0.3f && a.k == 50);
     CHECK(strcmp(a.oracle_name, "imagereward") == 0 && isnan(a.tau));
+    CHECK(a.preset && strcmp(a.preset, "sdxl-turbo") == 0); /* recorded in the metadata */
     a.teacher.steps = 8; /* an explicit setting after apply wins */
     CHECK(a.teacher.steps == 8 && a.teacher.guidance == 8.0f);
     tdm_preset_apply(NULL, &a); /* no-op */
@@ -122,6 +123,7 @@ static void test_teacher_size(tdm_engine *e, const tdm_model *m) {
               "%s", r.handoff_reason);
     CHECK(r.metadata_json && strstr(r.metadata_json, "\"teacher_size\"") && strstr(r.metadata_json, "bicubic"));
     CHECK(r.metadata_json && strstr(r.metadata_json, "\"handoff\":\"pixels\""));
+    CHECK(r.metadata_json && !strstr(r.metadata_json, "\"preset\"")); /* no preset given */
     CHECK(r.refine_steps == 2 && r.unet_evals_teacher > 0);
     /* the student's image as scored: tdm_generate's 64x64 image, bicubic-resized to 128x128 */
     tdm_image s64 = {0}, s128 = {0};
@@ -153,8 +155,10 @@ static void test_teacher_size(tdm_engine *e, const tdm_model *m) {
     /* equal sizes: as before (latent hand-off on one model) */
     a.teacher_height = 64;
     a.teacher_width = 64;
+    a.preset = "sd15-cd"; /* the preset's name is recorded */
     CHECK_MSG(tdm_adaptive_generate(e, m, m, &a, &r2, &st) == TDM_OK, "%s", st.msg);
     CHECK(r2.handoff_latent && r2.image.width == 64 && r2.metadata_json && !strstr(r2.metadata_json, "teacher_size"));
+    CHECK(r2.metadata_json && strstr(r2.metadata_json, "\"preset\":\"sd15-cd\""));
     tdm_adaptive_result_free(&r2);
     tdm_adaptive_result_free(&r);
     tdm_image_free(&s64);

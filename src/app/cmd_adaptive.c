@@ -446,6 +446,7 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     p.calibration = calibration;
     p.strategy = (tdm_adaptive_strategy)strategy;
     tdm_cli_teacher_apply(&t, &p);
+    p.preset = preset ? preset->name : NULL;
     p.keep_student_image = student_out != NULL;
     p.controls = controls.c;
     p.n_controls = controls.n;

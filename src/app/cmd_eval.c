@@ -154,6 +154,7 @@ int tdm_cmd_eval(int argc, char **argv) {
     tdm_cli_teacher_apply(&t, s);
     s->teacher_width = po.teacher_width;
     s->teacher_height = po.teacher_height;
+    s->preset = preset ? preset->name : NULL;
     s->progress = tdm_cli_cancel_on_signal;
     p.oracle = oracle;
     p.oracle_model = c.oracle_model;

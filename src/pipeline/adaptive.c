@@ -193,6 +193,7 @@ static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
         cJSON_AddNumberToObject(ts, "height", mi->tp->height);
         cJSON_AddStringToObject(ts, "student_resize", "bicubic"); /* before the oracle; the kept image too */
     }
+    if (p->preset) cJSON_AddStringToObject(o, "preset", p->preset);
     cJSON_AddStringToObject(o, "decision", tdm_adaptive_decision_name(r->decision));
     cJSON_AddStringToObject(o, "strategy", p->strategy == TDM_ADAPTIVE_REGENERATE ? "regenerate" : "refine");
     cJSON *orc = cJSON_AddObjectToObject(o, "oracle");

@@ -52,6 +52,7 @@ void tdm_evalc_add_prompting(cJSON *o, const tdm_adaptive_setup *su) {
 }
 
 void tdm_evalc_add_refine(cJSON *o, const tdm_adaptive_params *a, const tdm_adaptive_setup *su) {
+    if (a->preset) cJSON_AddStringToObject(o, "preset", a->preset);
     cJSON *rf = cJSON_AddObjectToObject(o, "refine");
     const int strength = a->refine_convention == TDM_REFINE_STRENGTH;
     cJSON_AddStringToObject(rf, "convention", strength ? "strength" : "noise");

@@ -144,6 +144,7 @@ void tdm_preset_apply(const tdm_preset *pr, tdm_adaptive_params *p) {
     else p->refine_strength = pr->refine_value;
     p->k = pr->k;
     p->oracle_name = pr->oracle;
+    p->preset = pr->name;
 }
 
 /* Appends one formatted line (+ '\n') to warn and counts it. */

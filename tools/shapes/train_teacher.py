@@ -2,8 +2,10 @@
 """Stage 4: the teacher UNet2DConditionModel, trained as Stable Diffusion: epsilon prediction on
 VAE latents (posterior samples x scaling_factor) noised at t ~ U{0..999} on the scaled_linear
 schedule, conditioned on the frozen text encoder's last_hidden_state (77 tokens), captions replaced by
-"" with probability --dropout (0.1) so classifier-free guidance works. AdamW, EMA of the weights
-(exported). Output: WORK/teacher/out (diffusers UNet folder, EMA weights).
+"" with probability --dropout (0.1) so classifier-free guidance works. The loss is weighted by
+Min-SNR-gamma (--min-snr 5: min(SNR, 5) / SNR per sample; Hang et al., "Efficient Diffusion Training via
+Min-SNR Weighting Strategy", 2023), which stops the many easy low-noise timesteps from dominating the
+gradient while the global layout (high noise) is still wrong. AdamW, EMA of the weights (exported). Output: WORK/teacher/out (diffusers UNet folder, EMA weights).
 
 usage (from tools/): /usr/bin/python3 -m shapes.train_teacher [--minutes M] [--steps S] [--resume]"""
 import os
@@ -43,6 +45,8 @@ def main(argv=None):
     ap = common.parser(__doc__, steps=10000, batch=32, lr=2e-4)
     ap.add_argument("--dropout", type=float, default=0.1, help="caption dropout probability")
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--min-snr", type=float, default=5.0,
+                    help="Min-SNR-gamma loss weighting min(SNR, gamma) / SNR (Hang et al. 2023); 0: uniform")
     ap.add_argument("--guidance", type=float, default=5.0, help="guidance of the quick evaluation")
     ap.add_argument("--eval-n", type=int, default=64)
     a = ap.parse_args(argv)
@@ -70,6 +74,7 @@ def main(argv=None):
         ema.model.load_state_dict(s["ema"])
         opt.load_state_dict(s["opt"])
         sched.load_state_dict(s["sched"])
+        sched.base_lrs = [a.lr for _ in sched.base_lrs]  # --lr is this run's peak rate, also on resume
         g.bit_generator.state = s["np_rng"]
 
     loop = common.Loop(a, STAGE, folder, state, restore)
@@ -85,7 +90,12 @@ def main(argv=None):
         t = torch.from_numpy(g.integers(0, diffusion.T, a.batch))
         noise = torch.randn_like(z0)
         xt = diffusion.add_noise(z0, noise, t)
-        loss = F.mse_loss(unet(xt, t.float(), ctx), noise)
+        per_sample = (unet(xt, t.float(), ctx) - noise).pow(2).mean(dim=(1, 2, 3))  # [B]
+        if a.min_snr > 0:  # SNR = abar / (1 - abar); eps prediction: weight min(SNR, gamma) / SNR
+            ab = diffusion.a_of(t).float()
+            snr = ab / (1 - ab)
+            per_sample = per_sample * snr.clamp(max=a.min_snr) / snr
+        loss = per_sample.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
