@@ -399,6 +399,10 @@ typedef struct tdm_calibrate_params {
     const char *negative_prompt;
     int width, height, clip_skip, emphasis;
     tdm_stage_settings student;
+    /* The size at which the oracle scores each sample (0 / 0: as generated). A run whose teacher has another
+     * size (presets: sdxl-turbo) scores the student's image resized to the teacher's size (bicubic), so its
+     * calibration must too; recorded in the provenance as "scored_size". */
+    int score_width, score_height;
     tdm_oracle *oracle;       /* required */
     const char *oracle_model; /* recorded in the provenance */
     const char *out_path;     /* calibration JSON; progress goes to out_path + ".partial" (JSON lines) */

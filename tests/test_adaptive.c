@@ -81,13 +81,16 @@ static void test_calibration_files(void) {
     CHECK(tdm_calibration_tau_for_share(c, 1.0, &tau, &share, &st) == TDM_OK && share == 1.0);
     CHECK(tdm_calibration_tau_for_share(c, 1.5, &tau, &share, &st) == TDM_ERR_INVALID_ARG);
     char warn[1024];
-    tdm_calibration_compare(c, "m", "lcm", 4, 8.5f, 64, 64, "checker", warn, sizeof warn);
+    tdm_calibration_compare(c, "m", "lcm", 4, 8.5f, 64, 64, 64, 64, "checker", warn, sizeof warn);
     CHECK_MSG(warn[0] == '\0', "unexpected warning: %s", warn);
-    tdm_calibration_compare(c, "m", "lcm", 4, 0.0f, 64, 64, "checker", warn, sizeof warn);
+    tdm_calibration_compare(c, "m", "lcm", 4, 0.0f, 64, 64, 64, 64, "checker", warn, sizeof warn);
     CHECK(strstr(warn, "guidance 8.5") && strstr(warn, "uses 0"));
-    tdm_calibration_compare(c, "other", "euler", 2, 8.5f, 128, 64, "brightness", warn, sizeof warn);
+    tdm_calibration_compare(c, "other", "euler", 2, 8.5f, 128, 64, 128, 64, "brightness", warn, sizeof warn);
     CHECK(strstr(warn, "student model") && strstr(warn, "sampler") && strstr(warn, "steps") && strstr(warn, "64x64") &&
           strstr(warn, "oracle"));
+    /* calibrated on 64x64 images, the run's oracle sees them upscaled to the teacher's 128x128 */
+    tdm_calibration_compare(c, "m", "lcm", 4, 8.5f, 64, 64, 128, 128, "checker", warn, sizeof warn);
+    CHECK_MSG(strstr(warn, "scored the student's images at 64x64") && strstr(warn, "128x128"), "%s", warn);
     tdm_calibration_free(c);
 
     /* the reference code's table: k must be one of its keys */
@@ -687,6 +690,45 @@ static void test_calibrate_run(models *m) {
     tdm_calibration_tau_for_share(c, 0.4, &tq, NULL, &st);
     CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK && r.tau == tq && r.teacher_share == 0.4);
     tdm_adaptive_result_free(&r);
+
+    /* a teacher of another size: the calibration scores the student's images resized to it (bicubic) */
+    char out_c[PATH_MAX];
+    snprintf(out_c, sizeof out_c, "%s/calib-c.json", tdm_test_tmpdir());
+    tdm_calibrate_params cs = cp;
+    cs.n = 1;
+    cs.out_path = out_c;
+    cs.on_sample = NULL;
+    cs.score_width = 128;
+    CHECK(tdm_calibrate(m->e1, m->lcm, &cs, &resumed, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "128x0"));
+    cs.score_height = 128;
+    CHECK_MSG(tdm_calibrate(m->e1, m->lcm, &cs, &resumed, &st) == TDM_OK, "%s", st.msg);
+    gp.seed = 100; /* sample 0 */
+    tdm_image big = {0};
+    float s0 = 0;
+    CHECK(tdm_generate(m->e1, m->lcm, &gp, &img, NULL, &st) == TDM_OK &&
+          tdm_image_resize(&img, 128, 128, TDM_RESAMPLE_BICUBIC, &big, &st) == TDM_OK &&
+          tdm_oracle_score(o, gp.prompt, &big, &s0, &st) == TDM_OK);
+    tdm_image_free(&img);
+    tdm_image_free(&big);
+    tdm_calibration *cc = NULL;
+    CHECK(tdm_calibration_load(out_c, &cc, &st) == TDM_OK);
+    CHECK(cc && cc->n == 1 && (float)cc->scores[0] == s0 && cc->scored_width == 128 && cc->width == 64);
+    tdm_calibration_free(cc);
+    p.k = 50;
+    p.teacher_share = NAN;
+    p.teacher_width = p.teacher_height = 128;
+    p.calibration = out_c; /* scored at 128x128 as this run: no warning */
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+    CHECK_MSG(r.warnings[0] == '\0', "warnings: %s", r.warnings);
+    tdm_adaptive_result_free(&r);
+    p.calibration = out_a; /* scored at 64x64: warned */
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+    CHECK_MSG(strstr(r.warnings, "scored the student's images at 64x64"), "warnings: %s", r.warnings);
+    tdm_adaptive_result_free(&r);
+    p.teacher_width = p.teacher_height = 0;
+    p.k = NAN;
+    p.teacher_share = 0.4;
+    p.calibration = out_a;
 
     /* bad input */
     p.teacher_share = NAN;

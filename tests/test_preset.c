@@ -332,6 +332,46 @@ static void test_cli(void) {
              "--teacher-steps 1 --width 64 --height 64 --teacher-width 128 --teacher-height 128 --k 50 -q",
              g_model);
     TDM_TEST_CLI(g_bin, 0, 0, "", args);
+    /* the oracle sees the student's image at the teacher's size in all three commands: generate --adaptive,
+     * eval (sample 0: "a red circle", seed 0) and calibrate (sample 0) give the same score */
+    snprintf(args, sizeof args,
+             "generate --adaptive --model '%.1000s' --steps 1 --teacher-steps 1 --width 64 --height 64 --teacher-width 128 "
+             "--teacher-height 128 --oracle brightness --tau 2 --prompt 'a red circle' --seed 0 -o ts0.png --sidecar ts0.json",
+             g_model);
+    TDM_TEST_CLI(g_bin, 0, 0, "", args);
+    snprintf(args, sizeof args,
+             "calibrate --model '%.1000s' --prompts prompts.txt --n 1 --out c3.json --oracle brightness --steps 1 "
+             "--width 64 --height 64 --teacher-width 128 --teacher-height 128",
+             g_model);
+    TDM_TEST_CLI(g_bin, 0, 0, "", args);
+    double gen_score = NAN, eval_score = NAN, cal_score = NAN;
+    snprintf(path, sizeof path, "%s/ts0.json", tmp);
+    char *txt = read_file(path);
+    cJSON *jj = txt ? cJSON_Parse(txt) : NULL;
+    const cJSON *x = cJSON_GetObjectItem(cJSON_GetObjectItem(jj, "oracle"), "score");
+    if (cJSON_IsNumber(x)) gen_score = x->valuedouble;
+    cJSON_Delete(jj);
+    free(txt);
+    snprintf(path, sizeof path, "%s/ev3/samples.jsonl", tmp);
+    txt = read_file(path);
+    char *line = txt ? strchr(txt, '\n') : NULL; /* line 2: sample 0 */
+    jj = line ? cJSON_Parse(line + 1) : NULL;
+    x = cJSON_GetObjectItem(cJSON_GetObjectItem(jj, "student"), "oracle");
+    if (cJSON_IsNumber(x)) eval_score = x->valuedouble;
+    cJSON_Delete(jj);
+    free(txt);
+    snprintf(path, sizeof path, "%s/c3.json", tmp);
+    txt = read_file(path);
+    jj = txt ? cJSON_Parse(txt) : NULL;
+    x = cJSON_GetArrayItem(cJSON_GetObjectItem(jj, "scores"), 0);
+    if (cJSON_IsNumber(x)) cal_score = x->valuedouble;
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(jj, "scored_size"), "width") &&
+          cJSON_GetObjectItem(cJSON_GetObjectItem(jj, "scored_size"), "width")->valuedouble == 128);
+    cJSON_Delete(jj);
+    free(txt);
+    CHECK_MSG(fabs(gen_score - eval_score) < 1e-6 && fabs(gen_score - cal_score) < 1e-6,
+              "oracle scores of the same student sample: generate %.9g, eval %.9g, calibrate %.9g", gen_score, eval_score,
+              cal_score);
 }
 
 int main(int argc, char **argv) {

@@ -520,7 +520,7 @@ static void calibrate_help(void) {
            "  --teacher-share Q      also print the tau that sends a share Q of the samples to the teacher\n"
            "  --restart              discard an existing OUT.partial instead of resuming it\n"
            "  --threads N, -q/--quiet\n");
-    tdm_cli_preset_help(0);
+    tdm_cli_preset_help(1);
 }
 
 static int on_sample(void *user, int done, int total, float score) {
@@ -546,7 +546,7 @@ int tdm_cmd_calibrate(int argc, char **argv) {
         int r = tdm_cli_student_lora_parse(cmd, argc, argv, &i, &slora, NULL);
         if (r < 0) return 2;
         if (r > 0) continue;
-        if ((r = tdm_cli_preset_parse(cmd, argc, argv, &i, 0, &po)) != 0) {
+        if ((r = tdm_cli_preset_parse(cmd, argc, argv, &i, 1, &po)) != 0) {
             if (r < 0) return 2;
             continue;
         }
@@ -577,6 +577,14 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     int pr = tdm_cli_preset_resolve(cmd, &po, &preset);
     if (pr >= 0) return pr;
     tdm_cli_preset_fill(preset, &c, NULL, &po, NULL, 1); /* the student's settings, size and oracle */
+    if (preset && !po.teacher_width && !po.teacher_height) { /* the oracle sees images at the teacher's size */
+        po.teacher_width = preset->teacher_width;
+        po.teacher_height = preset->teacher_height;
+    }
+    if ((po.teacher_width > 0) != (po.teacher_height > 0)) {
+        fprintf(stderr, "tandem %s: give both --teacher-width and --teacher-height, or neither\n", cmd);
+        return 2;
+    }
     if (!c.model || !prompts || !n || !out) {
         fprintf(stderr, "tandem %s: --model, --prompts, --n and --out are required\n", cmd);
         return 2;
@@ -610,6 +618,8 @@ int tdm_cmd_calibrate(int argc, char **argv) {
     p.clip_skip = c.clip_skip;
     p.emphasis = c.emphasis;
     p.student = c.student;
+    p.score_width = po.teacher_width;
+    p.score_height = po.teacher_height;
     p.oracle = oracle;
     p.oracle_model = c.oracle_model;
     p.out_path = out;

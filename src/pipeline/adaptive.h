@@ -111,14 +111,17 @@ struct tdm_calibration {
     /* provenance (empty strings / NAN / 0 when absent) */
     char student_model[256], sampler[64], oracle[64], oracle_model[512], prompts_sha256[65], negative[512];
     int steps, width, height, clip_skip;
+    int scored_width, scored_height; /* the image size the oracle saw (= width, height unless resized) */
     float guidance, eta;
     int have_provenance;
 };
 
 /* Lines of a warning text: what differs between the calibration's provenance and a run's settings
- * (empty when nothing does). */
+ * (empty when nothing does). scored_width x scored_height: the size at which the run's oracle sees the
+ * student's image (the teacher's size when it differs: presets). */
 void tdm_calibration_compare(const tdm_calibration *c, const char *student_model, const char *sampler, int steps,
-                             float guidance, int width, int height, const char *oracle, char *warn, size_t size);
+                             float guidance, int width, int height, int scored_width, int scored_height,
+                             const char *oracle, char *warn, size_t size);
 
 /* Prompts file: UTF-8, one prompt per line (docs/ADAPTIVE.md). *lines: array of n strings (one block,
  * tdm_prompts_free). sha256_hex (65 bytes, may be NULL) receives the file's SHA-256. */

@@ -137,6 +137,9 @@ tdm_code tdm_calibration_load(const char *path, tdm_calibration **out, tdm_statu
         c->width = (int)get_num(stu, "width", 0);
         c->height = (int)get_num(stu, "height", 0);
         c->clip_skip = (int)get_num(stu, "clip_skip", 0);
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(root, "scored_size"); /* absent: not resized */
+        c->scored_width = cJSON_IsObject(sc) ? (int)get_num(sc, "width", 0) : c->width;
+        c->scored_height = cJSON_IsObject(sc) ? (int)get_num(sc, "height", 0) : c->height;
     }
     if (cJSON_IsObject(orc)) {
         copy_str(orc, "name", c->oracle, sizeof c->oracle);
@@ -199,7 +202,8 @@ tdm_code tdm_calibration_tau_for_share(const tdm_calibration *c, double q, doubl
 }
 
 void tdm_calibration_compare(const tdm_calibration *c, const char *student_model, const char *sampler, int steps,
-                             float guidance, int width, int height, const char *oracle, char *warn, size_t size) {
+                             float guidance, int width, int height, int scored_width, int scored_height,
+                             const char *oracle, char *warn, size_t size) {
     size_t len = 0;
     warn[0] = '\0';
 #define W_ADD(...)                                                                                        \
@@ -222,6 +226,10 @@ void tdm_calibration_compare(const tdm_calibration *c, const char *student_model
               (double)guidance);
     if (c->width != width || c->height != height)
         W_ADD("calibration %s was made at %dx%d, this run is %dx%d\n", c->path, c->width, c->height, width, height);
+    else if (c->scored_width != scored_width || c->scored_height != scored_height)
+        W_ADD("calibration %s scored the student's images at %dx%d, this run scores them at %dx%d (the teacher's "
+              "size: calibrate with the same --preset or --teacher-width / --teacher-height)\n",
+              c->path, c->scored_width, c->scored_height, scored_width, scored_height);
     if (oracle && strcmp(c->oracle, oracle) != 0)
         W_ADD("calibration %s was made with oracle '%s', this run uses '%s'\n", c->path, c->oracle, oracle);
 #undef W_ADD

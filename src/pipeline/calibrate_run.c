@@ -16,6 +16,7 @@
 
 #include "base/json.h"
 #include "base/jsonl_log.h"
+#include "io/image.h"
 #include "pipeline/calibrate.h"
 
 void tdm_calibrate_params_init(tdm_calibrate_params *p) {
@@ -43,6 +44,12 @@ static cJSON *settings_json(const tdm_model *student, const tdm_gen_plan *pl, co
     cJSON_AddNumberToObject(s, "clip_skip", pl->clip_skip);
     cJSON_AddBoolToObject(s, "emphasis", pl->emphasis);
     cJSON_AddStringToObject(s, "negative_prompt", pl->negative);
+    if (p->score_width && (p->score_width != pl->width || p->score_height != pl->height)) {
+        cJSON *sc = cJSON_AddObjectToObject(o, "scored_size"); /* the student's image resized before the oracle */
+        cJSON_AddNumberToObject(sc, "width", p->score_width);
+        cJSON_AddNumberToObject(sc, "height", p->score_height);
+        cJSON_AddStringToObject(sc, "resize", "bicubic");
+    }
     cJSON *orc = cJSON_AddObjectToObject(o, "oracle");
     cJSON_AddStringToObject(orc, "name", oracle);
     if (p->oracle_model) cJSON_AddStringToObject(orc, "model", p->oracle_model);
@@ -153,6 +160,10 @@ tdm_code tdm_calibrate(tdm_engine *engine, const tdm_model *student, const tdm_c
     if (!p->out_path || !*p->out_path) return tdm_fail(st, TDM_ERR_INVALID_ARG, "calibrate: no output file given");
     if (!p->oracle) return tdm_fail(st, TDM_ERR_INVALID_ARG, "calibrate: no oracle given");
     if (p->n < 1 || p->n > 10000000) return tdm_fail(st, TDM_ERR_INVALID_ARG, "calibrate: n = %d is out of range [1, 10^7]", p->n);
+    if ((p->score_width > 0) != (p->score_height > 0) || p->score_width < 0 || p->score_height < 0 ||
+        p->score_width > 16384 || p->score_height > 16384)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "calibrate: scored size %dx%d: give both in [1, 16384], or neither",
+                        p->score_width, p->score_height);
     tdm_prompts pr;
     TDM_TRY(tdm_prompts_load(p->prompts_file, &pr, st));
 
@@ -216,6 +227,13 @@ tdm_code tdm_calibrate(tdm_engine *engine, const tdm_model *student, const tdm_c
         if (rc) {
             tdm_fail_context(st, "calibrate: sample %d (prompt %d)", i, j + 1);
             goto done;
+        }
+        if (p->score_width && (p->score_width != img.width || p->score_height != img.height)) {
+            tdm_image big = {0}; /* as tdm_adaptive_generate with a teacher of another size */
+            rc = tdm_image_resize(&img, p->score_width, p->score_height, TDM_RESAMPLE_BICUBIC, &big, st);
+            tdm_image_free(&img);
+            if (rc) goto done;
+            img = big;
         }
         float score = 0;
         rc = tdm_oracle_score(p->oracle, pr.line[j], &img, &score, st);

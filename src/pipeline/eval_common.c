@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pipeline/calibrate.h"
+#include "pipeline/preset.h"
 
 const char *const tdm_evalc_run_key[TDM_EVAL_N_RUNS] = {"student", "teacher", "refine"};
 
@@ -167,7 +168,8 @@ tdm_code tdm_evalc_calibration_open(const char *file, const double *k, int n_k, 
     }
     if (rc) return rc; /* (the caller frees *cal) */
     tdm_calibration_compare(*cal, tdm_model_name(student), su->sp.sampler, su->sp.steps, su->sp.guidance,
-                            su->sp.width, su->sp.height, oracle_name, warnings, warnings_size);
+                            su->sp.width, su->sp.height, su->tp.width, su->tp.height, oracle_name, warnings,
+                            warnings_size);
     return TDM_OK;
 }
 
@@ -241,6 +243,9 @@ tdm_code tdm_evalc_run_three(const tdm_evalc_runs *r, tdm_eval_sample *s, int *c
         goto out;
     }
     take_stats(&sres, s, cn_calls, S);
+    /* a teacher at another size: the student's image resized to it before the oracle, as tdm_adaptive_generate */
+    rc = tdm_adaptive_student_to_teacher_size(r->su, &sres, st);
+    if (rc) goto out;
     t0 = r->clock(r->clock_user); /* the student's oracle score is timed: it is the adaptive decision's cost */
     rc = tdm_oracle_score(r->oracle, r->prompt, &sres.image, &s->oracle[S], st);
     s->seconds_oracle = r->clock(r->clock_user) - t0;
