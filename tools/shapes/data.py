@@ -121,18 +121,33 @@ def checker_score(prompt, image_path):
     return float(j["score"]), j
 
 
-def checker_scores(prompts, images_uint8):
-    """Scores a batch (writes temporary PNGs)."""
+def checker_scores(prompts, images_uint8, details=None):
+    """Scores a batch (writes temporary PNGs). details: a list that receives each full JSON result."""
     tmp = tempfile.mkdtemp(prefix="shapes_score_")
     try:
         out = []
         for i, (p, im) in enumerate(zip(prompts, images_uint8)):
             f = os.path.join(tmp, "%d.png" % i)
             save_png(im, f)
-            out.append(checker_score(p, f)[0])
+            s, j = checker_score(p, f)
+            out.append(s)
+            if details is not None:
+                details.append(j)
         return np.array(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def attribute_accuracy(details):
+    """Share of stated attributes the checker found satisfied, by kind (colour, shape, size, position,
+    relation, background, count, present), over checker JSON results."""
+    ok, n = {}, {}
+    for j in details:
+        for a in j.get("attributes", []):
+            kind = a["name"].split(".")[-1]
+            n[kind] = n.get(kind, 0) + 1
+            ok[kind] = ok.get(kind, 0) + (1 if a.get("ok") else 0)
+    return {k: round(ok[k] / n[k], 4) for k in sorted(n)}
 
 
 def to_float(images_uint8):

@@ -46,8 +46,10 @@ def test_prompts(work, n, world_seed=1):
     return ds
 
 
-def summarise(scores, nobj, held):
+def summarise(scores, nobj, held, details=None):
     r = {"n": int(len(scores)), "mean": float(scores.mean())}
+    if details:
+        r["attribute_accuracy"] = data.attribute_accuracy(details)
     for k, name in [(1, "one_object"), (2, "two_object")]:
         m = nobj == k
         r["mean_" + name] = float(scores[m].mean()) if m.any() else float("nan")
@@ -61,8 +63,9 @@ def evaluate_unet(work, unet, kind, steps, w, n, seed, world_seed=1):
     ds = test_prompts(work, n, world_seed)
     noise = torch.randn(n, C.LATENT_CHANNELS, C.LATENT_SIZE, C.LATENT_SIZE, generator=torch.Generator().manual_seed(seed))
     imgs = generate(work, unet.eval(), kind, ds["captions"], noise, steps, w, seed)
-    sc = data.checker_scores(list(ds["captions"]), imgs)
-    return summarise(sc, ds["n_objects"], ds["held_out"])
+    details = []
+    sc = data.checker_scores(list(ds["captions"]), imgs, details)
+    return summarise(sc, ds["n_objects"], ds["held_out"], details)
 
 
 def main(argv=None):
@@ -93,9 +96,11 @@ def main(argv=None):
             continue
         unet = common.load_unet(a.work, stage)
         imgs = generate(a.work, unet, kind, caps, noise, steps, w, a.seed, parts=parts)
-        sc = data.checker_scores(caps, imgs)
+        details = []
+        sc = data.checker_scores(caps, imgs, details)
         scores[name] = sc
-        res[name] = dict(summarise(sc, ds["n_objects"], ds["held_out"]), sampler=kind, steps=steps, guidance=w)
+        res[name] = dict(summarise(sc, ds["n_objects"], ds["held_out"], details), sampler=kind, steps=steps,
+                         guidance=w)
         common.log("eval", "%s: %s" % (name, res[name]))
         if a.save_images:
             d = os.path.join(a.work, "eval", name)
