@@ -1,9 +1,12 @@
-/* Tiled multi-head attention: units of (batch b, head h, tile of ATT_QT query rows) over the pool.
- * Per unit: S[nq, nk] = scale q_tile k^T (+ mask, causal), row softmax, out_tile = S v; S lives in a
- * per-thread [ATT_QT, Lk] buffer, so memory is bounded by ATT_QT x Lk per thread, never Lq x Lk.
+/* Multi-head attention: the kernel choice (tdm_attention_pick, $TDM_ATTENTION) and the tiled kernel;
+ * the flash-style kernel is in ops_attention_flash.c.
+ * Tiled: units of (batch b, head h, tile of ATT_QT query rows) over the pool.
+ * Per unit: S[nq, nk] = scale q_tile k^T (+ mask, causal), row softmax, out_tile = S v (OpenBLAS); S lives
+ * in a per-thread [ATT_QT, Lk] buffer, so memory is bounded by ATT_QT x Lk per thread, never Lq x Lk.
  * Units are fixed by the shapes, so the result does not depend on the thread count. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tensor/ops_internal.h"
 #include "tensor/ops_vec.h"
@@ -47,6 +50,41 @@ static void att_task(void *ctx, int ith, int nth) {
     }
 }
 
+/* ---- kernel choice ------------------------------------------------------------------------------ */
+
+static atomic_int att_kernel = -1; /* -1: not read from the environment yet */
+
+tdm_att_kernel tdm_attention_get_kernel(void) {
+    int a = atomic_load(&att_kernel);
+    if (a >= 0) return (tdm_att_kernel)a;
+    const char *e = getenv("TDM_ATTENTION");
+    a = TDM_ATT_AUTO;
+    if (e && strcmp(e, "tiled") == 0) a = TDM_ATT_TILED;
+    else if (e && strcmp(e, "flash") == 0) a = TDM_ATT_FLASH;
+    else if (e && strcmp(e, "flash-generic") == 0) a = TDM_ATT_FLASH_GENERIC;
+    int expect = -1;
+    atomic_compare_exchange_strong(&att_kernel, &expect, a);
+    return (tdm_att_kernel)atomic_load(&att_kernel);
+}
+
+void tdm_attention_set_kernel(tdm_att_kernel k) { atomic_store(&att_kernel, (int)k); }
+
+tdm_att_kernel tdm_attention_pick(int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D, int causal,
+                                  const float *mask_add) {
+    tdm_att_kernel a = tdm_attention_get_kernel();
+    if (a != TDM_ATT_AUTO) return a;
+    /* AUTO (the one place that decides; measured in docs/PERFORMANCE.md, history step 14, one thread):
+     * - the flash kernel needs AVX2 + FMA (its portable path is for tests: no SIMD);
+     * - FLASH when Lq > ATT_QT (64): 0.6x the tiled path's CPU time at 4096 tokens (head dim 40), 0.7-0.8x
+     *   at 1024 (80), CLIP's 77 causal tokens and the VAE's 4096 x 512, 0.9x at 256 (160) and for the
+     *   cross-attentions (Lk 77);
+     * - TILED for Lq <= 64 (one tile of the tiled path per head; the flash kernel's K / V packing is then
+     *   amortised over <= 64 rows): both within +-3% (SD1.5's 8x8 level, BERT's short captions).
+     * Any head dim, causal or masked: both kernels support everything. */
+    (void)B, (void)H, (void)Lk, (void)D, (void)causal, (void)mask_add;
+    return tdm_attention_flash_avx2() && Lq > ATT_QT ? TDM_ATT_FLASH : TDM_ATT_TILED;
+}
+
 tdm_code tdm_attention(const tdm_exec *ex, const float *q, int64_t ldq, const float *k, int64_t ldk,
                        const float *v, int64_t ldv, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D,
                        float scale, int causal, const float *mask_add, float *out) {
@@ -56,6 +94,10 @@ tdm_code tdm_attention(const tdm_exec *ex, const float *q, int64_t ldq, const fl
     if (!tdm_gemm_args_ok(0, 1, ATT_QT, Lk, D, ldq, ldk, Lk) || !tdm_gemm_args_ok(0, 0, ATT_QT, D, Lk, Lk, ldv, H * D))
         return TDM_ERR_INVALID_ARG;
     if (B == 0 || Lq == 0) return TDM_OK;
+    tdm_att_kernel kern = tdm_attention_pick(B, H, Lq, Lk, D, causal, mask_add);
+    if (kern == TDM_ATT_FLASH || kern == TDM_ATT_FLASH_GENERIC)
+        return tdm_attention_flash(ex, q, ldq, k, ldk, v, ldv, B, H, Lq, Lk, D, scale, causal, mask_add, out,
+                                   kern == TDM_ATT_FLASH_GENERIC);
     att_job J = {.q = q, .k = k, .v = v, .mask = mask_add, .ldq = ldq, .ldk = ldk, .ldv = ldv, .B = B, .H = H,
                  .Lq = Lq, .Lk = Lk, .D = D, .n_qt = (Lq + ATT_QT - 1) / ATT_QT, .scale = scale, .causal = causal,
                  .out = out, .next = 0};

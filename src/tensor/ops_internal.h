@@ -122,4 +122,30 @@ tdm_workspace *tdm_ops_workspace(void);
  * base + ith * (*stride). NULL when out of memory. */
 float *tdm_ops_ws_per_thread(int slot, int nth, int64_t floats, int64_t *stride);
 
+/* ---- Additions (flash attention, ops_attention.c / ops_attention_flash.c) ------------------------- */
+
+/* Workspace slots of the flash attention (after the convolutions' ones; see enum tdm_ops_ws_slot). */
+enum {
+    TDM_WS_ATT_KV = TDM_WS_CONV_PRE + 1, /* packed K^T / V panels of every (b, h) */
+    TDM_WS_ATT_THREAD                     /* per pool thread: a unit's Q panels, scores, output, max, sum */
+};
+
+/* Attention kernel: TILED = OpenBLAS on [64, Lk] score tiles (ops_attention.c); FLASH = the flash-style
+ * kernel (ops_attention_flash.c; AVX2 + FMA, else its portable path); FLASH_GENERIC = the flash kernel's
+ * portable path (tests; same bits as FLASH). AUTO: tdm_attention_pick's rule. Process-wide; the initial
+ * value comes from $TDM_ATTENTION (tiled, flash, flash-generic), else AUTO. */
+typedef enum tdm_att_kernel { TDM_ATT_AUTO = 0, TDM_ATT_TILED, TDM_ATT_FLASH, TDM_ATT_FLASH_GENERIC } tdm_att_kernel;
+void tdm_attention_set_kernel(tdm_att_kernel k);
+tdm_att_kernel tdm_attention_get_kernel(void);
+/* The kernel tdm_attention runs for these shapes (never AUTO; the rule is documented there). */
+tdm_att_kernel tdm_attention_pick(int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D, int causal,
+                                  const float *mask_add);
+/* 1 when the flash kernel's AVX2 + FMA path can run on this CPU. */
+int tdm_attention_flash_avx2(void);
+/* tdm_attention's contract with the flash kernel; generic: force its portable path. Scratch from the
+ * calling thread's workspace (slots TDM_WS_ATT_*). */
+tdm_code tdm_attention_flash(const tdm_exec *ex, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                             const float *v, int64_t ldv, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D,
+                             float scale, int causal, const float *mask_add, float *out, int generic);
+
 #endif
