@@ -42,7 +42,7 @@ def load_latents(a):
 
 
 def main(argv=None):
-    ap = common.parser(__doc__, steps=10000, batch=32, lr=2e-4)
+    ap = common.parser(__doc__, steps=7000, batch=32, lr=5e-4)
     ap.add_argument("--dropout", type=float, default=0.1, help="caption dropout probability")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--min-snr", type=float, default=5.0,
