@@ -48,14 +48,14 @@ else
 fi
 T0=$(date +%s)
 # Training spans sessions: tools/shapes/save_stages.sh keeps each stage's outputs (and, for a stage
-# stopped by its budget, its checkpoint) under models/shapes/stages/; a fresh work folder starts from
+# stopped by its budget, its checkpoint) under models/shapes-stages/; a fresh work folder starts from
 # them, so a stage finished in an earlier session is skipped and an unfinished one resumes.
-STAGES="$ROOT/models/shapes/stages"
+STAGES="$ROOT/models/shapes-stages"
 seed_stage() {
     if [ $SMOKE = 0 ] && [ $RESTART = 0 ] && [ -d "$STAGES/$1" ] && [ ! -e "$WORK/$1" ]; then
         mkdir -p "$WORK"
         cp -r "$STAGES/$1" "$WORK/$1"
-        echo "== $1: taken from models/shapes/stages/$1"
+        echo "== $1: taken from models/shapes-stages/$1"
     fi
 }
 for s in tokenizer clip vae teacher controlnet student lora oracle; do seed_stage $s; done

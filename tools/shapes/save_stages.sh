@@ -3,7 +3,7 @@
 # session: for every stage in the work folder, its outputs (out/: weights, configs, metrics.json; not the
 # encoded datasets latents_*.pt, which the next stage regenerates) and,
 # when the stage is not finished, its checkpoint (ckpt.pt; above 16 MB a weights-only float16 ckpt_light.pt,
-# resumed with a fresh optimiser) go to models/shapes/stages/<stage>/.
+# resumed with a fresh optimiser) go to models/shapes-stages/<stage>/.
 # build_all.sh starts a fresh work folder from there. Datasets are not kept (regenerated from seeds).
 #
 # usage: tools/shapes/save_stages.sh [--work DIR]
@@ -11,7 +11,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK="$ROOT/build/shapes-work"
 [ "${1:-}" = "--work" ] && WORK=$2
-DEST="$ROOT/models/shapes/stages"
+DEST="$ROOT/models/shapes-stages"
 for d in "$WORK"/*/; do
     name=$(basename "$d")
     [ "$name" = data ] && continue
