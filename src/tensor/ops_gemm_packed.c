@@ -17,6 +17,7 @@
 
 #include "base/numeric.h"
 #include "tensor/ops_internal.h"
+#include "tensor/simd_x86.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -60,7 +61,7 @@ static inline void widen_run(const tdm_gemm_operand *X, int64_t off, int64_t n, 
 /* ---- packing ---------------------------------------------------------------------------------- */
 
 #if GP_X86
-GP_AVX2 static void transpose8(__m256 r[8]);
+GP_AVX2 static void tdm_avx2_transpose8(__m256 r[8]);
 /* A panel [kc][MR] from a row-major (k contiguous) F32 / F16 operand, 8 k at a time: rows transposed in
  * registers, each k's MR values stored as 8 floats (the 2 extra land in the next slot, rewritten by the
  * next store; after the last k they land in the next panel or the workspace slack). kc % 8 == 0. */
@@ -74,7 +75,7 @@ GP_AVX2 static void pack_a_rows_avx2(const tdm_gemm_operand *A, int64_t i0, int6
             else
                 r[i] = _mm256_loadu_ps((const float *)A->data + off);
         }
-        transpose8(r);
+        tdm_avx2_transpose8(r);
         for (int q = 0; q < 8; q++) _mm256_storeu_ps(Ap + (k + q) * MR, r[q]);
     }
 }
@@ -110,25 +111,6 @@ static void pack_a(const tdm_gemm_operand *A, int64_t i0, int64_t mc, int64_t p0
 }
 
 #if GP_X86
-/* 8 x 8 transpose of rows r[0..7] (in place). */
-GP_AVX2 static inline void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 /* B panel [kc][NR] from a k-contiguous operand (B(k, j) at j * cs + k: a torch Linear weight [N, K]),
  * 8 columns x 8 k at a time; F32 or F16 (F16C), full 16-column panels, kc a multiple of 8. */
@@ -143,7 +125,7 @@ GP_AVX2 static void pack_b_kcontig_avx2(const tdm_gemm_operand *B, int64_t j0, i
                 else
                     r[j] = _mm256_loadu_ps((const float *)B->data + off);
             }
-            transpose8(r);
+            tdm_avx2_transpose8(r);
             for (int q = 0; q < 8; q++) _mm256_storeu_ps(Bp + (k + q) * NR + h * 8, r[q]);
         }
 }

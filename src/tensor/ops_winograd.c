@@ -43,6 +43,7 @@
 
 #include "base/numeric.h"
 #include "tensor/ops_internal.h"
+#include "tensor/simd_x86.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -385,21 +386,6 @@ static void wt_panel(const wino_job *J, const float *wf, int64_t nr, float *up, 
     wt_panel_body(J, wf, nr, up, ldu);
 }
 #if WINO_X86
-/* 8 x 8 transpose of r[0..7] in place. */
-AVX2 static inline void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 /* c0 x0 + c1 x1 + c2 x2 in that order with compile-time coefficients: zero terms skipped, unit ones not
  * multiplied (the same value as wt_lanes' sum up to the sign of a zero result). */
@@ -432,7 +418,7 @@ AVX2 __attribute__((always_inline)) static inline void wt_panel_fixed(const floa
         for (int64_t l = 0; l < LANES; l++) row[l] = wf + ((l < nr ? l : 0) * J->Cin + ci) * 9;
         __m256 g[9];
         for (int l = 0; l < 8; l++) g[l] = _mm256_loadu_ps(row[l]);
-        transpose8(g);
+        tdm_avx2_transpose8(g);
         g[8] = _mm256_set_ps(row[7][8], row[6][8], row[5][8], row[4][8], row[3][8], row[2][8], row[1][8], row[0][8]);
         __m256 t[6][3];
 #pragma GCC unroll 6
