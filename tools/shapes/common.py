@@ -255,8 +255,23 @@ class TextCache:
                             for t in texts]).float()
 
 
+def half_safetensors(path):
+    """Rewrites a safetensors file with its float32 tensors in float16 (a finished stage kept between
+    sessions: the shipped models are float16 anyway, and loading into float32 modules widens them)."""
+    t = st.load(path)
+    st.save({k: v.half() if v.dtype == torch.float32 else v for k, v in t.items()}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="checkpoint tools")
-    ap.add_argument("--lighten", nargs=2, metavar=("CKPT", "OUT"), required=True,
-                    help="write a weights-only float16 checkpoint (see lighten_ckpt)")
-    lighten_ckpt(*ap.parse_args().lighten)
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--lighten", nargs=2, metavar=("CKPT", "OUT"),
+                   help="write a weights-only float16 checkpoint (see lighten_ckpt)")
+    g.add_argument("--half", nargs="+", metavar="FILE", help="safetensors files to rewrite in float16")
+    args = ap.parse_args()
+    if args.lighten:
+        lighten_ckpt(*args.lighten)
+    else:
+        for f in args.half:
+            half_safetensors(f)

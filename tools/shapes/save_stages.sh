@@ -2,15 +2,16 @@
 # Keeps the state of the shapes-world training in the repository so that it continues in a later
 # session: for every stage in the work folder, its outputs (out/: weights, configs, metrics.json; not the
 # encoded datasets latents_*.pt, which the next stage regenerates) and,
-# when the stage is not finished, its checkpoint (ckpt.pt; above 16 MB a weights-only float16 ckpt_light.pt,
-# resumed with a fresh optimiser) go to models/shapes-stages/<stage>/.
+# when the stage is not finished, its checkpoint (ckpt.pt; above 4 MB a weights-only float16 ckpt_light.pt,
+# resumed with a fresh optimiser) go to models/shapes-stages/<stage>/. The weights of a finished stage are
+# kept in float16 (as shipped; the next stages widen them when they load).
 # build_all.sh starts a fresh work folder from there. Datasets are not kept (regenerated from seeds).
 #
 # usage: tools/shapes/save_stages.sh [--work DIR]
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK="$ROOT/build/shapes-work"
-[ "${1:-}" = "--work" ] && WORK=$2
+[ "${1:-}" = "--work" ] && WORK=$(cd "$2" && pwd)  # absolute: the Python steps run from tools/
 DEST="$ROOT/models/shapes-stages"
 for d in "$WORK"/*/; do
     name=$(basename "$d")
@@ -25,9 +26,13 @@ for d in "$WORK"/*/; do
         skip='*.none'; [ $unfinished = 1 ] && skip='*.safetensors'
         (cd "$d/out" && find . -type f ! -name 'latents_*.pt' ! -name "$skip" | while read -r f; do
             mkdir -p "$DEST/$name/out/$(dirname "$f")"; cp "$f" "$DEST/$name/out/$f"; done)
+        if [ $unfinished = 0 ]; then
+            find "$DEST/$name/out" -name '*.safetensors' -exec sh -c \
+                'cd "$0/tools" && /usr/bin/python3 -m shapes.common --half "$@"' "$ROOT" {} +
+        fi
     fi
     if [ $unfinished = 1 ]; then
-        if [ "$(stat -c %s "$d/ckpt.pt")" -le 16000000 ]; then
+        if [ "$(stat -c %s "$d/ckpt.pt")" -le 4000000 ]; then
             cp "$d/ckpt.pt" "$DEST/$name/ckpt.pt"
             echo "$name: unfinished: outputs and checkpoint kept"
         else  # large: weights only, in float16 (the optimiser restarts; common.lighten_ckpt)
