@@ -197,6 +197,20 @@ static char *read_file(const char *path) {
     return buf;
 }
 
+/* The JSON value on line `line` (0-based) of dir/name; NULL when absent or unparsable. */
+static cJSON *read_json(const char *dir, const char *name, int line) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *txt = read_file(path), *p = txt;
+    for (int i = 0; p && i < line; i++)
+        if ((p = strchr(p, '\n'))) p++;
+    cJSON *j = p ? cJSON_Parse(p) : NULL;
+    free(txt);
+    return j;
+}
+
+static double number_or_nan(const cJSON *x) { return cJSON_IsNumber(x) ? x->valuedouble : NAN; }
+
 static void test_cli(void) {
     FILE *bf = fopen(g_bin, "rb");
     if (!bf) {
@@ -344,31 +358,15 @@ static void test_cli(void) {
              "--width 64 --height 64 --teacher-width 128 --teacher-height 128",
              g_model);
     TDM_TEST_CLI(g_bin, 0, 0, "", args);
-    double gen_score = NAN, eval_score = NAN, cal_score = NAN;
-    snprintf(path, sizeof path, "%s/ts0.json", tmp);
-    char *txt = read_file(path);
-    cJSON *jj = txt ? cJSON_Parse(txt) : NULL;
-    const cJSON *x = cJSON_GetObjectItem(cJSON_GetObjectItem(jj, "oracle"), "score");
-    if (cJSON_IsNumber(x)) gen_score = x->valuedouble;
-    cJSON_Delete(jj);
-    free(txt);
-    snprintf(path, sizeof path, "%s/ev3/samples.jsonl", tmp);
-    txt = read_file(path);
-    char *line = txt ? strchr(txt, '\n') : NULL; /* line 2: sample 0 */
-    jj = line ? cJSON_Parse(line + 1) : NULL;
-    x = cJSON_GetObjectItem(cJSON_GetObjectItem(jj, "student"), "oracle");
-    if (cJSON_IsNumber(x)) eval_score = x->valuedouble;
-    cJSON_Delete(jj);
-    free(txt);
-    snprintf(path, sizeof path, "%s/c3.json", tmp);
-    txt = read_file(path);
-    jj = txt ? cJSON_Parse(txt) : NULL;
-    x = cJSON_GetArrayItem(cJSON_GetObjectItem(jj, "scores"), 0);
-    if (cJSON_IsNumber(x)) cal_score = x->valuedouble;
-    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(jj, "scored_size"), "width") &&
-          cJSON_GetObjectItem(cJSON_GetObjectItem(jj, "scored_size"), "width")->valuedouble == 128);
-    cJSON_Delete(jj);
-    free(txt);
+    cJSON *gen = read_json(tmp, "ts0.json", 0), *ev = read_json(tmp, "ev3/samples.jsonl", 1), /* line 1: sample 0 */
+          *cal = read_json(tmp, "c3.json", 0);
+    const double gen_score = number_or_nan(cJSON_GetObjectItem(cJSON_GetObjectItem(gen, "oracle"), "score"));
+    const double eval_score = number_or_nan(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "student"), "oracle"));
+    const double cal_score = number_or_nan(cJSON_GetArrayItem(cJSON_GetObjectItem(cal, "scores"), 0));
+    CHECK(number_or_nan(cJSON_GetObjectItem(cJSON_GetObjectItem(cal, "scored_size"), "width")) == 128);
+    cJSON_Delete(gen);
+    cJSON_Delete(ev);
+    cJSON_Delete(cal);
     CHECK_MSG(fabs(gen_score - eval_score) < 1e-6 && fabs(gen_score - cal_score) < 1e-6,
               "oracle scores of the same student sample: generate %.9g, eval %.9g, calibrate %.9g", gen_score, eval_score,
               cal_score);
