@@ -33,6 +33,9 @@ fi
 # Student and teacher settings of the model card (shapes_family.json).
 STUDENT="--student-unet unet_student --sampler consistency --steps 4 --guidance 5"
 TEACHER="--teacher-unet unet --teacher-sampler ddim --teacher-steps 50 --teacher-guidance 5"
+# Refinement: the teacher re-draws the student's image from strength 0.7 in 10 DDIM steps (20 UNet
+# evaluations; docs/ADAPTIVE.md, "What was measured").
+REFINE="--refine-strength 0.7 --refine-steps 10"
 
 "$TANDEM" world captions --split val --n "$CAL" --seed 1 > "$OUT/calibration_prompts.txt"
 "$TANDEM" world captions --split test --n "$N" --seed 1001 > "$OUT/prompts.txt"
@@ -44,7 +47,7 @@ echo "== 1. calibration: $CAL student samples scored by $ORACLE_NAME"
 
 echo "== 2. evaluation on $N test captions: student, teacher, adaptive (tables: checker score per method)"
 # shellcheck disable=SC2086
-"$TANDEM" eval --model "$MODELS" $STUDENT $TEACHER $ORACLE --prompts "$OUT/prompts.txt" --seeds 0 \
+"$TANDEM" eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE --prompts "$OUT/prompts.txt" --seeds 0 \
     --k 30,50 --calibration "$OUT/calibration.json" --out "$OUT/eval" -q
 cat "$OUT/eval/table.md"
 
@@ -54,7 +57,7 @@ i=0
 while IFS= read -r prompt; do
     png=$(printf '%s/adaptive_%02d.png' "$OUT" "$i")
     # shellcheck disable=SC2086
-    "$TANDEM" generate --adaptive --model "$MODELS" $STUDENT $TEACHER $ORACLE --k 50 \
+    "$TANDEM" generate --adaptive --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE --k 50 \
         --calibration "$OUT/calibration.json" --prompt "$prompt" --seed "$i" -o "$png" --sidecar "$png.json" \
         --student-output "$(printf '%s/student_%02d.png' "$OUT" "$i")" 2>&1 | grep '^wrote' || true
     echo "  \"$prompt\": checker $("$TANDEM" score --checker --prompt "$prompt" --image "$png" | head -n 1)"

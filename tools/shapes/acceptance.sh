@@ -6,11 +6,11 @@
 #
 # usage: tools/shapes/acceptance.sh [--out DIR] [--only adaptive|lora|edit|control]...
 #   environment: TANDEM (default build/tandem), MODELS (default models/shapes), N_EVAL (500),
-#   N_EDIT (300), N_CONTROL (300), N_CAL (500), REFINE_STEPS (10)
+#   N_EDIT (300), N_CONTROL (300), N_CAL (500), REFINE_STEPS (10), REFINE_STRENGTH (0.7)
 #
 # Settings (docs/ADAPTIVE.md): student = unet_student, consistency sampler, 4 steps, guidance 5;
 # teacher-only baseline = DDIM 50 steps, guidance 5 (100 UNet evaluations an image); refinement =
-# DDIM with REFINE_STEPS teacher steps at strength 0.4; oracle = the shipped shapes oracle (ImageReward
+# DDIM with REFINE_STEPS teacher steps at strength REFINE_STRENGTH (0.7); oracle = the shipped shapes oracle (ImageReward
 # architecture); tau_k from a calibration on validation-split captions (world seed 1), evaluation on
 # test-split captions (world seed 1001), seed 0.
 set -eu
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
 done
 : "${ONLY:= adaptive lora edit control}"
 N_EVAL=${N_EVAL:-500}; N_EDIT=${N_EDIT:-300}; N_CONTROL=${N_CONTROL:-300}; N_CAL=${N_CAL:-500}
-REFINE_STEPS=${REFINE_STEPS:-10}
+REFINE_STEPS=${REFINE_STEPS:-10}; REFINE_STRENGTH=${REFINE_STRENGTH:-0.7}
 [ -x "$TANDEM" ] || { echo "acceptance.sh: $TANDEM missing: run make" >&2; exit 1; }
 [ -f "$MODELS/model_index.json" ] || { echo "acceptance.sh: no model family at $MODELS" >&2; exit 1; }
 [ -f "$MODELS/oracle/config.json" ] || { echo "acceptance.sh: no oracle at $MODELS/oracle" >&2; exit 1; }
@@ -38,7 +38,7 @@ wants() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 ORACLE="--oracle imagereward --oracle-model $MODELS/oracle"
 STUDENT="--student-unet unet_student --sampler consistency --steps 4 --guidance 5"
 TEACHER="--teacher-unet unet --teacher-sampler ddim --teacher-steps 50 --teacher-guidance 5"
-REFINE="--refine-strength 0.4 --refine-steps $REFINE_STEPS"
+REFINE="--refine-strength $REFINE_STRENGTH --refine-steps $REFINE_STEPS"
 K="--k 10,20,30,50,70"
 
 "$TANDEM" world captions --split val --n "$N_CAL" --seed 1 > "$OUT/calibration_prompts.txt"

@@ -63,7 +63,8 @@ def save_ckpt(path, **state):
 
 def load_ckpt(path):
     s = torch.load(path)
-    torch.set_rng_state(s["rng"])
+    if "rng" in s:  # absent from a checkpoint made from exported weights (it starts a fresh stream)
+        torch.set_rng_state(s["rng"])
     return s
 
 

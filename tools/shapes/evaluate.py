@@ -3,10 +3,14 @@
 teacher (DDIM, guidance w) and student (multistep consistency sampler, k steps) from the SAME
 initial noise per prompt; mean scores by object count, the student/teacher ratio and, among prompts
 where the two scores differ, the student's win share (the issue's quality bars). Writes
-WORK/eval/metrics.json (and sample grids when --save-images).
+WORK/eval/metrics.json (and sample grids when --save-images). The teacher's images and checker
+results are cached in WORK/eval/cache_teacher_<key>.npz, keyed by the teacher's weights and the settings,
+so that evaluating another student (the part that changes while distilling) costs only its own samples.
 
 usage (from tools/): /usr/bin/python3 -m shapes.evaluate [--n 500] [--teacher-steps 50] [--student-steps 4]"""
 import argparse
+import hashlib
+import json
 import os
 import sys
 
@@ -41,9 +45,10 @@ def generate(work, unet, kind, prompts, noise, steps, w, seed, batch=32, parts=N
     return np.concatenate(out)
 
 
-def test_prompts(work, n, world_seed=1):
-    ds = data.dataset(os.path.join(work, "data"), "test", n, world_seed + 1000)
-    return ds
+def test_prompts(work, n, world_seed=1, split="test"):
+    """Test split: world seed + 1000 (the card's figures); validation split: the world seed (as
+    acceptance.sh's calibration prompts), for choosing settings without looking at the test split."""
+    return data.dataset(os.path.join(work, "data"), split, n, world_seed + (1000 if split == "test" else 0))
 
 
 def summarise(scores, nobj, held, details=None):
@@ -68,6 +73,16 @@ def evaluate_unet(work, unet, kind, steps, w, n, seed, world_seed=1):
     return summarise(sc, ds["n_objects"], ds["held_out"], details)
 
 
+def _cache_key(work, stage, kind, steps, w, n, seed, world_seed, split):
+    """SHA-256 over the UNet's weights file and the sampling settings (first 16 hex digits)."""
+    h = hashlib.sha256()
+    with open(os.path.join(common.out_dir(work, stage), "diffusion_pytorch_model.safetensors"), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(json.dumps([kind, steps, w, n, seed, world_seed, split]).encode())
+    return h.hexdigest()[:16]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=common.DEFAULT_WORK)
@@ -80,24 +95,40 @@ def main(argv=None):
     ap.add_argument("--student-guidance", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-images", action="store_true")
+    ap.add_argument("--split", choices=("test", "val"), default="test")
+    ap.add_argument("--out", help="metrics file (default WORK/eval/metrics.json)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     parts = (common.load_tokenizer(a.work), common.load_text_encoder(a.work), common.load_vae(a.work))
-    ds = test_prompts(a.work, a.n, a.world_seed)
+    ds = test_prompts(a.work, a.n, a.world_seed, a.split)
     caps = list(ds["captions"])
     noise = torch.randn(a.n, C.LATENT_CHANNELS, C.LATENT_SIZE, C.LATENT_SIZE,
                         generator=torch.Generator().manual_seed(a.seed))
-    res = {"n_prompts": a.n, "world_seed_test": a.world_seed + 1000, "noise_seed": a.seed}
+    res = {"n_prompts": a.n, "split": a.split, "world_seed_%s" % a.split: a.world_seed + (1000 if a.split == "test" else 0),
+           "noise_seed": a.seed}
     scores = {}
     for name, stage, kind, steps, w in [("teacher", "teacher", "ddim", a.teacher_steps, a.teacher_guidance),
                                         ("student", "student", "cd", a.student_steps, a.student_guidance)]:
         if not os.path.exists(os.path.join(common.out_dir(a.work, stage), "config.json")):
             common.log("eval", "%s: no %s output yet, skipped" % (name, stage))
             continue
-        unet = common.load_unet(a.work, stage)
-        imgs = generate(a.work, unet, kind, caps, noise, steps, w, a.seed, parts=parts)
-        details = []
-        sc = data.checker_scores(caps, imgs, details)
+        cache = None
+        if name == "teacher":
+            cache = os.path.join(a.work, "eval", "cache_teacher_%s.npz" % _cache_key(
+                a.work, stage, kind, steps, w, a.n, a.seed, a.world_seed, a.split))
+        if cache and os.path.exists(cache):
+            z = np.load(cache, allow_pickle=False)
+            imgs, sc, details = z["images"], z["scores"], [json.loads(d) for d in z["details"]]
+            common.log("eval", "%s: samples and checker results from %s" % (name, cache))
+        else:
+            unet = common.load_unet(a.work, stage)
+            imgs = generate(a.work, unet, kind, caps, noise, steps, w, a.seed, parts=parts)
+            details = []
+            sc = data.checker_scores(caps, imgs, details)
+            if cache:
+                os.makedirs(os.path.dirname(cache), exist_ok=True)
+                np.savez(cache + ".tmp.npz", images=imgs, scores=sc, details=np.array([json.dumps(d) for d in details]))
+                os.replace(cache + ".tmp.npz", cache)
         scores[name] = sc
         res[name] = dict(summarise(sc, ds["n_objects"], ds["held_out"], details), sampler=kind, steps=steps,
                          guidance=w)
@@ -115,8 +146,9 @@ def main(argv=None):
         res["wins_losses_ties"] = [int((s > t).sum()), int((s < t).sum()), int((s == t).sum())]
         common.log("eval", "student/teacher %.3f; student wins %.3f of %d differing prompts" % (
             res["student_over_teacher"], res["student_wins_among_differing"], int(diff.sum())))
-    os.makedirs(os.path.join(a.work, "eval"), exist_ok=True)
-    common.write_json(os.path.join(a.work, "eval", "metrics.json"), res)
+    out = a.out or os.path.join(a.work, "eval", "metrics.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    common.write_json(out, res)
 
 
 if __name__ == "__main__":
