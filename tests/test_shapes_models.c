@@ -1,7 +1,9 @@
 /* The shipped shapes-world model family (models/shapes, docs/WORLD.md, model card models/shapes/README.md)
  * generates what its captions say: teacher (DDIM 50, guidance 5) and student (unet_student, consistency
  * sampler, 4 steps, guidance 5) on fixed test-split captions and seeds, every image scored by the
- * ground-truth checker; the mean scores must clear floors set well below the measured values (the
+ * ground-truth checker; the LCM-LoRA student (the teacher + lcm_lora/, its base weights shared with the
+ * teacher's: tdm_model_derive_lora; lcm sampler, 4 steps, guidance 1) when lcm_lora/ is shipped. The
+ * mean scores must clear floors set well below the measured values (the
  * model card's 500-prompt figures), so a loader, sampler or kernel change that breaks the models fails
  * here while float-level differences between machines do not. Same seed and settings on 1 and 2
  * threads: bit-identical images. Skips (77) when models/shapes is absent (before the family is shipped);
@@ -32,6 +34,7 @@ enum { N_PROMPTS = sizeof k_prompts / sizeof k_prompts[0] };
 typedef struct {
     const char *name, *sampler;
     int steps;
+    float guidance;
     float floor; /* the mean checker score must reach this */
 } stage_case;
 
@@ -43,7 +46,7 @@ static double mean_score(tdm_engine *e, const tdm_model *m, const stage_case *c,
         g.prompt = k_prompts[i];
         g.seed = 1000 + (uint64_t)i;
         g.steps = c->steps;
-        g.guidance_scale = 5.0f;
+        g.guidance_scale = c->guidance;
         g.sampler = c->sampler;
         g.width = g.height = 64;
         tdm_image img = {0};
@@ -96,7 +99,10 @@ int main(void) {
     tdm_oracle *checker = NULL;
     CHECK_MSG(tdm_oracle_open("checker", NULL, e1, &checker, &st) == TDM_OK, "%s", st.msg);
     const char *components[2] = {"unet", "unet_student"};
-    const stage_case cases[2] = {{"teacher", "ddim", 50, 0.70f}, {"student", "consistency", 4, 0.60f}};
+    const stage_case cases[3] = {{"teacher", "ddim", 50, 5.0f, 0.70f},
+                                 {"student", "consistency", 4, 5.0f, 0.60f},
+                                 {"lcm-lora", "lcm", 4, 1.0f, 0.60f}};
+    tdm_model *teacher = NULL; /* kept for the LCM-LoRA student, which shares its weights */
     for (int k = 0; k < 2 && e1 && e2 && checker; k++) {
         snprintf(path, sizeof path, "%s/unet_student/config.json", g_models);
         if (k == 1 && access(path, F_OK) != 0) {
@@ -116,8 +122,32 @@ int main(void) {
         CHECK_MSG(mean >= cases[k].floor, "%s: mean checker score %.3f < %.2f", cases[k].name, mean,
                   (double)cases[k].floor);
         if (k == 1) test_threads(e1, e2, m);
-        tdm_model_free(m);
+        if (k == 0)
+            teacher = m;
+        else
+            tdm_model_free(m);
     }
+    snprintf(path, sizeof path, "%s/lcm_lora/pytorch_lora_weights.safetensors", g_models);
+    if (teacher && access(path, F_OK) == 0) {
+        tdm_lora_spec lora = {path, 1.0f};
+        tdm_model *student = NULL;
+        CHECK_MSG(tdm_model_derive_lora(teacher, &lora, 1, &student, &st) == TDM_OK, "lcm-lora: %s", st.msg);
+        if (student) {
+            char summary[256];
+            tdm_model_lora_summary(student, summary, sizeof summary);
+            printf("lcm-lora: %s\n", summary);
+            CHECK(strstr(summary, "base weights shared") != NULL);
+            double mean = mean_score(e2, student, &cases[2], checker);
+            printf("lcm-lora: mean checker score %.3f over %d captions (floor %.2f)\n", mean, N_PROMPTS,
+                   (double)cases[2].floor);
+            CHECK_MSG(mean >= cases[2].floor, "lcm-lora: mean checker score %.3f < %.2f", mean,
+                      (double)cases[2].floor);
+            tdm_model_free(student);
+        }
+    } else if (teacher) {
+        printf("lcm-lora: %s is absent, not tested\n", path);
+    }
+    tdm_model_free(teacher);
     tdm_oracle_free(checker);
     tdm_engine_free(e1);
     tdm_engine_free(e2);
