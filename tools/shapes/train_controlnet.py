@@ -94,7 +94,7 @@ def evaluate(work, unet, controlnet, n, seed=1234, w=5.0, steps=50, world_seed=1
 
 
 def main(argv=None):
-    ap = common.parser(__doc__, steps=3000, batch=32, lr=1e-4)
+    ap = common.parser(__doc__, steps=1500, batch=32, lr=1e-4)
     ap.add_argument("--dropout", type=float, default=0.1, help="caption dropout probability")
     ap.add_argument("--ema", type=float, default=0.995)
     ap.add_argument("--guidance", type=float, default=5.0, help="guidance of the quick evaluation")
