@@ -49,7 +49,7 @@ def export(model, tcfg, vcfg, out):
 
 
 def main(argv=None):
-    ap = common.parser(__doc__, steps=3000, batch=128, lr=5e-4)
+    ap = common.parser(__doc__, steps=1400, batch=128, lr=5e-4)  # the shipped CLIP: 1400 steps
     ap.add_argument("--eval-n", type=int, default=1000)
     a = ap.parse_args(argv)
     folder = common.setup(a, STAGE)

@@ -35,7 +35,7 @@ def encode_all(vae, images, batch=256):
 
 
 def main(argv=None):
-    ap = common.parser(__doc__, steps=4000, batch=32, lr=4e-4)
+    ap = common.parser(__doc__, steps=3000, batch=32, lr=4e-4)  # the shipped VAE: 3000 steps
     ap.add_argument("--kl-weight", type=float, default=1e-6)
     ap.add_argument("--crop", type=int, default=32, help="random crop size for the first 80%% of the steps "
                     "(4x cheaper at 32; the last 20%% use full 64x64 images so the mid attention sees 16x16 latents)")
