@@ -445,6 +445,8 @@ typedef struct tdm_eval_params {
     const char *prompts_file;  /* UTF-8, one prompt per line (as tandem calibrate) */
     const uint64_t *seeds;     /* every prompt runs with every seed */
     int n_seeds;
+    int seed_per_prompt;       /* 1: prompt j runs with seeds[s] + j instead of seeds[s], so that every prompt
+                                  gets its own initial noise (as tandem calibrate); 0: the seeds as listed */
     /* The settings of both models: student / teacher stage settings, width / height, negative prompt, clip
      * skip, emphasis, refine convention and value, force_pixels, controls (the same for every sample),
      * progress (stages of each run; nonzero cancels). prompt, seed, oracle, threshold, strategy and

@@ -301,6 +301,24 @@ static void test_eval_run(const models *m) {
     p.n_seeds = 1;
     CHECK(run(m, &p, &sum) == TDM_OK && sum.n_resumed == 0 && sum.n_samples == 2);
 
+    /* seed_per_prompt: prompt j runs with seed + j (logged), a log of the other rule is refused */
+    char c_dir[PATH_MAX], fc[PATH_MAX];
+    snprintf(c_dir, sizeof c_dir, "%s/eval-c", tdm_test_tmpdir());
+    base_params(&p, m, c_dir, &clk);
+    p.restart = 1;
+    p.seeds = (const uint64_t[]){3};
+    p.n_seeds = 1;
+    p.seed_per_prompt = 1;
+    CHECK(run(m, &p, &sum) == TDM_OK && sum.n_samples == 2);
+    tdm_test_path_in(fc, sizeof fc, c_dir, "samples.jsonl");
+    char *spp = tdm_test_read_text(fc);
+    CHECK(spp && strstr(spp, "seed seeds[i mod seeds] + i / seeds") && strstr(spp, "\"prompt_index\":0,\"seed\":3") &&
+          strstr(spp, "\"prompt_index\":1,\"seed\":4"));
+    free(spp);
+    p.restart = 0;
+    p.seed_per_prompt = 0;
+    CHECK(tdm_eval(m->e, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "other settings"));
+
     /* a corrupt log line is an error, not a crash */
     base_params(&p, m, b, &clk);
     p.restart = 1;

@@ -47,7 +47,7 @@ echo "== 1. calibration: $CAL student samples scored by $ORACLE_NAME"
 
 echo "== 2. evaluation on $N test captions: student, teacher, adaptive (tables: checker score per method)"
 # shellcheck disable=SC2086
-"$TANDEM" eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE --prompts "$OUT/prompts.txt" --seeds 0 \
+"$TANDEM" eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE --prompts "$OUT/prompts.txt" --seeds 0 --seed-per-prompt \
     --k 30,50 --calibration "$OUT/calibration.json" --out "$OUT/eval" -q
 cat "$OUT/eval/table.md"
 

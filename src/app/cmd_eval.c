@@ -22,6 +22,7 @@ static void eval_help(void) {
            "An interrupted run continues where it stopped when rerun with the same options.\n\n"
            "  --prompts FILE         UTF-8, one prompt per line, no blank lines (required)\n"
            "  --seeds SEEDS          A:B (A .. B-1), a list 1,5,9, or both: 0:10,42 (required)\n"
+           "  --seed-per-prompt      prompt j runs with each seed + j: its own initial noise (as calibrate)\n"
            "  --out DIR              output folder, created when missing (required)\n"
            "  --k LIST               percentiles for the adaptive methods (default 10,30,50)\n"
            "  --calibration FILE     tau_k from tandem calibrate's file (default: the k-th percentile of this\n"
@@ -60,7 +61,7 @@ int tdm_cmd_eval(int argc, char **argv) {
     tdm_cli_teacher_init(&t);
     const char *prompts = NULL, *seeds_spec = NULL, *out = NULL, *calibration = NULL;
     double k[TDM_CLI_MAX_K] = {10, 30, 50};
-    int n_k = 3, restart = 0;
+    int n_k = 3, restart = 0, seed_per_prompt = 0;
     tdm_cli_loras slora; /* --student-lora ... */
     memset(&slora, 0, sizeof slora);
     int lora_share = 1;
@@ -90,6 +91,8 @@ int tdm_cmd_eval(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--restart") == 0) {
             restart = 1;
+        } else if (strcmp(a, "--seed-per-prompt") == 0) {
+            seed_per_prompt = 1;
         } else if (EOPT("--prompts")) {
             if (err) return 2;
             prompts = v;
@@ -163,6 +166,7 @@ int tdm_cmd_eval(int argc, char **argv) {
     p.calibration = calibration;
     p.out_dir = out;
     p.restart = restart;
+    p.seed_per_prompt = seed_per_prompt;
     tdm_cli_progress pg;
     tdm_cli_progress_init(&pg, c.quiet);
     p.on_sample = on_sample;

@@ -1,6 +1,7 @@
 /* tandem eval: every method on the same prompts and seeds, resumable (see eval.h, docs/ADAPTIVE.md).
  *
- * Sample i (0-based) is prompt i / S of the prompts file with seed seeds[i mod S] (S seeds). Its three
+ * Sample i (0-based) is prompt i / S of the prompts file with seed seeds[i mod S] (S seeds; plus the prompt
+ * index i / S with seed_per_prompt). Its three
  * runs (the student's sample, the teacher-only sample, the teacher's refinement of the student's sample)
  * are appended as one JSON line to OUT/samples.jsonl (flushed and fsync'ed) after a header line holding
  * the settings; a rerun with the same settings continues after the last complete line (a torn last line
@@ -32,6 +33,12 @@ void tdm_eval_params_init(tdm_eval_params *p) {
 }
 
 /* ---- seeds ---- */
+
+/* The seed of sample i: seeds[i mod S], + the prompt index i / S with seed_per_prompt. */
+static uint64_t sample_seed(const tdm_eval_params *p, int i) {
+    const uint64_t s = p->seeds[i % p->n_seeds];
+    return p->seed_per_prompt ? s + (uint64_t)(i / p->n_seeds) : s;
+}
 
 static int parse_u64(const char *s, const char *end, uint64_t *out) {
     if (s == end) return 0;
@@ -121,7 +128,9 @@ static cJSON *settings_json(const tdm_eval_params *p, const tdm_model *student, 
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seeds[i]);
         cJSON_AddItemToArray(sj, cJSON_CreateRaw(seed));
     }
-    cJSON_AddStringToObject(o, "sample_rule", "sample i: prompt i / seeds, seed seeds[i mod seeds]");
+    cJSON_AddStringToObject(o, "sample_rule", p->seed_per_prompt
+                                                  ? "sample i: prompt i / seeds, seed seeds[i mod seeds] + i / seeds"
+                                                  : "sample i: prompt i / seeds, seed seeds[i mod seeds]");
     return o;
 }
 
@@ -159,7 +168,7 @@ static int parse_sample_line(const char *line, int i, const tdm_eval_params *p, 
     if (!o) return 0;
     memset(s, 0, sizeof *s);
     s->prompt_index = i / p->n_seeds;
-    s->seed = p->seeds[i % p->n_seeds];
+    s->seed = sample_seed(p, i);
     double v = 0;
     int ok = tdm_evalc_num(o, "sample", &v) && v == i && tdm_evalc_num(o, "prompt_index", &v) && v == s->prompt_index &&
              tdm_evalc_num(o, "seed", &v) && v == (double)s->seed && tdm_evalc_num(o, "seconds_oracle", &s->seconds_oracle);
@@ -330,7 +339,7 @@ tdm_code tdm_eval(tdm_engine *engine, const tdm_model *student, const tdm_model 
     /* samples */
     for (int i = done_n; i < n; i++) {
         const int j = i / p->n_seeds;
-        const uint64_t seed = p->seeds[i % p->n_seeds];
+        const uint64_t seed = sample_seed(p, i);
         double t0 = c.clock(c.clock_user);
         rc = run_sample(&c, pr.line[j], j, seed, &samples[i], st);
         if (rc) {

@@ -50,7 +50,7 @@ if wants adaptive; then
     "$TANDEM" calibrate --model "$MODELS" $STUDENT $ORACLE --prompts "$OUT/calibration_prompts.txt" \
         --n "$N_CAL" --seed 0 --out "$OUT/calibration.json" -q
     # shellcheck disable=SC2086
-    "$TANDEM" eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --prompts "$OUT/test_prompts.txt" \
+    "$TANDEM" eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --prompts "$OUT/test_prompts.txt" --seed-per-prompt \
         --seeds 0 --calibration "$OUT/calibration.json" --out "$OUT/adaptive"
 fi
 
@@ -62,7 +62,7 @@ if wants lora && [ -f "$MODELS/lcm_lora/pytorch_lora_weights.safetensors" ]; the
         --prompts "$OUT/calibration_prompts.txt" --n "$N_CAL" --seed 0 --out "$OUT/calibration_lora.json" -q
     # shellcheck disable=SC2086
     "$TANDEM" eval --model "$MODELS" $LORA --sampler lcm --steps 4 --guidance 1 $TEACHER $REFINE $ORACLE $K \
-        --prompts "$OUT/test_prompts.txt" --seeds 0 --calibration "$OUT/calibration_lora.json" --out "$OUT/lora"
+        --prompts "$OUT/test_prompts.txt" --seeds 0 --seed-per-prompt --calibration "$OUT/calibration_lora.json" --out "$OUT/lora"
 fi
 
 if wants edit; then
