@@ -162,7 +162,7 @@ static char *sample_line(const tdm_eval_sample *s, int i, const char *prompt) {
     return text;
 }
 
-/* Parses a log line into s; checks it is sample i (prompt i / S, seed seeds[i mod S]). */
+/* Parses a log line into s; checks it is sample i (prompt i / S, seed sample_seed(p, i)). */
 static int parse_sample_line(const char *line, int i, const tdm_eval_params *p, tdm_eval_sample *s) {
     cJSON *o = cJSON_Parse(line);
     if (!o) return 0;
