@@ -131,36 +131,42 @@ static void test_threads(void) {
     check_shape(520, 1100, 40, TDM_F32, TDM_F32, 0, 0, 1.0f, 1.0f);
 }
 
-/* tdm_linear (packed path) against tdm_linear_ref, every weight dtype, with and without bias. */
+/* tdm_linear on both backends (OpenBLAS blocks, packed GEMM) against tdm_linear_ref, every weight dtype,
+ * with and without bias. */
 static void test_linear(void) {
-    const int64_t shapes[][3] = {{1, 1, 1}, {77, 320, 768}, {600, 70, 33}, {5, 1281, 19}};
+    const int64_t shapes[][3] = {{1, 1, 1}, {77, 320, 768}, {600, 70, 33}, {5, 1281, 19}, {257, 13, 300}};
     const tdm_dtype dts[3] = {TDM_F32, TDM_F16, TDM_BF16};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int d = 0; d < 3; d++) {
-            const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-            float *xv = randn(M * K), *wv, *bv;
-            int64_t wshape[2] = {N, K}, bshape[1] = {N};
-            tdm_tensor W = tdm_tensor_view(dts[d], make_data(dts[d], N * K, &wv), 2, wshape);
-            tdm_tensor b = tdm_tensor_view(dts[d], make_data(dts[d], N, &bv), 1, bshape);
-            float *y[3], *ref = malloc((size_t)(M * N) * sizeof(float));
-            CHECK(tdm_linear_ref(xv, M, K, &W, d == 1 ? NULL : &b, ref) == TDM_OK);
-            for (int t = 0; t < 3; t++) {
-                y[t] = malloc((size_t)(M * N) * sizeof(float));
-                tdm_exec ex = {pools[t], 0};
-                CHECK(tdm_linear(&ex, xv, M, K, &W, d == 1 ? NULL : &b, y[t]) == TDM_OK);
+    const tdm_linear_gemm backends[2] = {TDM_LINEAR_GEMM_BLAS, TDM_LINEAR_GEMM_PACKED};
+    for (int be = 0; be < 2; be++) {
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int d = 0; d < 3; d++) {
+                const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                float *xv = randn(M * K), *wv, *bv;
+                int64_t wshape[2] = {N, K}, bshape[1] = {N};
+                tdm_tensor W = tdm_tensor_view(dts[d], make_data(dts[d], N * K, &wv), 2, wshape);
+                tdm_tensor b = tdm_tensor_view(dts[d], make_data(dts[d], N, &bv), 1, bshape);
+                float *y[3], *ref = malloc((size_t)(M * N) * sizeof(float));
+                CHECK(tdm_linear_ref(xv, M, K, &W, d == 1 ? NULL : &b, ref) == TDM_OK);
+                tdm_linear_set_gemm(backends[be]);
+                for (int t = 0; t < 3; t++) {
+                    y[t] = malloc((size_t)(M * N) * sizeof(float));
+                    tdm_exec ex = {pools[t], 0};
+                    CHECK(tdm_linear(&ex, xv, M, K, &W, d == 1 ? NULL : &b, y[t]) == TDM_OK);
+                }
+                tdm_linear_set_gemm(TDM_LINEAR_GEMM_DEFAULT);
+                double md = 0, mr = 0;
+                for (int64_t i = 0; i < M * N; i++) {
+                    md = fmax(md, fabs((double)y[0][i] - ref[i]));
+                    mr = fmax(mr, fabs((double)ref[i]));
+                }
+                CHECK_MSG(md <= 1e-6 * sqrt((double)K) * (mr + 1.0), "linear backend %d %lldx%lldx%lld dtype %d: max err %g (max %g)",
+                          be, (long long)M, (long long)N, (long long)K, d, md, mr);
+                CHECK(memcmp(y[0], y[1], (size_t)(M * N) * sizeof(float)) == 0);
+                CHECK(memcmp(y[0], y[2], (size_t)(M * N) * sizeof(float)) == 0);
+                for (int t = 0; t < 3; t++) free(y[t]);
+                free(ref), free(xv), free(wv), free(bv), free((void *)W.data), free((void *)b.data);
             }
-            double md = 0, mr = 0;
-            for (int64_t i = 0; i < M * N; i++) {
-                md = fmax(md, fabs((double)y[0][i] - ref[i]));
-                mr = fmax(mr, fabs((double)ref[i]));
-            }
-            CHECK_MSG(md <= 1e-6 * sqrt((double)K) * (mr + 1.0), "linear %lldx%lldx%lld dtype %d: max err %g (max %g)",
-                      (long long)M, (long long)N, (long long)K, d, md, mr);
-            CHECK(memcmp(y[0], y[1], (size_t)(M * N) * sizeof(float)) == 0);
-            CHECK(memcmp(y[0], y[2], (size_t)(M * N) * sizeof(float)) == 0);
-            for (int t = 0; t < 3; t++) free(y[t]);
-            free(ref), free(xv), free(wv), free(bv), free((void *)W.data), free((void *)b.data);
-        }
+    }
 }
 
 /* tdm_gemm_prepacked_single on panels built here (A: [M/MR][K][MR], B: [N/NR][K][NR], padding filled with

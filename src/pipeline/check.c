@@ -104,6 +104,37 @@ void tdm_check_compare_values(tdm_check *c, const char *name, const float *got, 
                    tol_abs, tol_rel);
 }
 
+void tdm_check_tolerance_of(const tdm_check *c, const char *name, double ref_max_abs, double *tol_rel, double *tol_abs) {
+    double fr, fa;
+    fp_figures(c, name, &fr, &fa);
+    tdm_check_tolerance(fr, fa, ref_max_abs, tol_rel, tol_abs);
+}
+
+tdm_code tdm_check_compare_composed(tdm_check *c, const char *name, const float *got, int64_t numel, double extra_abs,
+                                    tdm_status *st) {
+    float *exp;
+    tdm_tensor t;
+    TDM_TRY(tdm_check_input(c, name, &exp, &t, st));
+    if (tdm_tensor_numel(&t) != numel) {
+        free(exp);
+        return tdm_fail(st, TDM_ERR_INTERNAL, "%s: computed %lld values, expected %lld", name, (long long)numel,
+                        (long long)tdm_tensor_numel(&t));
+    }
+    double ref_max = 0, ss = 0;
+    for (int64_t i = 0; i < numel; i++) {
+        ref_max = fmax(ref_max, fabs(exp[i]));
+        ss += (double)exp[i] * exp[i];
+    }
+    double tr, ta;
+    tdm_check_tolerance_of(c, name, ref_max, &tr, &ta);
+    const double rms = numel > 0 ? sqrt(ss / (double)numel) : 0;
+    ta = fmax(ta, extra_abs);
+    if (rms > 0) tr = fmax(tr, extra_abs / rms);
+    tdm_check_compare_values(c, name, got, exp, numel, tr, ta);
+    free(exp);
+    return TDM_OK;
+}
+
 tdm_code tdm_check_compare(tdm_check *c, const char *name, const float *got, int64_t numel, tdm_status *st) {
     float *exp;
     tdm_tensor t;

@@ -38,6 +38,14 @@ tdm_code tdm_check_compare(tdm_check *c, const char *name, const float *got, int
 /* Same with an explicit expected array (for derived values such as token ids). */
 void tdm_check_compare_values(tdm_check *c, const char *name, const float *got, const float *expected,
                               int64_t numel, double tol_rel, double tol_abs);
+/* tdm_check_compare for a value derived from a computed output that carries its own tolerance: the
+ * absolute tolerance is at least extra_abs (the propagated bound of the inputs' tolerated error) and
+ * the relative one at least extra_abs / rms(expected) (so that small values, e.g. near-zero cosines,
+ * are judged by the same absolute bound). */
+tdm_code tdm_check_compare_composed(tdm_check *c, const char *name, const float *got, int64_t numel, double extra_abs,
+                                    tdm_status *st);
+/* The tolerance tdm_check_compare uses for io tensor `name` (ref_max_abs: max |expected|). */
+void tdm_check_tolerance_of(const tdm_check *c, const char *name, double ref_max_abs, double *tol_rel, double *tol_abs);
 /* Records an exact (integer) comparison result. */
 void tdm_check_exact(tdm_check *c, const char *name, int ok, const char *detail);
 

@@ -5,7 +5,9 @@
 #include <cblas.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tensor/ops_internal.h"
 
@@ -155,6 +157,39 @@ static void linear_task(void *ctx, int ith, int nth) {
     }
 }
 
+/* ---- Linear backend choice ---------------------------------------------------------------------- */
+
+static atomic_int linear_gemm = -1; /* -1: not read from the environment yet */
+
+tdm_linear_gemm tdm_linear_get_gemm(void) {
+    int g = atomic_load(&linear_gemm);
+    if (g >= 0) return (tdm_linear_gemm)g;
+    const char *e = getenv("TDM_LINEAR");
+    g = TDM_LINEAR_GEMM_DEFAULT;
+    if (e && strcmp(e, "blas") == 0) g = TDM_LINEAR_GEMM_BLAS;
+    else if (e && strcmp(e, "packed") == 0) g = TDM_LINEAR_GEMM_PACKED;
+    int expect = -1;
+    atomic_compare_exchange_strong(&linear_gemm, &expect, g);
+    return (tdm_linear_gemm)atomic_load(&linear_gemm);
+}
+
+void tdm_linear_set_gemm(tdm_linear_gemm g) { atomic_store(&linear_gemm, (int)g); }
+
+/* y [M, N] = x [M, K] W^T + bias on the packed GEMM: A = x (row-major), B = W^T (element (k, n) at W[n K + k],
+ * widened while packed), C pre-filled with the bias (beta 1: y = bias + x W^T, one rounding as the BLAS
+ * path's y = x W^T then y += bias). */
+static tdm_code linear_packed(const tdm_exec *ex, const float *x, int64_t M, int64_t K, int64_t N, const tdm_tensor *W,
+                              const tdm_tensor *bias, float *y) {
+    float beta = 0.0f;
+    if (bias) {
+        tdm_ops_widen(bias, 0, N, y);                                          /* row 0 = bias [N] */
+        for (int64_t i = 1; i < M; i++) memcpy(y + i * N, y, (size_t)N * sizeof *y); /* [M, N] */
+        beta = 1.0f;
+    }
+    tdm_gemm_operand a = {x, TDM_F32, K, 1}, b = {W->data, W->dtype, 1, K};
+    return tdm_gemm_mixed(ex, M, N, K, 1.0f, &a, &b, beta, y, N);
+}
+
 tdm_code tdm_linear(const tdm_exec *ex, const float *x, int64_t M, int64_t K, const tdm_tensor *W,
                     const tdm_tensor *bias, float *y) {
     if (tdm_exec_ref(ex)) return tdm_linear_ref(x, M, K, W, bias, y);
@@ -163,6 +198,10 @@ tdm_code tdm_linear(const tdm_exec *ex, const float *x, int64_t M, int64_t K, co
     if (!tdm_ops_weight_ok(W, N * K) || !tdm_ops_opt_weight_ok(bias, N)) return TDM_ERR_INVALID_ARG;
     if (!tdm_gemm_args_ok(0, 1, M, N, K, K, K, N)) return TDM_ERR_INVALID_ARG;
     if (M == 0 || N == 0) return TDM_OK;
+    tdm_linear_gemm g = tdm_linear_get_gemm();
+    if (g == TDM_LINEAR_GEMM_DEFAULT) g = TDM_LINEAR_GEMM_DEFAULT_KIND;
+    if (g == TDM_LINEAR_GEMM_PACKED && (W->dtype == TDM_F32 || W->dtype == TDM_F16 || W->dtype == TDM_BF16))
+        return linear_packed(ex, x, M, K, N, W, bias, y);
     linear_job L = {x, M, K, N, W, NULL, y, 0, 0, 0, 0, {NULL, 0}, 0};
     tdm_linear_blocks(M, N, &L.bm, &L.bn);
     L.n_mb = (M + L.bm - 1) / L.bm;

@@ -97,6 +97,15 @@ typedef enum tdm_wino_gemm {
 void tdm_wino_set_gemm(tdm_wino_gemm g);
 tdm_wino_gemm tdm_wino_get_gemm(void);
 
+/* Linear backend (ops_gemm.c): BLAS = OpenBLAS sgemm on fixed blocks of the weight widened per block
+ * (the reference the tests compare against); PACKED = tdm_gemm_mixed (f16 / bf16 weights widened while
+ * packed, 6 x 16 micro-kernel; docs/PERFORMANCE.md history step 15). DEFAULT resolves to
+ * TDM_LINEAR_GEMM_DEFAULT_KIND. Process-wide; the initial value comes from $TDM_LINEAR (blas, packed). */
+typedef enum tdm_linear_gemm { TDM_LINEAR_GEMM_DEFAULT = 0, TDM_LINEAR_GEMM_BLAS, TDM_LINEAR_GEMM_PACKED } tdm_linear_gemm;
+#define TDM_LINEAR_GEMM_DEFAULT_KIND TDM_LINEAR_GEMM_PACKED
+void tdm_linear_set_gemm(tdm_linear_gemm g);
+tdm_linear_gemm tdm_linear_get_gemm(void);
+
 /* ---- per-thread reusable scratch (ops_workspace.c, H7) -------------------------------------------- */
 
 #include "base/arena.h"
