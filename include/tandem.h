@@ -346,6 +346,16 @@ typedef struct tdm_adaptive_params {
      * (both or neither) override it. NULL (default): text to image. */
     const tdm_image *init_image;
     float strength; /* (0, 1], default 0.75 */
+    /* Masked editing (docs/EDITING.md "Masked editing"): with source_prompt (a description of the source
+     * image) the region to edit is estimated DiffEdit-style with the student's UNet (where its noise
+     * predictions for the prompt and for source_prompt differ), and every stage (the student's edit, the
+     * refinement, the regeneration) keeps the source outside that region (blended latent diffusion). The
+     * estimate's UNet evaluations count as the student's. NULL (default): plain SDEdit. */
+    const char *source_prompt;
+    int mask_maps;        /* noise samples averaged by the estimate, 1..64 (default 4) */
+    float mask_strength;  /* their noise level, a fraction of the timesteps in (0, 1) (default 0.5) */
+    float mask_threshold; /* DiffEdit's binarisation of the map clamped at 3 x its mean, in (0, 1) (0.5) */
+    int mask_dilate;      /* latent pixels added around the region, 0..16 (default 1) */
     /* Teacher steps T of a refinement (0, default: teacher.steps). Lets a run refine with fewer teacher
      * steps than the teacher-only baseline uses (e.g. refine with 10 DDIM steps, compare with 50). */
     int refine_steps;
@@ -741,6 +751,9 @@ typedef struct tdm_edit_eval_params {
     int n_k;
     const char *calibration;   /* NULL: tau_k from the evaluation's own student oracle scores */
     tdm_image_similarity *similarity; /* NULL: no embedding similarity */
+    int masked;                /* masked editing (settings' mask_*), the pair's source caption as source prompt;
+                                  the estimate's UNet evaluations count as the student's edit's (the teacher-only
+                                  figure leaves them out: a cheaper baseline than it really is) */
     const char *out_dir;       /* created when missing */
     int restart;               /* discard an existing log */
     int (*on_pair)(void *user, const tdm_edit_eval_progress *progress); /* nonzero cancels */

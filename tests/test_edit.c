@@ -14,7 +14,9 @@
 
 #include "base/json.h"
 #include "io/image.h"
+#include "pipeline/adaptive.h"
 #include "pipeline/edit.h"
+#include "pipeline/generate.h"
 #include "tandem.h"
 #include "world/checker.h"
 #include "world/edit_pairs.h"
@@ -536,6 +538,107 @@ static void test_cli(const tdm_image *src) {
     CLI(2, "--k", "edit-eval --model tiny-lcm --n 1 --out ee --k 0");
 }
 
+/* Masked editing: (a) the denoising loop keeps the start latent exactly outside a given mask (bit for bit
+ * against tdm_gen_encode_image's latent); (b) an adaptive edit with a source prompt estimates the region
+ * with the student (LCM tiny UNet: its guidance embedding), counts 2 evaluations per map as the student's,
+ * records it, is deterministic, and refuses bad mask settings. */
+static void test_masked(const models *m, const tdm_image *src) {
+    tdm_status st = {0};
+    const tdm_sd_model *sd = tdm_model_sd(m->sd);
+    tdm_generate_params gp;
+    tdm_generate_params_init(&gp);
+    gp.prompt = "a blue circle on the left";
+    gp.seed = 5;
+    gp.steps = 4;
+    gp.sampler = "ddim";
+    gp.guidance_scale = 7.5f;
+    gp.strength = 0.75f;
+    gp.init_image = src;
+    tdm_gen_request rq;
+    tdm_gen_request_init(&rq, &gp);
+    rq.start = TDM_GEN_START_PIXELS;
+    rq.init = src;
+    rq.want_latent = 1;
+    const int sc = tdm_vae_latent_scale(&sd->vae->cfg), Cl = sd->vae->cfg.latent_channels;
+    const int h = src->height / sc, w = src->width / sc;
+    float *mask = calloc((size_t)(h * w), sizeof(float)); /* [h, w]: the left half edited */
+    float *x0 = malloc(sizeof(float) * (size_t)(Cl * h * w)); /* [Cl, h, w] */
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w / 2; x++) mask[y * w + x] = 1.0f;
+    rq.edit_mask = mask;
+    tdm_gen_result g;
+    CHECK(tdm_gen_execute(sd, tdm_engine_exec(m->e1), &rq, &g, &st) == TDM_OK);
+    tdm_arena arena;
+    tdm_arena_init(&arena, 0);
+    CHECK(tdm_gen_encode_image(sd, tdm_engine_exec(m->e1), &arena, src, src->width, src->height, gp.seed,
+                               tdm_gen_streams_generate().posterior, x0, &st) == TDM_OK);
+    tdm_arena_free(&arena);
+    int kept_exact = 1, edited = 0;
+    for (int c = 0; c < Cl; c++)
+        for (int i = 0; i < h * w; i++) {
+            const float a = g.latent[c * h * w + i], b = x0[c * h * w + i];
+            if (mask[i] == 0.0f) kept_exact &= memcmp(&a, &b, sizeof a) == 0;
+            else edited |= a != b;
+        }
+    CHECK_MSG(kept_exact && edited, "masked loop: outside the mask the start latent must be kept exactly");
+    tdm_gen_result_free(&g);
+    rq.start = TDM_GEN_START_NOISE; /* a mask needs an image or latent start */
+    CHECK(tdm_gen_execute(sd, tdm_engine_exec(m->e1), &rq, &g, &st) == TDM_ERR_INVALID_ARG &&
+          strstr(st.msg, "edit mask"));
+    free(mask);
+    free(x0);
+
+    float score = 0.0f; /* below tau: refined */
+    tdm_oracle *o = NULL;
+    CHECK(tdm_oracle_from_fn("fixed", fixed_oracle, &score, &o, &st) == TDM_OK);
+    tdm_adaptive_params p;
+    edit_params(&p, o, src);
+    p.tau = 0.5;
+    p.source_prompt = "a red circle on the left";
+    p.mask_maps = 3;
+    tdm_adaptive_result r1, r2;
+    CHECK(edit(m->e1, m, &p, &r1) == TDM_OK && edit(m->e2, m, &p, &r2) == TDM_OK);
+    CHECK(r1.decision == TDM_DECISION_REFINE && tdm_test_same_image(&r1.image, &r2.image));
+    CHECK(r1.unet_evals_student == 2 + 6); /* 2 LCM steps (no CFG batch) + 3 maps x 2 */
+    cJSON *j = cJSON_Parse(r1.metadata_json);
+    cJSON *ed = j ? cJSON_GetObjectItem(j, "edit") : NULL;
+    cJSON *mk = ed ? cJSON_GetObjectItem(ed, "mask") : NULL;
+    CHECK(mk && strcmp(cJSON_GetObjectItem(ed, "method")->valuestring, "sdedit-masked") == 0 &&
+          cJSON_GetObjectItem(mk, "unet_evals")->valueint == 6 && cJSON_GetObjectItem(mk, "maps")->valueint == 3 &&
+          cJSON_GetArraySize(cJSON_GetObjectItem(mk, "region")) == src->height / sc);
+    const double area = mk ? cJSON_GetObjectItem(mk, "area")->valuedouble : -1;
+    CHECK(area > 0 && area <= 1);
+    cJSON_Delete(j);
+    tdm_adaptive_result_free(&r1);
+    tdm_adaptive_result_free(&r2);
+    /* the regeneration and the one-model baselines take the region too */
+    p.strategy = TDM_ADAPTIVE_REGENERATE;
+    CHECK(edit(m->e1, m, &p, &r1) == TDM_OK && r1.decision == TDM_DECISION_REGENERATE);
+    tdm_adaptive_result_free(&r1);
+    p.strategy = TDM_ADAPTIVE_REFINE;
+    CHECK(tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_TEACHER_ONLY, &r1, &st) == TDM_OK &&
+          r1.unet_evals_student == 6 && strstr(r1.metadata_json, "sdedit-masked"));
+    tdm_adaptive_result_free(&r1);
+    /* bad settings name the setting */
+    const struct {
+        int maps, dilate;
+        float strength, threshold;
+        const char *needle;
+    } bad[] = {{0, 1, 0.5f, 0.5f, "mask maps"}, {65, 1, 0.5f, 0.5f, "mask maps"}, {3, 1, 1.0f, 0.5f, "mask strength"},
+               {3, 1, 0.5f, 0.0f, "mask threshold"}, {3, 17, 0.5f, 0.5f, "mask dilation"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p.mask_maps = bad[i].maps;
+        p.mask_dilate = bad[i].dilate;
+        p.mask_strength = bad[i].strength;
+        p.mask_threshold = bad[i].threshold;
+        tdm_status st2 = {0};
+        CHECK_MSG(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r1, &st2) == TDM_ERR_INVALID_ARG &&
+                      strstr(st2.msg, bad[i].needle),
+                  "bad mask setting %zu: %s", i, st2.msg);
+    }
+    tdm_oracle_free(o);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     tdm_test_cli_path(argv[0], 1, g_bin, sizeof g_bin);
@@ -559,6 +662,7 @@ int main(int argc, char **argv) {
     render(&a.source, 64, 64, &src);
     test_size_rule(m.lcm);
     test_decisions(&m, &src);
+    test_masked(&m, &src);
     test_edit_eval(&m);
     test_cli(&src);
     tdm_image_free(&src);

@@ -16,6 +16,47 @@
 
 #define OPT(...) ((v = tdm_arg_value(cmd, argc, argv, &i, (const char *const[]){__VA_ARGS__, NULL}, &err)) || err)
 
+/* Masked-editing options shared by edit and edit-eval (edit_mask.c defaults: 4 maps, strength 0.5,
+ * threshold 0.5, dilation 1). */
+typedef struct mask_opts {
+    int maps, dilate;
+    double strength, threshold;
+} mask_opts;
+
+static void mask_opts_init(mask_opts *m) {
+    m->maps = 4;
+    m->dilate = 1;
+    m->strength = 0.5;
+    m->threshold = 0.5;
+}
+
+/* 1: argv[*pi] was a mask option (consumed), 0: not one, -1: a bad value (message printed). */
+static int mask_opts_parse(const char *cmd, int argc, char **argv, int *pi, mask_opts *m) {
+    int i = *pi, err = 0, r = 0;
+    const char *v;
+    if (OPT("--mask-maps")) r = !err && tdm_arg_int(cmd, "--mask-maps", v, 1, 64, &m->maps) ? 1 : -1;
+    else if (OPT("--mask-strength"))
+        r = !err && tdm_cli_arg_double(cmd, "--mask-strength", v, 0, 1, 1, 1, &m->strength) ? 1 : -1;
+    else if (OPT("--mask-threshold"))
+        r = !err && tdm_cli_arg_double(cmd, "--mask-threshold", v, 0, 1, 1, 1, &m->threshold) ? 1 : -1;
+    else if (OPT("--mask-dilate")) r = !err && tdm_arg_int(cmd, "--mask-dilate", v, 0, 16, &m->dilate) ? 1 : -1;
+    *pi = i;
+    return r;
+}
+
+static void mask_opts_apply(const mask_opts *m, tdm_adaptive_params *p) {
+    p->mask_maps = m->maps;
+    p->mask_dilate = m->dilate;
+    p->mask_strength = (float)m->strength;
+    p->mask_threshold = (float)m->threshold;
+}
+
+#define MASK_HELP                                                                                                 \
+    "  --mask-maps N          masked editing: noise samples of the region estimate (1..64, default 4)\n"         \
+    "  --mask-strength S      their noise level, a fraction of the timesteps (default 0.5)\n"                   \
+    "  --mask-threshold T     DiffEdit binarisation of the map clamped at 3x its mean (default 0.5)\n"          \
+    "  --mask-dilate N        latent pixels added around the region (0..16, default 1)\n"
+
 static int on_progress(void *user, tdm_stage stage, int step, int total) {
     const int *tty = user;
     if (*tty) {
@@ -42,6 +83,10 @@ static void edit_help(void) {
            "                         short side is scaled to the default side and the long side centre-cropped)\n"
            "  --prompt TEXT          the target description (e.g. a shapes-world caption of the edited scene)\n"
            "  --strength S           SDEdit strength, 0 < S <= 1 (diffusers img2img; default 0.75)\n"
+           "  --source-prompt TEXT   masked editing: a description of the source image; the region where the\n"
+           "                         student's predictions for --prompt and TEXT differ is edited (DiffEdit), the\n"
+           "                         rest kept from the source by every stage\n"
+           MASK_HELP
            "  --student-only         the student's edit alone (baseline; no threshold needed)\n"
            "  --teacher-only         the teacher's edit alone (baseline; at the student's size)\n"
            "  --similarity-model DIR a CLIP vision tower (transformers folder): report the cosine similarity of\n"
@@ -73,12 +118,16 @@ int tdm_cmd_edit(int argc, char **argv) {
     tdm_cli_threshold_init(&th);
     double strength = 0.75;
     int mode = TDM_EDIT_ADAPTIVE, n_modes = 0;
+    const char *source_prompt = NULL;
+    mask_opts mo;
+    mask_opts_init(&mo);
     c.seed_random = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
         int r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
         if (r == 0) r = tdm_cli_threshold_parse(cmd, argc, argv, &i, &th);
+        if (r == 0) r = mask_opts_parse(cmd, argc, argv, &i, &mo);
         if (r != 0) {
             if (r < 0) return 2;
             continue;
@@ -98,6 +147,9 @@ int tdm_cmd_edit(int argc, char **argv) {
         } else if (OPT("--prompt")) {
             if (err) return 2;
             prompt = v;
+        } else if (OPT("--source-prompt")) {
+            if (err) return 2;
+            source_prompt = v;
         } else if (OPT("--strength")) {
             if (err || !tdm_cli_arg_double(cmd, "--strength", v, 0, 1, 1, 0, &strength)) return 2;
         } else if (OPT("--similarity-model")) {
@@ -193,6 +245,8 @@ int tdm_cmd_edit(int argc, char **argv) {
     p.keep_student_image = student_out != NULL;
     p.init_image = &src;
     p.strength = (float)strength;
+    p.source_prompt = source_prompt;
+    mask_opts_apply(&mo, &p);
     int tty = !c.quiet && isatty(STDERR_FILENO);
     p.progress = on_progress;
     p.progress_user = &tty;
@@ -266,6 +320,8 @@ static void edit_eval_help(void) {
            "  --k LIST               percentiles of the adaptive methods (default 10,30,50)\n"
            "  --calibration FILE     tau_k from this file (default: the evaluation's own student oracle scores)\n"
            "  --similarity-model DIR CLIP vision tower: also the embedding cosine of source and edit\n"
+           "  --mask                 masked editing (tandem edit --source-prompt) with each pair's source caption\n"
+           MASK_HELP
            "  --restart              discard an existing log instead of resuming it\n"
            "  the student / teacher / refinement / oracle options of tandem edit (--oracle default checker),\n"
            "  --width N --height N (default: the student's size), --threads N, -q\n");
@@ -295,10 +351,14 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     int n = 0, restart = 0, n_k = 3;
     double k[TDM_CLI_MAX_K] = {10, 30, 50}, strength = 0.75;
     uint64_t world_seed = 1001;
+    int masked = 0;
+    mask_opts mo;
+    mask_opts_init(&mo);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0, rnd = 0;
         int r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
+        if (r == 0) r = mask_opts_parse(cmd, argc, argv, &i, &mo);
         if (r != 0) {
             if (r < 0) return 2;
             continue;
@@ -308,6 +368,8 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--restart") == 0) {
             restart = 1;
+        } else if (strcmp(a, "--mask") == 0) {
+            masked = 1;
         } else if (OPT("--n")) {
             if (err || !tdm_arg_int(cmd, "--n", v, 1, 100000, &n)) return 2;
         } else if (OPT("--out", "-o", "--output")) {
@@ -364,6 +426,8 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     tdm_cli_common_apply(&c, &p.settings);
     tdm_cli_teacher_apply(&t, &p.settings);
     p.settings.strength = (float)strength;
+    mask_opts_apply(&mo, &p.settings);
+    p.masked = masked;
     p.oracle = oracle;
     p.oracle_model = c.oracle_model;
     p.k = k;

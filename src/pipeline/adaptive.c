@@ -41,6 +41,10 @@ void tdm_adaptive_params_init(tdm_adaptive_params *p) {
     p->refine_strength = 0.4f;
     p->refine_noise = 0.4f;
     p->strength = 0.75f; /* editing (init_image): SDEdit strength */
+    p->mask_maps = 4;     /* masked editing (source_prompt): edit_mask.c */
+    p->mask_strength = 0.5f;
+    p->mask_threshold = 0.5f;
+    p->mask_dilate = 1;
 }
 
 void tdm_adaptive_result_free(tdm_adaptive_result *r) {
@@ -173,6 +177,7 @@ typedef struct meta_in {
     const tdm_gen_plan *sp, *tp;
     const tdm_refine_plan *rp;
     const tdm_edit_input *edit; /* editing: the source and the size rule (NULL / inactive otherwise) */
+    const tdm_edit_mask_info *mask; /* masked editing (inactive otherwise) */
 } meta_in;
 
 static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
@@ -241,7 +246,7 @@ static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
         }
         cJSON_AddNumberToObject(o, "controlnet_calls", r->controlnet_calls_student + r->controlnet_calls_teacher);
     }
-    tdm_edit_metadata_add(o, mi->edit, "adaptive");
+    tdm_edit_metadata_add(o, mi->edit, "adaptive", mi->mask);
     cJSON_AddNumberToObject(o, "unet_evals", r->unet_evals_student + r->unet_evals_teacher);
     cJSON *sec = cJSON_AddObjectToObject(o, "seconds");
     add_num(sec, "student", r->seconds_student);
@@ -355,6 +360,7 @@ tdm_code tdm_adaptive_run_student(const tdm_adaptive_setup *s, int want_latent, 
     if (s->sgp.init_image) { /* editing: tdm_generate's img2img of the source */
         rq.start = TDM_GEN_START_PIXELS;
         rq.init = s->sgp.init_image;
+        rq.edit_mask = s->mask.active ? s->mask.mask : NULL;
     }
     return tdm_gen_execute(s->sm, s->ex, &rq, out, st);
 }
@@ -381,6 +387,16 @@ tdm_code tdm_adaptive_run_teacher(const tdm_adaptive_setup *s, tdm_adaptive_deci
         rq.start = TDM_GEN_START_PIXELS;
         rq.init = s->tgp.init_image;
     } /* regenerate: start NOISE with the generate streams (the student's initial noise) */
+    /* masked editing: the refinement keeps the student's edit (= the source there) outside the region, the
+     * regeneration the source */
+    if (s->mask.active && rq.start != TDM_GEN_START_NOISE) {
+        if (s->mask.h * tdm_vae_latent_scale(&s->tm->vae->cfg) != s->tp.height ||
+            s->mask.w * tdm_vae_latent_scale(&s->tm->vae->cfg) != s->tp.width)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                            "masked editing: the teacher's latent (%dx%d image) does not match the mask (%dx%d latent)",
+                            s->tp.width, s->tp.height, s->mask.w, s->mask.h);
+        rq.edit_mask = s->mask.mask;
+    }
     return tdm_gen_execute(s->tm, s->ex, &rq, out, st);
 }
 
@@ -439,18 +455,25 @@ static tdm_code adaptive_run(tdm_engine *engine, const tdm_model *student, const
     r->handoff_latent = su.handoff_latent;
     snprintf(r->handoff_reason, sizeof r->handoff_reason, "%s", su.handoff_reason);
 
+    /* 0. masked editing: the region, estimated with the student's UNet (counted as the student's) */
+    if (edit && edit->active && p->source_prompt) {
+        rc = tdm_adaptive_setup_mask(&su, p, p->source_prompt, st);
+        if (rc) goto done;
+    }
+
     /* 1. student */
     tdm_gen_result sres;
     double t0 = now_seconds();
     rc = tdm_adaptive_run_student(&su, p->strategy == TDM_ADAPTIVE_REFINE && su.handoff_latent, &sres, st);
-    r->seconds_student = now_seconds() - t0;
+    r->seconds_student = now_seconds() - t0 + su.mask.seconds;
     if (rc) {
         tdm_fail_context(st, "student");
         goto done;
     }
     r->controlnet_calls_student = sres.stats.controlnet_calls;
     r->unet_calls_student = sres.stats.unet_calls;
-    r->unet_evals_student = sres.stats.unet_calls * sres.stats.unet_batch;
+    r->unet_evals_student = sres.stats.unet_calls * sres.stats.unet_batch + su.mask.unet_evals;
+    r->unet_calls_student += su.mask.maps;
     /* a teacher at another size: the student's image resized to it before the oracle (reference code) */
     rc = tdm_adaptive_student_to_teacher_size(&su, &sres, st);
     if (rc) {
@@ -509,11 +532,13 @@ static tdm_code adaptive_run(tdm_engine *engine, const tdm_model *student, const
     tdm_gen_result_free(&sres);
     r->seconds_total = now_seconds() - t_start;
 
-    meta_in mi = {p, tdm_model_name(student), tdm_model_name(teacher), oracle_name, &su.sp, &su.tp, &su.rp, edit};
+    meta_in mi = {p, tdm_model_name(student), tdm_model_name(teacher), oracle_name, &su.sp, &su.tp, &su.rp, edit,
+                  &su.mask};
     r->metadata_json = metadata_json(&mi, r);
     r->parameters = parameters_text(student, &su.sgp, &mi, r);
     if (!r->metadata_json || !r->parameters) rc = tdm_fail(st, TDM_ERR_NOMEM, "adaptive: out of memory (metadata)");
 done:
+    tdm_adaptive_setup_clear_mask(&su);
     tdm_oracle_free(own_oracle);
     if (rc) tdm_adaptive_result_free(r);
     return rc;

@@ -71,6 +71,19 @@ int tdm_vae_shared(const tdm_sd_model *a, const tdm_sd_model *b, char *reason, s
 /* The resolved settings of an adaptive run (and of an evaluation, which runs both strategies): both
  * models' generation params and plans, the refinement plan and the hand-off. The params keep p's
  * prompt and seed; a caller may change sgp / tgp .prompt and .seed between runs (eval.c does). */
+/* Masked editing: the estimated region (pipeline/edit_mask.c) shared by every stage of one edit. */
+typedef struct tdm_edit_mask_info {
+    int active;              /* a mask is set */
+    float *mask;             /* [h, w] 1 = edited, 0 = kept (malloc; tdm_adaptive_setup_clear_mask) */
+    int h, w;                /* latent size */
+    int maps, dilate;        /* settings used */
+    float strength, threshold;
+    int timestep;            /* UNet timestep of the estimate */
+    double area;             /* share of latent pixels in the region */
+    int unet_evals;          /* UNet evaluations of the estimate (maps x 2) */
+    double seconds;
+} tdm_edit_mask_info;
+
 typedef struct tdm_adaptive_setup {
     const tdm_sd_model *sm, *tm;
     const tdm_exec *ex;
@@ -80,6 +93,7 @@ typedef struct tdm_adaptive_setup {
     tdm_refine_plan rp;           /* for the refinement */
     int handoff_latent;           /* refinement hand-off: 1 latent, 0 pixels */
     char handoff_reason[192];
+    tdm_edit_mask_info mask;      /* masked editing: applied to every stage that starts from an image or latent */
 } tdm_adaptive_setup;
 
 /* Resolves p's settings against the models (errors say "student" / "teacher"). */
@@ -88,6 +102,13 @@ tdm_code tdm_adaptive_setup_make(const tdm_sd_model *sm, const tdm_sd_model *tm,
 /* The refinement plan (p's convention and value) and the hand-off (force_pixels, latent shapes,
  * tdm_vae_shared); needed before tdm_adaptive_run_teacher(REFINE). */
 tdm_code tdm_adaptive_setup_refine(tdm_adaptive_setup *s, const tdm_adaptive_params *p, tdm_status *st);
+/* Masked editing (edit_mask.c): estimates the edit region of s->sgp's edit (prompt, init_image, seed, size)
+ * with the student's UNet against source_prompt, with p's mask settings, into s->mask (replacing a previous
+ * one). */
+tdm_code tdm_adaptive_setup_mask(tdm_adaptive_setup *s, const tdm_adaptive_params *p, const char *source_prompt,
+                                 tdm_status *st);
+/* Frees s->mask's buffer (no mask afterwards). */
+void tdm_adaptive_setup_clear_mask(tdm_adaptive_setup *s);
 
 /* The student's sample: generate streams, start NOISE (want_latent: also its final latent, for the latent
  * hand-off). */

@@ -158,11 +158,12 @@ void tdm_edit_input_free(tdm_edit_input *e) {
     e->active = 0;
 }
 
-void tdm_edit_metadata_add(cJSON *o, const tdm_edit_input *e, const char *mode) {
+void tdm_edit_metadata_add(cJSON *o, const tdm_edit_input *e, const char *mode, const tdm_edit_mask_info *mask) {
     if (!o || !e || !e->active) return;
+    const int masked = mask && mask->active;
     cJSON *ed = cJSON_AddObjectToObject(o, "edit");
     cJSON_AddStringToObject(ed, "mode", mode);
-    cJSON_AddStringToObject(ed, "method", "sdedit");
+    cJSON_AddStringToObject(ed, "method", masked ? "sdedit-masked" : "sdedit");
     cJSON_AddNumberToObject(ed, "source_width", e->source_width);
     cJSON_AddNumberToObject(ed, "source_height", e->source_height);
     cJSON_AddNumberToObject(ed, "width", e->image.width);
@@ -171,13 +172,33 @@ void tdm_edit_metadata_add(cJSON *o, const tdm_edit_input *e, const char *mode) 
     cJSON_AddStringToObject(ed, "fit", e->fit.resized ? "cropped and resized" : "kept");
     const int crop[4] = {e->fit.crop_x, e->fit.crop_y, e->fit.crop_w, e->fit.crop_h};
     cJSON_AddItemToObject(ed, "crop", cJSON_CreateIntArray(crop, 4));
+    if (!masked) return;
+    cJSON *mk = cJSON_AddObjectToObject(ed, "mask");
+    cJSON_AddStringToObject(mk, "estimate", "diffedit");
+    cJSON_AddStringToObject(mk, "source_prompt", e->params.source_prompt ? e->params.source_prompt : "");
+    cJSON_AddNumberToObject(mk, "maps", mask->maps);
+    cJSON_AddNumberToObject(mk, "strength", tdm_float_as_decimal(mask->strength));
+    cJSON_AddNumberToObject(mk, "timestep", mask->timestep);
+    cJSON_AddNumberToObject(mk, "threshold", tdm_float_as_decimal(mask->threshold));
+    cJSON_AddNumberToObject(mk, "dilate", mask->dilate);
+    cJSON_AddNumberToObject(mk, "area", mask->area);
+    cJSON_AddNumberToObject(mk, "unet_evals", mask->unet_evals);
+    if (mask->h > 0 && mask->w > 0 && mask->w <= 256 && mask->h <= 256) { /* the region, one row a string */
+        cJSON *rows = cJSON_AddArrayToObject(mk, "region");
+        char line[257];
+        for (int y = 0; y < mask->h; y++) {
+            for (int x = 0; x < mask->w; x++) line[x] = mask->mask[y * mask->w + x] > 0.5f ? '#' : '.';
+            line[mask->w] = 0;
+            cJSON_AddItemToArray(rows, cJSON_CreateString(line));
+        }
+    }
 }
 
 /* ---- one-model baselines ---- */
 
 static char *single_metadata(const tdm_adaptive_params *p, const tdm_edit_input *e, tdm_edit_mode mode,
                              const char *model_name, const tdm_gen_plan *pl, const char *oracle_name,
-                             const tdm_adaptive_result *r) {
+                             const tdm_edit_mask_info *mask, const tdm_adaptive_result *r) {
     const int student = mode == TDM_EDIT_STUDENT_ONLY;
     cJSON *o = cJSON_CreateObject();
     char ver[64], seed[32];
@@ -213,7 +234,7 @@ static char *single_metadata(const tdm_adaptive_params *p, const tdm_edit_input 
     cJSON_AddNumberToObject(o, "unet_evals", r->unet_evals_student + r->unet_evals_teacher);
     cJSON *sec = cJSON_AddObjectToObject(o, "seconds");
     cJSON_AddNumberToObject(sec, "total", r->seconds_total);
-    tdm_edit_metadata_add(o, e, tdm_edit_mode_name(mode));
+    tdm_edit_metadata_add(o, e, tdm_edit_mode_name(mode), mask);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -233,12 +254,17 @@ static tdm_code edit_single(tdm_engine *engine, const tdm_model *student, const 
     tdm_edit_input e;
     TDM_TRY(tdm_edit_input_make(student, p, &e, st));
     tdm_adaptive_setup su;
+    memset(&su, 0, sizeof su);
     tdm_oracle *own = NULL, *oracle = p->oracle;
     tdm_gen_result g;
     memset(&g, 0, sizeof g);
     tdm_code rc = tdm_adaptive_setup_make(tdm_model_sd(student), tdm_model_sd(teacher), tdm_engine_exec(engine),
                                           &e.params, &su, st);
     if (rc) goto done;
+    if (p->source_prompt) { /* masked editing: the region from the student's UNet, in both modes */
+        rc = tdm_adaptive_setup_mask(&su, &e.params, p->source_prompt, st);
+        if (rc) goto done;
+    }
     if (!oracle && p->oracle_name && strcmp(p->oracle_name, "none") != 0) {
         rc = tdm_oracle_open(p->oracle_name, p->oracle_model, engine, &own, st);
         if (rc) goto done;
@@ -254,10 +280,13 @@ static tdm_code edit_single(tdm_engine *engine, const tdm_model *student, const 
         goto done;
     }
     const int evals = g.stats.unet_calls * g.stats.unet_batch;
+    r->unet_evals_student = su.mask.unet_evals; /* the mask estimate (masked editing) is the student's */
+    r->unet_calls_student = su.mask.maps;
+    r->seconds_student = su.mask.seconds;
     if (is_student) {
-        r->unet_evals_student = evals;
-        r->unet_calls_student = g.stats.unet_calls;
-        r->seconds_student = sec;
+        r->unet_evals_student += evals;
+        r->unet_calls_student += g.stats.unet_calls;
+        r->seconds_student += sec;
         r->decision = TDM_DECISION_KEEP;
     } else {
         r->unet_evals_teacher = evals;
@@ -278,9 +307,10 @@ static tdm_code edit_single(tdm_engine *engine, const tdm_model *student, const 
     const tdm_model *ran = is_student ? student : teacher;
     r->parameters = format_params(ran, is_student ? &su.sgp : &su.tgp);
     r->metadata_json = single_metadata(p, &e, mode, tdm_model_name(ran), is_student ? &su.sp : &su.tp,
-                                       oracle ? tdm_oracle_get_name(oracle) : NULL, r);
+                                       oracle ? tdm_oracle_get_name(oracle) : NULL, &su.mask, r);
     if (!r->parameters || !r->metadata_json) rc = tdm_fail(st, TDM_ERR_NOMEM, "edit: out of memory (metadata)");
 done:
+    tdm_adaptive_setup_clear_mask(&su);
     tdm_gen_result_free(&g);
     tdm_oracle_free(own);
     tdm_edit_input_free(&e);

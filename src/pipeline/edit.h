@@ -47,7 +47,9 @@ tdm_code tdm_edit_input_make(const tdm_model *student, const tdm_adaptive_params
                              tdm_status *st);
 void tdm_edit_input_free(tdm_edit_input *e);
 
-/* Adds "edit": {mode, source_width, source_height, width, height, strength, fit, crop} to a metadata object. */
-void tdm_edit_metadata_add(cJSON *o, const tdm_edit_input *e, const char *mode);
+/* Adds "edit": {mode, method, source_width, source_height, width, height, strength, fit, crop[, mask]} to a
+ * metadata object (mask: the masked-editing region's settings and figures, when mask is active). */
+struct tdm_edit_mask_info;
+void tdm_edit_metadata_add(cJSON *o, const tdm_edit_input *e, const char *mode, const struct tdm_edit_mask_info *mask);
 
 #endif

@@ -48,6 +48,16 @@ static cJSON *settings_json(const tdm_edit_eval_params *p, const tdm_model *stud
     tdm_evalc_add_u64(o, "world_seed", p->world_seed);
     tdm_evalc_add_u64(o, "seed", p->seed);
     cJSON_AddStringToObject(o, "pair_rule", "pair i: tdm_world_edit_pair_make(world_seed, i), noise seed seed + i");
+    if (p->masked) { /* masked editing with the pair's source caption (edit_mask.c) */
+        cJSON *mk = cJSON_AddObjectToObject(o, "mask");
+        cJSON_AddStringToObject(mk, "source_prompt", "the pair's source caption");
+        cJSON_AddNumberToObject(mk, "maps", a->mask_maps);
+        cJSON_AddNumberToObject(mk, "strength", tdm_float_as_decimal(a->mask_strength));
+        cJSON_AddNumberToObject(mk, "threshold", tdm_float_as_decimal(a->mask_threshold));
+        cJSON_AddNumberToObject(mk, "dilate", a->mask_dilate);
+    } else {
+        cJSON_AddNullToObject(o, "mask");
+    }
     return o;
 }
 
@@ -69,6 +79,7 @@ static char *pair_line(const tdm_eeval_pair *s, int i, const tdm_world_edit_pair
     cJSON_AddStringToObject(o, "prompt", wp->caption);
     cJSON_AddStringToObject(o, "source_caption", wp->source_caption);
     cJSON_AddBoolToObject(o, "held_out", s->held_out);
+    add_num_or_null(o, "mask_area", s->mask_area);
     for (int r = 0; r < TDM_EVAL_N_RUNS; r++) {
         cJSON *rj = cJSON_AddObjectToObject(o, tdm_evalc_run_key[r]);
         cJSON_AddNumberToObject(rj, "checker", s->base.checker[r]);
@@ -110,6 +121,7 @@ static int log_pair(void *user, const char *line, int i) {
     s->scene_index = wp.scene_index;
     s->kind = wp.kind;
     s->held_out = wp.held_out;
+    if (!tdm_evalc_num(o, "mask_area", &s->mask_area)) s->mask_area = NAN;
     double v = 0;
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
     int ok = tdm_evalc_num(o, "pair", &v) && v == i && cJSON_IsString(kind) &&
@@ -202,7 +214,24 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
     su->sgp.init_image = su->tgp.init_image = &src; /* the teacher-only edit = the teacher's img2img of it */
     pair_user u = {c, wp, &src, s};
     const tdm_evalc_runs r = {su, p->oracle, wp->caption, c->clock, c->clock_user, score_run, &u};
-    tdm_code rc = tdm_evalc_run_three(&r, &s->base, NULL, st);
+    s->mask_area = NAN;
+    tdm_code rc = TDM_OK;
+    if (p->masked) { /* the region from the student's UNet, shared by the three runs; its cost is the student's */
+        const double t0 = c->clock(c->clock_user);
+        rc = tdm_adaptive_setup_mask(su, &p->settings, wp->source_caption, st);
+        const double sec = c->clock(c->clock_user) - t0;
+        if (!rc) rc = tdm_evalc_run_three(&r, &s->base, NULL, st);
+        /* counted with the student's edit (every method but teacher-only runs it; refinement and regeneration
+         * reuse its region); the teacher-only figure leaves it out, which only makes that baseline cheaper */
+        if (!rc) {
+            s->mask_area = su->mask.area;
+            s->base.evals[TDM_EVAL_RUN_STUDENT] += su->mask.unet_evals;
+            s->base.seconds[TDM_EVAL_RUN_STUDENT] += sec;
+        }
+        tdm_adaptive_setup_clear_mask(su);
+    } else {
+        rc = tdm_evalc_run_three(&r, &s->base, NULL, st);
+    }
     su->sgp.init_image = su->tgp.init_image = NULL;
     tdm_image_free(&src);
     return rc;

@@ -22,6 +22,7 @@ typedef struct tdm_eeval_pair {
     int preserved[TDM_EVAL_N_RUNS];     /* every unchanged attribute kept */
     int kept[TDM_EVAL_N_RUNS], checked[TDM_EVAL_N_RUNS];
     double similarity[TDM_EVAL_N_RUNS]; /* CLIP cosine to the source; NAN without a model */
+    double mask_area;                   /* masked editing: share of the latent in the region (NAN: unmasked) */
 } tdm_eeval_pair;
 
 typedef struct tdm_eeval_report_in {

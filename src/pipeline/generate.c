@@ -194,6 +194,30 @@ static tdm_code init_image_tensor(const tdm_image *init, int W, int H, float *x,
     return TDM_OK;
 }
 
+tdm_code tdm_gen_encode_image(const tdm_sd_model *m, const tdm_exec *ex, tdm_arena *arena, const tdm_image *init,
+                              int W, int H, uint64_t seed, uint64_t stream, float *x0, tdm_status *st) {
+    const tdm_vae *vae = m->vae;
+    const int s = tdm_vae_latent_scale(&vae->cfg);
+    const size_t n = (size_t)vae->cfg.latent_channels * (size_t)(H / s) * (size_t)(W / s);
+    tdm_arena_mark mk = tdm_arena_get_mark(arena);
+    float *img = tdm_arena_alloc(arena, sizeof(float) * 3 * (size_t)W * H); /* [1, 3, H, W] */
+    float *logvar = tdm_arena_alloc(arena, sizeof(float) * n);              /* [1, Cl, h, w] */
+    float *eps = tdm_arena_alloc(arena, sizeof(float) * n);                 /* [1, Cl, h, w] */
+    if (!img || !logvar || !eps) return tdm_fail(st, TDM_ERR_NOMEM, "img2img: out of memory");
+    tdm_code rc = init_image_tensor(init, W, H, img, st);
+    if (!rc) rc = tdm_vae_encode(vae, ex, arena, img, 1, H, W, x0, logvar, NULL, st);
+    if (!rc) { /* z = mean + std * eps (DiagonalGaussianDistribution.sample), latents = scaling_factor * z. */
+        tdm_randn(eps, n, seed, stream, 0);
+        const float sf = (float)vae->cfg.scaling_factor;
+        for (size_t i = 0; i < n; i++) {
+            float stdv = expf(0.5f * logvar[i]);
+            x0[i] = sf * (x0[i] + stdv * eps[i]);
+        }
+    }
+    tdm_arena_reset(arena, mk);
+    return rc;
+}
+
 tdm_gen_streams tdm_gen_streams_generate(void) {
     tdm_gen_streams s = {TDM_STREAM_INIT_LATENT, TDM_STREAM_SAMPLER_BASE, TDM_STREAM_IMG2IMG_NOISE,
                          TDM_STREAM_VAE_POSTERIOR};
@@ -242,6 +266,7 @@ typedef struct gen_ctx {
     int h, w;   /* latent size */
     int64_t n;  /* latent values: C * h * w */
     int Cl;     /* latent channels */
+    float *keep_x0, *keep_noise; /* masked editing: the start's x0 and its added noise [Cl, h, w] (arena) */
 } gen_ctx;
 
 /* Initial latents x[n]: noise (NOISE), or a clean latent (LATENT: given; PIXELS: the VAE-encoded image)
@@ -264,28 +289,33 @@ static tdm_code prepare_latents(gen_ctx *g, float *x, tdm_status *st) {
     } else {
         TDM_TRY(report(g->p, TDM_STAGE_ENCODE_IMAGE, 0, 1, st));
         double t0 = now_seconds();
-        const tdm_vae *vae = g->m->vae;
-        const int W = pl->width, H = pl->height;
-        float *img = tdm_arena_alloc(&g->arena, sizeof(float) * 3 * (size_t)W * H); /* [1, 3, H, W] */
-        float *logvar = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);   /* [1, Cl, h, w] */
-        if (!img || !logvar) return tdm_fail(st, TDM_ERR_NOMEM, "img2img: out of memory");
-        TDM_TRY(init_image_tensor(rq->init, W, H, img, st));
-        TDM_TRY(tdm_vae_encode(vae, g->ex, &g->arena, img, 1, H, W, x0, logvar, NULL, st));
-        /* z = mean + std * eps (DiagonalGaussianDistribution.sample), latents = scaling_factor * z. */
-        tdm_randn(noise, (size_t)g->n, pl->seed, rq->streams.posterior, 0);
-        const float sf = (float)vae->cfg.scaling_factor;
-        for (int64_t i = 0; i < g->n; i++) {
-            float stdv = expf(0.5f * logvar[i]);
-            x0[i] = sf * (x0[i] + stdv * noise[i]);
-        }
+        TDM_TRY(tdm_gen_encode_image(g->m, g->ex, &g->arena, rq->init, pl->width, pl->height, pl->seed,
+                                     rq->streams.posterior, x0, st));
         g->stats.seconds_encode += now_seconds() - t0;
         tdm_sd_model_release_pages(g->m, TDM_SD_VAE);
         TDM_TRY(report(g->p, TDM_STAGE_ENCODE_IMAGE, 1, 1, st));
     }
     tdm_randn(noise, (size_t)g->n, pl->seed, rq->streams.add_noise, 0);
     tdm_sampler_add_noise(g->sampler, x0, noise, x, g->n);
+    if (rq->edit_mask) { /* kept for the blending: the arena is not reset */
+        g->keep_x0 = x0;
+        g->keep_noise = noise;
+        return TDM_OK;
+    }
     tdm_arena_reset(&g->arena, mk);
     return TDM_OK;
+}
+
+/* Masked editing after step i: x = m x + (1 - m) x0 noised to the level of step i + 1 (generate.h). */
+static void blend_kept(gen_ctx *g, int i, float *x, float *tmp) {
+    const int64_t hw = (int64_t)g->h * g->w;
+    const float *m = g->req->edit_mask; /* [h, w] */
+    tdm_sampler_add_noise_at(g->sampler, i + 1, g->keep_x0, g->keep_noise, tmp, g->n);
+    for (int c = 0; c < g->Cl; c++)
+        for (int64_t j = 0; j < hw; j++) {
+            const int64_t k = c * hw + j;
+            x[k] = m[j] * x[k] + (1.0f - m[j]) * tmp[k];
+        }
 }
 
 /* The sampler loop; x[n] holds the result on return (LCM: the last denoised prediction). */
@@ -298,7 +328,9 @@ static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_statu
     tdm_arena *a = &g->arena;
     float *xin = tdm_arena_alloc(a, sizeof(float) * (size_t)(B * n));  /* [B, Cl, h, w] */
     float *pred = tdm_arena_alloc(a, sizeof(float) * (size_t)(B * n)); /* [B, Cl, h, w] */
+    float *kept = g->keep_x0 ? tdm_arena_alloc(a, sizeof(float) * (size_t)n) : NULL; /* [Cl, h, w] masked editing */
     float tsteps[2];
+    if (g->keep_x0 && !kept) return tdm_fail(st, TDM_ERR_NOMEM, "denoise: out of memory");
     const float *context = tc->cond; /* [B, len, C] */
     if (!xin || !pred) return tdm_fail(st, TDM_ERR_NOMEM, "denoise: out of memory");
     if (B == 2) { /* [uncond; cond], the diffusers order */
@@ -368,6 +400,7 @@ static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_statu
             for (int64_t k = 0; k < n; k++) pred[k] = pred[k] + gs * (pred[n + k] - pred[k]);
         }
         TDM_TRY(tdm_sampler_step(g->sampler, i, pred, x, n, &noise, st));
+        if (kept && i + 1 < N) blend_kept(g, i, x, kept);
         g->stats.steps_run = i + 1;
         g->stats.seconds_denoise = now_seconds() - t0;
         TDM_TRY(report(g->p, TDM_STAGE_DENOISE, i + 1, N, st));
@@ -377,6 +410,7 @@ static tdm_code denoise(gen_ctx *g, const tdm_text_cond *tc, float *x, tdm_statu
         if (!den) return tdm_fail(st, TDM_ERR_INTERNAL, "LCM sampler returned no denoised sample");
         memcpy(x, den, sizeof(float) * (size_t)n);
     }
+    if (kept) blend_kept(g, N - 1, x, kept); /* the result: x0 itself outside the mask */
     return TDM_OK;
 }
 
@@ -424,6 +458,8 @@ static tdm_code check_request(const gen_ctx *g, tdm_status *st) {
         break;
     default: return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: unknown start %d", (int)rq->start);
     }
+    if (rq->edit_mask && rq->start == TDM_GEN_START_NOISE)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: an edit mask needs a start image or latent (img2img)");
     if (rq->start != TDM_GEN_START_NOISE && (rq->grid_steps < 0 || rq->grid_steps > 1000))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: schedule length %d is out of range [1, 1000]", rq->grid_steps);
     const tdm_text_cond *tc = rq->text;

@@ -121,7 +121,12 @@ tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_genera
  *   PIXELS  x0 = scaling_factor * (mean + exp(logvar / 2) noise(streams.posterior)) of the VAE-encoded
  *           image (Lanczos-resized to the target size); then as LATENT              (img2img, pixel hand-off)
  * then the sampler loop (ControlNets of p->controls applied), sampler draw k from streams.sampler_base + k,
- * and the VAE decode. */
+ * and the VAE decode.
+ * Masked editing (edit_mask, LATENT / PIXELS only; blended latent diffusion, Avrahami et al. 2023): after
+ * step i the sample outside the mask is replaced by the start's x0 noised to the level of step i + 1 with
+ * the start's own noise (add_noise stream), and after the last step by x0 itself:
+ *   x = m x + (1 - m) add_noise_at(i + 1, x0, z)        m [h, w] in [0, 1], broadcast over the channels
+ * so the region outside the mask keeps the start latent exactly. */
 
 typedef enum tdm_gen_start {
     TDM_GEN_START_NOISE = 0,
@@ -155,7 +160,14 @@ typedef struct tdm_gen_request {
                               sampler's img2img rule, as tdm_generate; GET_TIMESTEPS: the refinement's) */
     tdm_gen_streams streams;
     int want_latent;       /* also return the final latent (what the VAE decodes) */
+    const float *edit_mask; /* LATENT / PIXELS: [h, w] latent-resolution mask, 1 = edited, 0 = kept (NULL: none) */
 } tdm_gen_request;
+
+/* x0 [Cl, H/s, W/s] = scaling_factor * a sample (noise stream `stream` of seed) of the VAE posterior of img
+ * resized to W x H (Lanczos when the size differs): the PIXELS start's clean latent. Scratch from arena
+ * (released on return). */
+tdm_code tdm_gen_encode_image(const tdm_sd_model *m, const tdm_exec *ex, tdm_arena *arena, const tdm_image *img,
+                              int W, int H, uint64_t seed, uint64_t stream, float *x0, tdm_status *st);
 
 /* A request with the generate streams, start NOISE, strength NAN. */
 void tdm_gen_request_init(tdm_gen_request *r, const tdm_generate_params *p);

@@ -457,7 +457,16 @@ void tdm_sampler_scale_model_input(const tdm_sampler *s, int i, const float *x, 
 }
 
 void tdm_sampler_add_noise(const tdm_sampler *s, const float *x0, const float *noise, float *x_out, int64_t n) {
-    int k = s->begin;
+    tdm_sampler_add_noise_at(s, 0, x0, noise, x_out, n);
+}
+
+void tdm_sampler_add_noise_at(const tdm_sampler *s, int i, const float *x0, const float *noise, float *x_out,
+                              int64_t n) {
+    if (i >= s->n_steps) { /* after the last step: the clean sample */
+        if (x_out != x0) memcpy(x_out, x0, sizeof(float) * (size_t)n);
+        return;
+    }
+    int k = s->begin + (i > 0 ? i : 0);
     switch (s->kind) {
     case TDM_SAMPLER_EULER:
     case TDM_SAMPLER_EULER_ANCESTRAL: { /* x0 + noise * sigma */

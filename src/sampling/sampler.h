@@ -119,5 +119,9 @@ const float *tdm_sampler_denoised(const tdm_sampler *s);
 
 /* img2img: x_out[n] = x0 noised to the first kept step (scheduler.add_noise at timesteps[t_start]). */
 void tdm_sampler_add_noise(const tdm_sampler *s, const float *x0, const float *noise, float *x_out, int64_t n);
+/* x_out[n] = x0 noised to the level the sample has at step i of this run (the input of step i; i >= the
+ * number of steps: x0 itself). i = 0 is tdm_sampler_add_noise. Masked editing blends with it. */
+void tdm_sampler_add_noise_at(const tdm_sampler *s, int i, const float *x0, const float *noise, float *x_out,
+                              int64_t n);
 
 #endif

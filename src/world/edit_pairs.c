@@ -162,10 +162,14 @@ tdm_code tdm_world_edit_pair_make(uint64_t seed, uint64_t index, tdm_world_edit_
                 else out->keep.relation = TDM_ANY;
                 break;
             }
-            tdm_world_rng cr = {seed, index | (1ull << 61) | (1ull << 60), attempt * 16};
+            /* the source caption with the target caption's paraphrase (the same draws): the two differ in
+             * the edited words only, as a DiffEdit source / target prompt pair does (masked editing) */
+            const tdm_world_rng cr0 = {seed, index | (1ull << 61) | (1ull << 60), attempt * 16};
+            tdm_world_rng cr = cr0;
             TDM_TRY(tdm_world_caption_text(&out->target_query, &cr, out->caption, sizeof out->caption, st));
             tdm_world_query sq;
             tdm_world_scene_query(&src, &sq);
+            cr = cr0;
             TDM_TRY(tdm_world_caption_text(&sq, &cr, out->source_caption, sizeof out->source_caption, st));
             instruction(&src, &c, out->instruction, sizeof out->instruction);
             out->held_out = scene_held_out(&src) || scene_held_out(&out->target);

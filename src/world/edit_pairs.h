@@ -46,7 +46,7 @@ typedef struct tdm_world_edit_pair {
     tdm_world_query target_query; /* every attribute of the target scene (what the caption states) */
     tdm_world_query keep;        /* the source's attributes but the edited ones (preservation) */
     char caption[TDM_CAPTION_MAX];        /* target caption (the prompt) */
-    char source_caption[TDM_CAPTION_MAX]; /* full caption of the source */
+    char source_caption[TDM_CAPTION_MAX]; /* full caption of the source, with the caption's paraphrase */
     char instruction[128];       /* "make the circle blue" */
     int held_out;                /* the source or the target holds a held-out (colour, shape) pair */
 } tdm_world_edit_pair;
