@@ -6,7 +6,8 @@
 #
 # usage: tools/shapes/acceptance.sh [--out DIR] [--only adaptive|lora|edit|control]...
 #   environment: TANDEM (default build/tandem), MODELS (default models/shapes), N_EVAL (500),
-#   N_EDIT (300), N_CONTROL (300), N_CAL (500), REFINE_STEPS (10), REFINE_STRENGTH (0.7)
+#   N_EDIT (300), N_CONTROL (300), N_CAL (500), REFINE_STEPS (10), REFINE_STRENGTH (0.7),
+#   CONTROL_SCALE (1.25: chosen on 60 validation scenes, docs/CONTROLNET.md)
 #
 # Settings (docs/ADAPTIVE.md): student = unet_student, consistency sampler, 4 steps, guidance 5;
 # teacher-only baseline = DDIM 50 steps, guidance 5 (100 UNet evaluations an image); refinement =
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
 done
 : "${ONLY:= adaptive lora edit control}"
 N_EVAL=${N_EVAL:-500}; N_EDIT=${N_EDIT:-300}; N_CONTROL=${N_CONTROL:-300}; N_CAL=${N_CAL:-500}
-REFINE_STEPS=${REFINE_STEPS:-10}; REFINE_STRENGTH=${REFINE_STRENGTH:-0.7}
+REFINE_STEPS=${REFINE_STEPS:-10}; REFINE_STRENGTH=${REFINE_STRENGTH:-0.7}; CONTROL_SCALE=${CONTROL_SCALE:-1.25}
 [ -x "$TANDEM" ] || { echo "acceptance.sh: $TANDEM missing: run make" >&2; exit 1; }
 [ -f "$MODELS/model_index.json" ] || { echo "acceptance.sh: no model family at $MODELS" >&2; exit 1; }
 [ -f "$MODELS/oracle/config.json" ] || { echo "acceptance.sh: no oracle at $MODELS/oracle" >&2; exit 1; }
@@ -76,6 +77,6 @@ if wants control && [ -d "$MODELS/controlnet" ]; then
     echo "== issue 6: ControlNet, $N_CONTROL scenes"
     # shellcheck disable=SC2086
     "$TANDEM" control-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_CONTROL" \
-        --controlnet "$MODELS/controlnet" --out "$OUT/control"
+        --controlnet "$MODELS/controlnet" --control-scale "$CONTROL_SCALE" --out "$OUT/control"
 fi
 echo "== tables: $OUT/*/table.md"
