@@ -482,6 +482,26 @@ static void test_edit_eval(const models *m) {
     p.settings.strength = 0.5f;
     CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "'strength'"));
     p.settings.strength = 0.75f;
+    /* masked editing: the student's edit carries the region's 2 x maps evaluations, the teacher-only one not;
+     * the log records the area; a masked run does not resume an unmasked log */
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_OK); /* complete: nothing to run */
+    p.masked = 1;
+    p.settings.mask_maps = 2;
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "mask"));
+    char dir_c[PATH_MAX];
+    snprintf(dir_c, sizeof dir_c, "%s/eeval-c", tdm_test_tmpdir());
+    p.out_dir = dir_c;
+    p.n = 2;
+    CHECK_MSG(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_OK, "%s", st.msg);
+    char *log_c = slurp(dir_c, "pairs.jsonl");
+    const char *pair0 = log_c ? strchr(log_c, '\n') : NULL; /* the first pair's line (after the header) */
+    const char *stu = pair0 ? strstr(pair0, "\"student\":{") : NULL, *tea = pair0 ? strstr(pair0, "\"teacher\":{") : NULL;
+    const char *se = stu ? strstr(stu, "\"unet_evals\":") : NULL, *te = tea ? strstr(tea, "\"unet_evals\":") : NULL;
+    const char *area = pair0 ? strstr(pair0, "\"mask_area\":") : NULL;
+    CHECK(area && atof(area + 12) > 0 && atof(area + 12) <= 1);
+    CHECK_MSG(se && te && atoi(se + 13) == 1 + 2 * 2 && atoi(te + 13) == 2, "masked evals: %s", pair0 ? pair0 : "");
+    free(log_c);
+    p.masked = 0;
     p.n = 0;
     CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG);
     free(results);

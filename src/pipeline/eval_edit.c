@@ -216,22 +216,22 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
     const tdm_evalc_runs r = {su, p->oracle, wp->caption, c->clock, c->clock_user, score_run, &u};
     s->mask_area = NAN;
     tdm_code rc = TDM_OK;
-    if (p->masked) { /* the region from the student's UNet, shared by the three runs; its cost is the student's */
+    double mask_seconds = 0;
+    if (p->masked) { /* the region from the student's UNet, shared by the three runs */
         const double t0 = c->clock(c->clock_user);
         rc = tdm_adaptive_setup_mask(su, &p->settings, wp->source_caption, st);
-        const double sec = c->clock(c->clock_user) - t0;
-        if (!rc) rc = tdm_evalc_run_three(&r, &s->base, NULL, st);
-        /* counted with the student's edit (every method but teacher-only runs it; refinement and regeneration
-         * reuse its region); the teacher-only figure leaves it out, which only makes that baseline cheaper */
-        if (!rc) {
-            s->mask_area = su->mask.area;
-            s->base.evals[TDM_EVAL_RUN_STUDENT] += su->mask.unet_evals;
-            s->base.seconds[TDM_EVAL_RUN_STUDENT] += sec;
-        }
-        tdm_adaptive_setup_clear_mask(su);
-    } else {
-        rc = tdm_evalc_run_three(&r, &s->base, NULL, st);
+        mask_seconds = c->clock(c->clock_user) - t0;
     }
+    if (!rc) rc = tdm_evalc_run_three(&r, &s->base, NULL, st);
+    /* the region's cost is counted with the student's edit (every method but teacher-only runs it; refinement
+     * and regeneration reuse its region); the teacher-only figure leaves it out, which only makes that
+     * baseline cheaper */
+    if (!rc && p->masked) {
+        s->mask_area = su->mask.area;
+        s->base.evals[TDM_EVAL_RUN_STUDENT] += su->mask.unet_evals;
+        s->base.seconds[TDM_EVAL_RUN_STUDENT] += mask_seconds;
+    }
+    tdm_adaptive_setup_clear_mask(su);
     su->sgp.init_image = su->tgp.init_image = NULL;
     tdm_image_free(&src);
     return rc;

@@ -176,8 +176,9 @@ tdm_linear_gemm tdm_linear_get_gemm(void) {
 void tdm_linear_set_gemm(tdm_linear_gemm g) { atomic_store(&linear_gemm, (int)g); }
 
 /* y [M, N] = x [M, K] W^T + bias on the packed GEMM: A = x (row-major), B = W^T (element (k, n) at W[n K + k],
- * widened while packed), C pre-filled with the bias (beta 1: y = bias + x W^T, one rounding as the BLAS
- * path's y = x W^T then y += bias). */
+ * widened while packed), C pre-filled with the bias (beta 1: the bias enters with the first K block's sum,
+ * where the BLAS path adds it after the whole product; the two round differently, within the tests'
+ * bound). The pre-fill is one pass over y. */
 static tdm_code linear_packed(const tdm_exec *ex, const float *x, int64_t M, int64_t K, int64_t N, const tdm_tensor *W,
                               const tdm_tensor *bias, float *y) {
     float beta = 0.0f;
