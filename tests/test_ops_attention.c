@@ -1,7 +1,8 @@
 /* Attention kernels (tdm_attention: the tiled OpenBLAS path and the flash kernel, ops_attention*.c)
  * against tdm_attention_ref on awkward shapes (Lq, Lk in {1, 7, 63, 64, 65, 77, 257}, D in {1, 3, 8, 40,
  * 41, 64, 80} and the SD1.5 head sizes 160 / 512; B 1-2, H 1-3; causal; additive masks with -inf and
- * finfo.min keys; padded row strides), the flash kernel's AVX2 and portable paths bit-identical, results
+ * finfo.min keys; padded row strides), the flash kernel's AVX-512 (where the CPU has it), AVX2 and portable
+ * paths bit-identical, results
  * identical on 1, 2 and 3 threads, and the kernel choice ($TDM_ATTENTION / tdm_attention_set_kernel).
  * Tolerance: max |fast - ref| / max |ref| <= 1e-5, as tests/test_ops.c (the reference sums in double).
  * The basic tdm_attention cases (default kernel) are in tests/test_ops.c. */
@@ -92,7 +93,7 @@ static void check_case(const att_case *c, uint64_t seed) {
     if (!(ef <= TOL_REL && eg <= TOL_REL && et <= TOL_REL))
         fprintf(stderr, "  rel error flash %g, flash-generic %g, tiled %g\n", ef, eg, et);
     /* the AVX2 and the portable flash paths do the same float operations */
-    CHECK_MSG(memcmp(f, g, (size_t)a.no * sizeof(float)) == 0, "flash AVX2 != generic: " DESCR);
+    CHECK_MSG(memcmp(f, g, (size_t)a.no * sizeof(float)) == 0, "flash SIMD != generic: " DESCR);
     if (c->mask == 3) /* batch 0 fully masked: zeros, as the reference */
         for (int64_t i = 0; i < c->Lq * c->H * c->D; i++) CHECK_MSG(f[i] == 0.0f && t[i] == 0.0f, DESCR);
 #undef DESCR
@@ -181,8 +182,13 @@ int main(void) {
         return 1;
     }
     test_choice();
-    test_shapes();
-    test_determinism();
+    /* with the AVX-512 tiles where the CPU has them (the default), then AVX2 alone: the portable bits both times */
+    for (int wide = 1; wide >= 0; wide--) {
+        tdm_ops_allow_avx512(wide);
+        test_shapes();
+        test_determinism();
+    }
+    tdm_ops_allow_avx512(1);
     tdm_pool_free(pool1), tdm_pool_free(pool2), tdm_pool_free(pool3);
     return tdm_test_result();
 }

@@ -1,8 +1,8 @@
 /* Packed GEMM with dtype'd operands (tdm_gemm_mixed / tdm_gemm_packed_single, ops_gemm_packed.c) against
  * the scalar double reference (tdm_gemm_mixed_ref) on awkward shapes: 1, primes, sizes that are not
  * multiples of the micro-tile (6 x 16) or of the K block (256), every operand dtype (F32, F16, BF16) and
- * layout (row-major, transposed, general strides), alpha / beta (beta 0 must not read C); the AVX2 and
- * portable micro-kernels bit-identical; 1, 2 and 3 threads bit-identical; tdm_linear against its reference
+ * layout (row-major, transposed, general strides), alpha / beta (beta 0 must not read C); the AVX-512
+ * (12 x 32, where the CPU has it), AVX2 and portable micro-kernels bit-identical; 1, 2 and 3 threads bit-identical; tdm_linear against its reference
  * (and thread-count identity) on the shapes the packed path is meant for; tdm_gemm_prepacked_single (operands
  * packed by the caller, the Winograd path) bit-identical to tdm_gemm_packed_single with alpha 1, beta 0.
  * Tolerance per element: |c - ref| <= 4 u K sum_k |a_ik b_kj| + 1e-30 (u = 2^-24: the FMA chain's
@@ -192,7 +192,7 @@ static void test_prepacked(void) {
         CHECK_MSG(memcmp(c0, c1, (size_t)(M * ldc) * sizeof(float)) == 0, "prepacked %lldx%lldx%lld differs from packed",
                   (long long)M, (long long)N, (long long)K);
         CHECK_MSG(memcmp(c1, c2, (size_t)(M * ldc) * sizeof(float)) == 0,
-                  "prepacked %lldx%lldx%lld: portable and AVX2 micro-kernels differ", (long long)M, (long long)N, (long long)K);
+                  "prepacked %lldx%lldx%lld: portable and SIMD micro-kernels differ", (long long)M, (long long)N, (long long)K);
         free(a), free(b), free(Ap), free(Bp), free(c0), free(c1), free(c2), free(ws);
     }
 }
@@ -204,10 +204,16 @@ int main(void) {
             fprintf(stderr, "pool: %s\n", st.msg);
             return 1;
         }
-    test_shapes();
-    test_threads();
+    /* with the 12 x 32 AVX-512 kernel where the CPU has it (the default), then with the 6 x 16 AVX2 kernel
+     * alone: both must give the portable kernel's bits */
+    for (int wide = 1; wide >= 0; wide--) {
+        tdm_ops_allow_avx512(wide);
+        test_shapes();
+        test_threads();
+        test_prepacked();
+    }
+    tdm_ops_allow_avx512(1);
     test_linear();
-    test_prepacked();
     /* invalid arguments */
     float c = 0;
     tdm_gemm_operand bad = {NULL, TDM_F32, 1, 1}, ok = {&c, TDM_F32, 1, 1};

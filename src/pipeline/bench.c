@@ -108,6 +108,22 @@ __attribute__((target("avx2,fma"))) static float fma_loop_avx2(int64_t iters) {
     _mm256_storeu_ps(out, s);
     return out[0];
 }
+/* The same with 512-bit vectors (CPUs with AVX-512F: twice the FLOPs per instruction, and on cores with
+ * 512-bit FMA units such as AMD Zen 5 twice the FLOPs per cycle). */
+__attribute__((target("avx512f"))) static float fma_loop_avx512(int64_t iters) {
+    const __m512 b = _mm512_set1_ps(0.99999f), c = _mm512_set1_ps(1e-3f);
+    __m512 a[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    }
+    __m512 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    return out[0];
+}
 #else
 #define HAVE_X86 0
 #endif
@@ -124,7 +140,7 @@ static float fma_loop_scalar(int64_t iters) { /* 12 lanes x 8 */
 
 typedef struct fma_job {
     int64_t iters;
-    int avx2;
+    int avx2, avx512;
     volatile float sink[256];
     double cpu[256]; /* thread CPU seconds of the last run, per thread */
 } fma_job;
@@ -140,7 +156,8 @@ static void fma_task(void *ctx, int ith, int nth) {
     float r;
     double c0 = thread_cpu_now();
 #if HAVE_X86
-    if (J->avx2) r = fma_loop_avx2(J->iters);
+    if (J->avx512) r = fma_loop_avx512(J->iters);
+    else if (J->avx2) r = fma_loop_avx2(J->iters);
     else
 #endif
         r = fma_loop_scalar(J->iters);
@@ -155,7 +172,8 @@ double tdm_bench_fma_peak2(tdm_pool *pool, double seconds, double *per_core) {
     fma_job J;
     memset(&J, 0, sizeof J);
     J.avx2 = HAVE_X86 && cf.avx2 && cf.fma;
-    const double flops_per_iter = 12.0 * 8.0 * 2.0; /* both variants: 96 lanes x FMA */
+    J.avx512 = HAVE_X86 && cf.avx512f; /* the widest FMA the CPU has (the packed GEMM uses it) */
+    const double flops_per_iter = (J.avx512 ? 16.0 : 8.0) * 12.0 * 2.0; /* 12 chains x lanes x FMA */
     int nth = pool ? tdm_pool_size(pool) : 1;
     /* calibrate on all threads, then run for about `seconds` and keep the best of 3 */
     J.iters = 1 << 16;
@@ -469,8 +487,12 @@ tdm_code tdm_bench_run(const tdm_bench_opts *o, tdm_bench_print_fn print, void *
     say(&po, "load average before: %.2f %.2f %.2f (other processes share the cores: compare cpu_s with wall_s)",
         load[0], load[1], load[2]);
     b.peak_gflops = tdm_bench_fma_peak2(pool, o->family == TDM_BENCH_QUICK ? 0.05 : 0.6, &b.peak_core);
-    say(&po, "FMA peak: %.1f GFLOP/s on %d threads (wall), %.1f GFLOP/s per core per CPU second", b.peak_gflops,
-        tdm_pool_size(pool), b.peak_core);
+    {
+        tdm_cpu_features cf = tdm_cpu_detect();
+        say(&po, "FMA peak (%s): %.1f GFLOP/s on %d threads (wall), %.1f GFLOP/s per core per CPU second",
+            cf.avx512f ? "AVX-512" : cf.avx2 && cf.fma ? "AVX2" : "scalar", b.peak_gflops, tdm_pool_size(pool),
+            b.peak_core);
+    }
     say(&po, "columns: GFLOP/s = GFLOP / median wall_s; %%peak = that / FMA peak (wall); %%core = GFLOP / median "
              "cpu_s / per-core peak (load-independent kernel efficiency); sys_s, minflt: median system CPU "
              "seconds and minor page faults per run");

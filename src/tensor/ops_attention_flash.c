@@ -37,6 +37,7 @@
 #include <immintrin.h>
 #define FA_X86 1
 #define FA_AVX2 __attribute__((target("avx2,fma")))
+#define FA_AVX512 __attribute__((target("avx512f")))
 #else
 #define FA_X86 0
 #endif
@@ -376,6 +377,71 @@ FA_AVX2 static void pv_tile8_avx2(int64_t n, const float *P, int64_t ldP, const 
     _mm256_storeu_ps(O + 4 * ldO, _mm256_add_ps(c4, e4)), _mm256_storeu_ps(O + 5 * ldO, _mm256_add_ps(c5, e5));
 }
 #undef FA_PV8
+
+/* AVX-512: two 16-key K panels (qk) or two 16-column V panels (P v) per call, 12 zmm accumulators; per
+ * element the same FMA chain and epilogue as the AVX2 tiles, so the same bits. */
+
+/* qk_tile_avx2 over keys jp .. jp + 32 (K panels kp0, kp1); nvalid <= 32 valid keys. */
+FA_AVX512 static void qk_tile2_avx512(int64_t D, const float *qp, const float *kp0, const float *kp1, float *y,
+                                      int64_t ldS, float c, const float *ml2, int64_t nvalid, float *rmx) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t d = 0; d < D; d++, qp += QS) {
+        const __m512 v0 = _mm512_loadu_ps(kp0 + d * NR), v1 = _mm512_loadu_ps(kp1 + d * NR);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m512 a = _mm512_set1_ps(qp[i]);
+            acc[i][0] = _mm512_fmadd_ps(a, v0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(a, v1, acc[i][1]);
+        }
+    }
+    const __m512 vc = _mm512_set1_ps(c), ninf = _mm512_set1_ps(-INFINITY);
+    const __mmask16 k0 = nvalid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nvalid) - 1u);
+    const __mmask16 k1 = nvalid >= 32 ? (__mmask16)0xFFFF : nvalid <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nvalid - 16)) - 1u);
+    const __m512 mv0 = ml2 ? _mm512_loadu_ps(ml2) : ninf, mv1 = ml2 ? _mm512_loadu_ps(ml2 + 16) : ninf;
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        __m512 y0 = ml2 ? _mm512_fmadd_ps(acc[i][0], vc, mv0) : _mm512_mul_ps(acc[i][0], vc);
+        __m512 y1 = ml2 ? _mm512_fmadd_ps(acc[i][1], vc, mv1) : _mm512_mul_ps(acc[i][1], vc);
+        y0 = _mm512_mask_blend_ps(k0, ninf, y0); /* keys past nvalid: -inf */
+        y1 = _mm512_mask_blend_ps(k1, ninf, y1);
+        _mm512_storeu_ps(y + i * ldS, y0);
+        _mm512_storeu_ps(y + i * ldS + 16, y1);
+        const __m512 t = _mm512_max_ps(y0, y1); /* lane maxima folded to 8 lanes (max is exact) */
+        const __m256 t8 = _mm256_max_ps(_mm512_castps512_ps256(t),
+                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1)));
+        _mm256_storeu_ps(rmx + i * 8, _mm256_max_ps(t8, _mm256_loadu_ps(rmx + i * 8)));
+    }
+}
+
+/* pv_tile16_avx2 over columns c0 .. c0 + 32 (V panels vp0, vp1 at the block's first key). */
+FA_AVX512 static void pv_tile32_avx512(int64_t n, const float *P, int64_t ldP, const float *vp0, const float *vp1,
+                                       float *O, int64_t ldO, const float *alpha) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        const __m512 a = _mm512_set1_ps(alpha[i]);
+        acc[i][0] = _mm512_mul_ps(a, _mm512_loadu_ps(O + i * ldO));
+        acc[i][1] = _mm512_mul_ps(a, _mm512_loadu_ps(O + i * ldO + 16));
+    }
+#pragma GCC unroll 2
+    for (int64_t j = 0; j < n; j++) {
+        const __m512 v0 = _mm512_loadu_ps(vp0 + j * 16), v1 = _mm512_loadu_ps(vp1 + j * 16);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m512 p = _mm512_set1_ps(P[i * ldP + j]);
+            acc[i][0] = _mm512_fmadd_ps(p, v0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(p, v1, acc[i][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        _mm512_storeu_ps(O + i * ldO, acc[i][0]);
+        _mm512_storeu_ps(O + i * ldO + 16, acc[i][1]);
+    }
+}
 #endif
 
 /* ---- driver -------------------------------------------------------------------------------------- */
@@ -384,7 +450,7 @@ typedef struct {
     const float *q, *k, *v, *mask; /* q [B, Lq, ldq], k [B, Lk, ldk], v [B, Lk, ldv], mask [B, Lk] or NULL */
     int64_t ldq, ldk, ldv, B, H, Lq, Lk, D;
     float c; /* scale log2(e) */
-    int causal, avx2;
+    int causal, avx2, avx512;
     float *out;   /* [B, Lq, H*D] */
     int64_t Dv;   /* D rounded up to 8: width of the packed V rows and of O */
     int64_t Lkp;  /* Lk rounded up to NR */
@@ -550,8 +616,13 @@ static void att_task(void *ctx, int ith, int nth) {
                     const float *kpp = kp + (kb + jp) / NR * D * NR, *mk = ml2 ? ml2 + kb + jp : NULL;
                     const int64_t nv = nbg - jp < NR ? nbg - jp : NR;
 #if FA_X86
-                    if (J->avx2) qk_tile_avx2(D, qg, kpp, y + jp, ldS, J->c, mk, nv, rmx);
-                    else
+                    if (J->avx512 && jp + 2 * NR <= n16) { /* two K panels */
+                        qk_tile2_avx512(D, qg, kpp, kpp + D * NR, y + jp, ldS, J->c, mk, nbg - jp < 2 * NR ? nbg - jp : 2 * NR,
+                                        rmx);
+                        jp += NR;
+                    } else if (J->avx2) {
+                        qk_tile_avx2(D, qg, kpp, y + jp, ldS, J->c, mk, nv, rmx);
+                    } else
 #endif
                         qk_tile_generic(D, qg, kpp, y + jp, ldS, J->c, mk, nv, rmx);
                 }
@@ -573,7 +644,10 @@ static void att_task(void *ctx, int ith, int nth) {
                     const float *vpp = vp + c0 * Lkp + kb * w; /* panel c0 / NR, row kb */
                     float *Og = O + r0 * Dv + c0;
 #if FA_X86
-                    if (J->avx2 && w == 16) pv_tile16_avx2(nbg, y, ldS, vpp, Og, Dv, alpha);
+                    if (J->avx512 && c0 + 2 * NR <= Dv) { /* two 16-column panels */
+                        pv_tile32_avx512(nbg, y, ldS, vpp, vpp + NR * Lkp, Og, Dv, alpha);
+                        c0 += NR;
+                    } else if (J->avx2 && w == 16) pv_tile16_avx2(nbg, y, ldS, vpp, Og, Dv, alpha);
                     else if (J->avx2) pv_tile8_avx2(nbg, y, ldS, vpp, Og, Dv, alpha);
                     else
 #endif
@@ -619,6 +693,7 @@ tdm_code tdm_attention_flash(const tdm_exec *ex, const float *q, int64_t ldq, co
     flash_job J = {.q = q, .k = k, .v = v, .mask = mask_add, .ldq = ldq, .ldk = ldk, .ldv = ldv, .B = B, .H = H,
                    .Lq = Lq, .Lk = Lk, .D = D, .c = scale * FA_LOG2E, .causal = causal, .out = out};
     J.avx2 = !generic && tdm_attention_flash_avx2();
+    J.avx512 = J.avx2 && tdm_ops_avx512();
     J.Dv = round_up(D, 8);
     J.Lkp = round_up(Lk, NR);
     J.bc = flash_block_keys(D);

@@ -6,11 +6,16 @@
  *       for each NR panel, for each MR panel: micro-kernel MR x NR over kc (register accumulators)
  * so an f16 weight is never copied whole to f32: only the KC x NC / MC x KC blocks being multiplied are.
  * Micro-kernel: 6 x 16 (12 AVX2 accumulators, 2 B loads and 6 broadcasts per k), FMA; a portable
- * kernel does the same float operations with fmaf (identical results).
+ * kernel does the same float operations with fmaf (identical results). Where the CPU has AVX-512F, a
+ * 12 x 32 kernel (two A panels x two B panels, 24 zmm accumulators, 2 B loads and 12 broadcasts per k)
+ * covers the tiles it fits and the 6 x 16 one the edges: a CPU with 512-bit FMA units (AMD Zen 5, Intel
+ * server cores) does twice the work per instruction. The panel layouts stay 6 x 16 and every element is
+ * the same FMA chain, so all three kernels give identical bits.
  * Arithmetic per element of C, fixed by K alone (KC is a constant): for each KC block in order,
  * acc = fma chain over the block's k from 0, then C = fma(beta', C, alpha * acc) with beta' = beta for
  * the first block (C not read when beta = 0) and 1 after. The result therefore does not depend on M, N,
  * the blocking of M / N or on how callers split C among threads. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -23,6 +28,7 @@
 #include <immintrin.h>
 #define GP_X86 1
 #define GP_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define GP_AVX512 __attribute__((target("avx512f")))
 #else
 #define GP_X86 0
 #endif
@@ -241,9 +247,66 @@ GP_AVX2 static void kernel_avx2(int64_t kc, const float *a, const float *b, floa
     }
     store_tile((const float(*)[NR])tile, c, ldc, mr, nr, alpha, beta);
 }
+
+/* 12 x 32 tile: rows 0-5 from A panel a0, 6-11 from a1 ([kc][MR] each); columns 0-15 from B panel b0,
+ * 16-31 from b1 ([kc][NR] each). Per element the FMA chain of kernel_avx2 (acc = a b + acc from 0, then
+ * alpha acc, then fma(beta, c, .)): identical results. Full tiles only. */
+GP_AVX512 static void kernel_avx512(int64_t kc, const float *a0, const float *a1, const float *b0, const float *b1,
+                                    float *c, int64_t ldc, float alpha, float beta) {
+    __m512 acc[2 * MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < 2 * MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < 2 * MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 v0 = _mm512_loadu_ps(b0 + k * NR), v1 = _mm512_loadu_ps(b1 + k * NR);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m512 av = _mm512_set1_ps(a0[k * MR + i]);
+            acc[i][0] = _mm512_fmadd_ps(av, v0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(av, v1, acc[i][1]);
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m512 av = _mm512_set1_ps(a1[k * MR + i]);
+            acc[MR + i][0] = _mm512_fmadd_ps(av, v0, acc[MR + i][0]);
+            acc[MR + i][1] = _mm512_fmadd_ps(av, v1, acc[MR + i][1]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+    for (int i = 0; i < 2 * MR; i++)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            float *cp = c + i * ldc + h * NR;
+            const __m512 t = _mm512_mul_ps(va, acc[i][h]);
+            _mm512_storeu_ps(cp, beta == 0.0f ? t : _mm512_fmadd_ps(vb, _mm512_loadu_ps(cp), t));
+        }
+}
 #endif
 
 /* ---- driver ----------------------------------------------------------------------------------- */
+
+static atomic_int avx512_allowed = -1; /* -1: not read from $TDM_AVX512 yet */
+
+void tdm_ops_allow_avx512(int on) { atomic_store(&avx512_allowed, on ? 1 : 0); }
+
+int tdm_ops_avx512(void) {
+#if GP_X86
+    static atomic_int cpu = -1;
+    if (atomic_load(&cpu) < 0) atomic_store(&cpu, tdm_cpu_detect().avx512f);
+    int allowed = atomic_load(&avx512_allowed);
+    if (allowed < 0) {
+        const char *e = getenv("TDM_AVX512");
+        int expect = -1;
+        atomic_compare_exchange_strong(&avx512_allowed, &expect, !(e && strcmp(e, "0") == 0));
+        allowed = atomic_load(&avx512_allowed);
+    }
+    return allowed && atomic_load(&cpu);
+#else
+    return 0;
+#endif
+}
 
 static int use_avx2(void) {
 #if GP_X86
@@ -266,7 +329,7 @@ void tdm_gemm_packed_single(int64_t M, int64_t N, int64_t K, float alpha, const 
             for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
         return;
     }
-    const int avx2 = use_avx2();
+    const int avx2 = use_avx2(), avx512 = avx2 && tdm_ops_avx512();
     float *Bp = ws;                  /* [nc / NR][kc][NR] */
     float *Ap = ws + b_block_floats(N); /* [MC / MR][kc][MR], then slack (pack_a_avx2's overlapping stores) */
     for (int64_t jc = 0; jc < N; jc += NC) {
@@ -278,7 +341,22 @@ void tdm_gemm_packed_single(int64_t M, int64_t N, int64_t K, float alpha, const 
             for (int64_t ic = 0; ic < M; ic += MC) {
                 const int64_t mc = M - ic < MC ? M - ic : MC;
                 pack_a(A, ic, mc, pc, kc, Ap, avx2);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
+                int64_t jr = 0;
+#if GP_X86
+                if (avx512) /* 12 x 32 tiles; the rows left over by the 6 x 16 kernel */
+                    for (; jr + 2 * NR <= nc; jr += 2 * NR) {
+                        const float *bp = Bp + jr * kc;
+                        int64_t ir = 0;
+                        for (; ir + 2 * MR <= mc; ir += 2 * MR)
+                            kernel_avx512(kc, Ap + ir * kc, Ap + (ir + MR) * kc, bp, bp + NR * kc,
+                                          C + (ic + ir) * ldc + jc + jr, ldc, alpha, bet);
+                        for (; ir < mc; ir += MR)
+                            for (int h = 0; h < 2; h++)
+                                kernel_avx2(kc, Ap + ir * kc, bp + h * NR * kc, C + (ic + ir) * ldc + jc + jr + h * NR, ldc,
+                                            mc - ir < MR ? mc - ir : MR, NR, alpha, bet);
+                    }
+#endif
+                for (; jr < nc; jr += NR) {
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     const float *bp = Bp + jr * kc;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -328,7 +406,7 @@ void tdm_gemm_prepacked_single(int64_t M, int64_t N, int64_t K, const float *Ap,
                                int generic) {
     if (M <= 0 || N <= 0 || K <= 0) return;
 #if GP_X86
-    const int avx2 = !generic && use_avx2();
+    const int avx2 = !generic && use_avx2(), avx512 = avx2 && tdm_ops_avx512();
 #else
     (void)generic;
 #endif
@@ -338,7 +416,23 @@ void tdm_gemm_prepacked_single(int64_t M, int64_t N, int64_t K, const float *Ap,
         const float bet = pc == 0 ? 0.0f : 1.0f;
         for (int64_t ic = 0; ic < M; ic += MC) { /* MC rows of A (L2) against every B micro-panel (L1) */
             const int64_t mc = M - ic < MC ? M - ic : MC;
-            for (int64_t jr = 0; jr < N; jr += NR) {
+            int64_t jr = 0;
+#if GP_X86
+            if (avx512) /* 12 x 32 tiles as in tdm_gemm_packed_single */
+                for (; jr + 2 * NR <= N; jr += 2 * NR) {
+                    const float *bp = Bp + jr * K + pc * NR;
+                    int64_t ir = ic;
+                    for (; ir + 2 * MR <= ic + mc; ir += 2 * MR) {
+                        const float *ap = Ap + ir * K + pc * MR;
+                        kernel_avx512(kc, ap, ap + MR * K, bp, bp + NR * K, C + ir * ldc + jr, ldc, 1.0f, bet);
+                    }
+                    for (; ir < ic + mc; ir += MR)
+                        for (int h = 0; h < 2; h++)
+                            kernel_avx2(kc, Ap + ir * K + pc * MR, bp + h * NR * K, C + ir * ldc + jr + h * NR, ldc,
+                                        ic + mc - ir < MR ? ic + mc - ir : MR, NR, 1.0f, bet);
+                }
+#endif
+            for (; jr < N; jr += NR) {
                 const int64_t nr = N - jr < NR ? N - jr : NR;
                 const float *bp = Bp + jr * K + pc * NR;
                 for (int64_t ir = ic; ir < ic + mc; ir += MR) {

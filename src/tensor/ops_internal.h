@@ -70,6 +70,11 @@ int64_t tdm_gemm_packed_ws_floats(int64_t N);
  * widened while packed. Dimensions valid (not checked). Results do not depend on M / N blocking. */
 void tdm_gemm_packed_single(int64_t M, int64_t N, int64_t K, float alpha, const tdm_gemm_operand *A,
                             const tdm_gemm_operand *B, float beta, float *C, int64_t ldc, float *ws);
+/* AVX-512 kernels (the packed GEMM's 12 x 32 micro-kernel, flash attention's 6 x 32 tiles) where the CPU
+ * has AVX-512F: tdm_ops_avx512() says whether they run; on by default, $TDM_AVX512=0 turns them off at
+ * start, tdm_ops_allow_avx512 at any time (benchmarks, tests: they give the AVX2 kernels' bits). */
+int tdm_ops_avx512(void);
+void tdm_ops_allow_avx512(int on);
 /* Same with the portable micro-kernel forced (identical results; for tests). */
 void tdm_gemm_packed_single_generic(int64_t M, int64_t N, int64_t K, float alpha, const tdm_gemm_operand *A,
                                     const tdm_gemm_operand *B, float beta, float *C, int64_t ldc, float *ws);

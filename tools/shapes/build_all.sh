@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds the whole shapes-world model family: tokenizer, CLIP, VAE, teacher, student, oracle, the
-# evaluation on test prompts, the export to models/shapes/ (float16) and the tandem-check fixtures.
+# evaluation on test prompts, the export to models/shapes/ (float16), the tandem-check fixtures and the
+# engine's evaluation of student against teacher (2000 test prompts, ~40 min) for the model card.
 # Every stage checkpoints and is resumed by re-running this script (each stage is skipped when its
 # output exists and it finished; pass --restart to train everything again).
 #
@@ -40,11 +41,11 @@ if [ $SMOKE = 1 ]; then
     N="--n-train 2000"
     CLIP="--steps 20 --log-every 5"; VAE="--steps 20 --log-every 5"; TEACH="--steps 20 --log-every 5 --eval-n 16"
     STUD="--steps 10 --log-every 5 --eval-n 16"; ORA="--steps 20 --log-every 5 --pairs 64 --test-pairs 32"
-    EVAL="--n 32"; CN="--steps 20 --log-every 5 --eval-n 16"
+    EVAL="--n 32"; CN="--steps 20 --log-every 5 --eval-n 16"; NE=32
     LORA="--steps 10 --log-every 5 --eval-n 16"
 else
     : "${WORK:=$ROOT/build/shapes-work}"; : "${OUT:=$ROOT/models/shapes}"; : "${FX:=$ROOT/tests/fixtures}"
-    N=""; CLIP=""; VAE=""; TEACH=""; STUD=""; ORA=""; EVAL="--n 500"; CN=""; LORA=""
+    N=""; CLIP=""; VAE=""; TEACH=""; STUD=""; ORA=""; EVAL="--n 500"; CN=""; LORA=""; NE=2000
 fi
 T0=$(date +%s)
 # Training spans sessions: tools/shapes/save_stages.sh keeps each stage's outputs (and, for a stage
@@ -59,13 +60,18 @@ seed_stage() {
     fi
 }
 for s in tokenizer clip vae teacher controlnet student lora oracle; do seed_stage $s; done
-stage() { # stage NAME MODULE ARGS...: runs (resuming) unless finished
+stage() { # stage [--until N [--continues]] NAME MODULE ARGS...: runs (resuming) unless finished at step >= N
+    until=0; cont=0
+    [ "$1" = --until ] && { until=$2; shift 2; }
+    [ "$1" = --continues ] && { cont=1; shift; }  # a later part of a stage: resumes even on --restart
     name=$1; mod=$2; shift 2
     m="$WORK/$name/out/metrics.json"
-    if [ $RESTART = 0 ] && [ -f "$m" ] && grep -q '"finished": true' "$m"; then
+    if [ $RESTART = 0 ] && [ -f "$m" ] && grep -q '"finished": true' "$m" &&
+        [ "$(sed -n 's/^ *"step": \([0-9]*\).*/\1/p' "$m")" -ge "$until" ]; then
         echo "== $name: finished earlier ($m), skipped"; return 0
     fi
     resume="--resume"; [ $RESTART = 1 ] && resume=""
+    [ $cont = 1 ] && resume="--resume"
     echo "== $name"
     $PY -m "shapes.$mod" --work "$WORK" --minutes "$MIN" $resume "$@"
 }
@@ -83,7 +89,15 @@ else
 fi
 stage clip train_clip $N $CLIP
 stage vae train_vae $N $VAE
-stage teacher train_teacher $N $TEACH
+if [ $SMOKE = 0 ]; then
+    # The teacher's 7000 steps (~112 min) run as two sittings of 3500 steps (~56 min each) so that each
+    # fits the 90-minute stage budget; the checkpoint resumes exactly (model, optimiser, EMA, data RNG),
+    # so the result is that of one uninterrupted run.
+    stage --until 3500 teacher train_teacher $N --steps 3500
+    stage --until 7000 --continues teacher train_teacher $N --steps 7000
+else
+    stage teacher train_teacher $N $TEACH
+fi
 stage controlnet train_controlnet $N $CN
 stage student distill_student $N $STUD
 stage lora distill_lora $N $LORA
@@ -93,6 +107,16 @@ stage oracle train_oracle $N $ORA
 echo "== export"
 $PY -m shapes.export --work "$WORK" --out "$OUT" --fixtures "$FX"
 $PY -m shapes.make_fixtures --out "$FX"
+# The engine's own measurement of the student against the teacher (shipped float16 weights, C code, the
+# run's settings) on more prompts than shapes.evaluate: the card's "In the engine" table. Resumable.
+echo "== engine evaluation ($NE test prompts)"
+mkdir -p "$WORK/engine_eval"
+"$ROOT/build/tandem" world captions --split test --n "$NE" --seed 1001 > "$WORK/engine_eval/test_prompts.txt"
+EV_RESTART=""; [ $RESTART = 1 ] && EV_RESTART="--restart"
+"$ROOT/build/tandem" eval --model "$OUT" --student-unet unet_student --sampler consistency --steps 4 --guidance 5 \
+    --teacher-unet unet --teacher-sampler ddim --teacher-steps 50 --teacher-guidance 5 --refine-steps 1 \
+    --prompts "$WORK/engine_eval/test_prompts.txt" --seed-per-prompt --seeds 0 --out "$WORK/engine_eval" $EV_RESTART -q
+$PY -m shapes.export --work "$WORK" --out "$OUT" --card-only
 for f in "$FX"/shapes-*; do
     "$ROOT/build/tandem" check --fixture "$f" | tail -1 | sed "s|^|$(basename "$f"): |"
 done
