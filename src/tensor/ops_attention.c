@@ -55,16 +55,9 @@ static void att_task(void *ctx, int ith, int nth) {
 static atomic_int att_kernel = -1; /* -1: not read from the environment yet */
 
 tdm_att_kernel tdm_attention_get_kernel(void) {
-    int a = atomic_load(&att_kernel);
-    if (a >= 0) return (tdm_att_kernel)a;
-    const char *e = getenv("TDM_ATTENTION");
-    a = TDM_ATT_AUTO;
-    if (e && strcmp(e, "tiled") == 0) a = TDM_ATT_TILED;
-    else if (e && strcmp(e, "flash") == 0) a = TDM_ATT_FLASH;
-    else if (e && strcmp(e, "flash-generic") == 0) a = TDM_ATT_FLASH_GENERIC;
-    int expect = -1;
-    atomic_compare_exchange_strong(&att_kernel, &expect, a);
-    return (tdm_att_kernel)atomic_load(&att_kernel);
+    static const char *const names[] = {"tiled", "flash", "flash-generic"};
+    static const int values[] = {TDM_ATT_TILED, TDM_ATT_FLASH, TDM_ATT_FLASH_GENERIC};
+    return (tdm_att_kernel)tdm_ops_env_choice(&att_kernel, "TDM_ATTENTION", names, values, 3, TDM_ATT_AUTO);
 }
 
 void tdm_attention_set_kernel(tdm_att_kernel k) { atomic_store(&att_kernel, (int)k); }

@@ -110,16 +110,9 @@ static void gemm_task(void *ctx, int ith, int nth) {
 static atomic_int conv_algo = -1; /* -1: not read from the environment yet */
 
 tdm_conv_algo tdm_conv_get_algo(void) {
-    int a = atomic_load(&conv_algo);
-    if (a >= 0) return (tdm_conv_algo)a;
-    const char *e = getenv("TDM_CONV");
-    a = TDM_CONV_AUTO;
-    if (e && strcmp(e, "im2col") == 0) a = TDM_CONV_IM2COL;
-    else if (e && strcmp(e, "wino2") == 0) a = TDM_CONV_WINO2;
-    else if (e && strcmp(e, "wino4") == 0) a = TDM_CONV_WINO4;
-    int expect = -1;
-    atomic_compare_exchange_strong(&conv_algo, &expect, a);
-    return (tdm_conv_algo)atomic_load(&conv_algo);
+    static const char *const names[] = {"im2col", "wino2", "wino4"};
+    static const int values[] = {TDM_CONV_IM2COL, TDM_CONV_WINO2, TDM_CONV_WINO4};
+    return (tdm_conv_algo)tdm_ops_env_choice(&conv_algo, "TDM_CONV", names, values, 3, TDM_CONV_AUTO);
 }
 
 void tdm_conv_set_algo(tdm_conv_algo algo) { atomic_store(&conv_algo, (int)algo); }

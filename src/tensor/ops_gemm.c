@@ -162,15 +162,9 @@ static void linear_task(void *ctx, int ith, int nth) {
 static atomic_int linear_gemm = -1; /* -1: not read from the environment yet */
 
 tdm_linear_gemm tdm_linear_get_gemm(void) {
-    int g = atomic_load(&linear_gemm);
-    if (g >= 0) return (tdm_linear_gemm)g;
-    const char *e = getenv("TDM_LINEAR");
-    g = TDM_LINEAR_GEMM_DEFAULT;
-    if (e && strcmp(e, "blas") == 0) g = TDM_LINEAR_GEMM_BLAS;
-    else if (e && strcmp(e, "packed") == 0) g = TDM_LINEAR_GEMM_PACKED;
-    int expect = -1;
-    atomic_compare_exchange_strong(&linear_gemm, &expect, g);
-    return (tdm_linear_gemm)atomic_load(&linear_gemm);
+    static const char *const names[] = {"blas", "packed"};
+    static const int values[] = {TDM_LINEAR_GEMM_BLAS, TDM_LINEAR_GEMM_PACKED};
+    return (tdm_linear_gemm)tdm_ops_env_choice(&linear_gemm, "TDM_LINEAR", names, values, 2, TDM_LINEAR_GEMM_DEFAULT);
 }
 
 void tdm_linear_set_gemm(tdm_linear_gemm g) { atomic_store(&linear_gemm, (int)g); }

@@ -295,13 +295,9 @@ int tdm_ops_avx512(void) {
 #if GP_X86
     static atomic_int cpu = -1;
     if (atomic_load(&cpu) < 0) atomic_store(&cpu, tdm_cpu_detect().avx512f);
-    int allowed = atomic_load(&avx512_allowed);
-    if (allowed < 0) {
-        const char *e = getenv("TDM_AVX512");
-        int expect = -1;
-        atomic_compare_exchange_strong(&avx512_allowed, &expect, !(e && strcmp(e, "0") == 0));
-        allowed = atomic_load(&avx512_allowed);
-    }
+    static const char *const names[] = {"0"};
+    static const int values[] = {0};
+    const int allowed = tdm_ops_env_choice(&avx512_allowed, "TDM_AVX512", names, values, 1, 1);
     return allowed && atomic_load(&cpu);
 #else
     return 0;

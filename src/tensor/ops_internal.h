@@ -18,6 +18,12 @@ void tdm_ops_widen(const tdm_tensor *t, int64_t off, int64_t n, float *dst);
 /* Flat element i as f32; t NULL gives dflt. */
 float tdm_ops_weight_at(const tdm_tensor *t, int64_t i, float dflt);
 
+/* Process-wide backend switches ($TDM_LINEAR, $TDM_CONV, ...): *cache holds the choice, -1 until the
+ * first call reads the environment variable var: the value of the first names[i] equal to it
+ * (values[i]), else dflt (unset or unknown). Thread-safe; a setter simply stores into *cache. */
+int tdm_ops_env_choice(atomic_int *cache, const char *var, const char *const names[], const int values[], int n,
+                       int dflt);
+
 /* Single-threaded SGEMM backend (row-major, same contract as tdm_gemm, dimensions already
  * validated). The one place that calls BLAS; sets the BLAS library to 1 thread on first use.
  * Callers split work over the pool themselves. */

@@ -656,15 +656,9 @@ static void out_task(void *ctx, int ith, int nth) {
 static atomic_int wino_gemm = -1; /* -1: not read from the environment yet */
 
 tdm_wino_gemm tdm_wino_get_gemm(void) {
-    int g = atomic_load(&wino_gemm);
-    if (g >= 0) return (tdm_wino_gemm)g;
-    const char *e = getenv("TDM_WINO_GEMM");
-    g = TDM_WINO_GEMM_DEFAULT;
-    if (e && strcmp(e, "blas") == 0) g = TDM_WINO_GEMM_BLAS;
-    else if (e && strcmp(e, "packed") == 0) g = TDM_WINO_GEMM_PACKED;
-    int expect = -1;
-    atomic_compare_exchange_strong(&wino_gemm, &expect, g);
-    return (tdm_wino_gemm)atomic_load(&wino_gemm);
+    static const char *const names[] = {"blas", "packed"};
+    static const int values[] = {TDM_WINO_GEMM_BLAS, TDM_WINO_GEMM_PACKED};
+    return (tdm_wino_gemm)tdm_ops_env_choice(&wino_gemm, "TDM_WINO_GEMM", names, values, 2, TDM_WINO_GEMM_DEFAULT);
 }
 
 void tdm_wino_set_gemm(tdm_wino_gemm g) { atomic_store(&wino_gemm, (int)g); }
