@@ -390,12 +390,7 @@ FA_AVX512 static void qk_tile2_avx512(int64_t D, const float *qp, const float *k
 #pragma GCC unroll 2
     for (int64_t d = 0; d < D; d++, qp += QS) {
         const __m512 v0 = _mm512_loadu_ps(kp0 + d * NR), v1 = _mm512_loadu_ps(kp1 + d * NR);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            const __m512 a = _mm512_set1_ps(qp[i]);
-            acc[i][0] = _mm512_fmadd_ps(a, v0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, v1, acc[i][1]);
-        }
+        tdm_avx512_fma6x32(acc, qp, 1, v0, v1);
     }
     const __m512 vc = _mm512_set1_ps(c), ninf = _mm512_set1_ps(-INFINITY);
     const __mmask16 k0 = nvalid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nvalid) - 1u);
@@ -429,12 +424,7 @@ FA_AVX512 static void pv_tile32_avx512(int64_t n, const float *P, int64_t ldP, c
 #pragma GCC unroll 2
     for (int64_t j = 0; j < n; j++) {
         const __m512 v0 = _mm512_loadu_ps(vp0 + j * 16), v1 = _mm512_loadu_ps(vp1 + j * 16);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            const __m512 p = _mm512_set1_ps(P[i * ldP + j]);
-            acc[i][0] = _mm512_fmadd_ps(p, v0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(p, v1, acc[i][1]);
-        }
+        tdm_avx512_fma6x32(acc, P + j, ldP, v0, v1);
     }
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {

@@ -260,18 +260,8 @@ GP_AVX512 static void kernel_avx512(int64_t kc, const float *a0, const float *a1
 #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; k++) {
         const __m512 v0 = _mm512_loadu_ps(b0 + k * NR), v1 = _mm512_loadu_ps(b1 + k * NR);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            const __m512 av = _mm512_set1_ps(a0[k * MR + i]);
-            acc[i][0] = _mm512_fmadd_ps(av, v0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(av, v1, acc[i][1]);
-        }
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            const __m512 av = _mm512_set1_ps(a1[k * MR + i]);
-            acc[MR + i][0] = _mm512_fmadd_ps(av, v0, acc[MR + i][0]);
-            acc[MR + i][1] = _mm512_fmadd_ps(av, v1, acc[MR + i][1]);
-        }
+        tdm_avx512_fma6x32(acc, a0 + k * MR, 1, v0, v1);
+        tdm_avx512_fma6x32(acc + MR, a1 + k * MR, 1, v0, v1);
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 12

@@ -1,4 +1,4 @@
-/* AVX2 helpers shared by the x86 kernels (ops_winograd.c, ops_gemm_packed.c, ops_attention_flash.c).
+/* AVX2 / AVX-512 helpers shared by the x86 kernels (ops_winograd.c, ops_gemm_packed.c, ops_attention_flash.c).
  * Compiled with per-function target attributes (no global -mavx2): callers check the CPU at run time. */
 #ifndef TDM_TENSOR_SIMD_X86_H
 #define TDM_TENSOR_SIMD_X86_H
@@ -24,6 +24,19 @@ __attribute__((target("avx2"))) static inline void tdm_avx2_transpose8(__m256 r[
     r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* One step of a 6 x 32 register tile: acc[i][h] = fma(a[i * stride], v_h, acc[i][h]) for rows i < 6 and
+ * halves h < 2 (the rank-1 update of the AVX-512 micro-kernels: packed GEMM, flash attention). */
+__attribute__((target("avx512f"), always_inline)) static inline void tdm_avx512_fma6x32(__m512 acc[6][2], const float *a,
+                                                                                       long stride, __m512 v0,
+                                                                                       __m512 v1) {
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        const __m512 av = _mm512_set1_ps(a[i * stride]);
+        acc[i][0] = _mm512_fmadd_ps(av, v0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(av, v1, acc[i][1]);
+    }
 }
 #endif
 
