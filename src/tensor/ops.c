@@ -18,6 +18,22 @@ int tdm_ops_weight_ok(const tdm_tensor *t, int64_t numel) {
 
 int tdm_ops_opt_weight_ok(const tdm_tensor *t, int64_t numel) { return !t || tdm_ops_weight_ok(t, numel); }
 
+int tdm_ops_env_choice(atomic_int *cache, const char *var, const char *const names[], const int values[], int n,
+                       int dflt) {
+    int v = atomic_load(cache);
+    if (v >= 0) return v;
+    const char *e = getenv(var);
+    v = dflt;
+    for (int i = 0; e && i < n; i++)
+        if (strcmp(e, names[i]) == 0) {
+            v = values[i];
+            break;
+        }
+    int expect = -1;
+    atomic_compare_exchange_strong(cache, &expect, v);
+    return atomic_load(cache);
+}
+
 void tdm_ops_widen(const tdm_tensor *t, int64_t off, int64_t n, float *dst) {
     switch (t->dtype) {
     case TDM_F32: memcpy(dst, (const float *)t->data + off, (size_t)n * sizeof(float)); break;

@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "tensor/ops_internal.h"
 
@@ -35,18 +34,3 @@ void tdm_ops_scratch_release(void) { tdm_workspace_free(&tls_ws); }
 
 size_t tdm_ops_scratch_bytes(void) { return tdm_workspace_bytes(&tls_ws); }
 
-int tdm_ops_env_choice(atomic_int *cache, const char *var, const char *const names[], const int values[], int n,
-                       int dflt) {
-    int v = atomic_load(cache);
-    if (v >= 0) return v;
-    const char *e = getenv(var);
-    v = dflt;
-    for (int i = 0; e && i < n; i++)
-        if (strcmp(e, names[i]) == 0) {
-            v = values[i];
-            break;
-        }
-    int expect = -1;
-    atomic_compare_exchange_strong(cache, &expect, v);
-    return atomic_load(cache);
-}
