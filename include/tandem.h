@@ -754,6 +754,9 @@ typedef struct tdm_edit_eval_params {
     int masked;                /* masked editing (settings' mask_*), the pair's source caption as source prompt;
                                   the estimate's UNet evaluations count as the student's edit's (the teacher-only
                                   figure leaves them out: a cheaper baseline than it really is) */
+    int mask_given;            /* with masked: the region is where the renders of the pair's source and target
+                                  differ (what a user would paint; dilated by settings.mask_dilate), not the
+                                  estimate: no UNet evaluations; every method edits inside the same region */
     const char *out_dir;       /* created when missing */
     int restart;               /* discard an existing log */
     int (*on_pair)(void *user, const tdm_edit_eval_progress *progress); /* nonzero cancels */

@@ -501,6 +501,24 @@ static void test_edit_eval(const models *m) {
     CHECK(area && atof(area + 12) > 0 && atof(area + 12) <= 1);
     CHECK_MSG(se && te && atoi(se + 13) == 1 + 2 * 2 && atoi(te + 13) == 2, "masked evals: %s", pair0 ? pair0 : "");
     free(log_c);
+    /* a given region (where the pair's source and target renders differ): no UNet evaluation for it; the
+     * header names it (so the estimated-region log above is not resumed); the area is the changed part */
+    char dir_d[PATH_MAX];
+    snprintf(dir_d, sizeof dir_d, "%s/eeval-d", tdm_test_tmpdir());
+    p.mask_given = 1;
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "mask"));
+    p.out_dir = dir_d;
+    CHECK_MSG(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_OK, "%s", st.msg);
+    char *log_d = slurp(dir_d, "pairs.jsonl");
+    pair0 = log_d ? strchr(log_d, '\n') : NULL;
+    stu = pair0 ? strstr(pair0, "\"student\":{") : NULL;
+    se = stu ? strstr(stu, "\"unet_evals\":") : NULL;
+    area = pair0 ? strstr(pair0, "\"mask_area\":") : NULL;
+    CHECK(log_d && strstr(log_d, "\"region\":\"given"));
+    CHECK_MSG(area && atof(area + 12) > 0 && atof(area + 12) < 1, "given area: %s", pair0 ? pair0 : "");
+    CHECK_MSG(se && atoi(se + 13) == 1, "given-region evals: %s", pair0 ? pair0 : "");
+    free(log_d);
+    p.mask_given = 0;
     p.masked = 0;
     p.n = 0;
     CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG);

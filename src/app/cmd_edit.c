@@ -321,6 +321,8 @@ static void edit_eval_help(void) {
            "  --calibration FILE     tau_k from this file (default: the evaluation's own student oracle scores)\n"
            "  --similarity-model DIR CLIP vision tower: also the embedding cosine of source and edit\n"
            "  --mask                 masked editing (tandem edit --source-prompt) with each pair's source caption\n"
+           "  --mask-given           masked editing in a given region: where the pair's source and target renders\n"
+           "                         differ (what a user would paint), dilated by --mask-dilate; no estimate\n"
            MASK_HELP
            "  --restart              discard an existing log instead of resuming it\n"
            "  the student / teacher / refinement / oracle options of tandem edit (--oracle default checker),\n"
@@ -351,7 +353,7 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     int n = 0, restart = 0, n_k = 3;
     double k[TDM_CLI_MAX_K] = {10, 30, 50}, strength = 0.75;
     uint64_t world_seed = 1001;
-    int masked = 0;
+    int masked = 0, mask_given = 0;
     mask_opts mo;
     mask_opts_init(&mo);
     for (int i = 0; i < argc; i++) {
@@ -370,6 +372,8 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
             restart = 1;
         } else if (strcmp(a, "--mask") == 0) {
             masked = 1;
+        } else if (strcmp(a, "--mask-given") == 0) {
+            masked = mask_given = 1;
         } else if (OPT("--n")) {
             if (err || !tdm_arg_int(cmd, "--n", v, 1, 100000, &n)) return 2;
         } else if (OPT("--out", "-o", "--output")) {
@@ -428,6 +432,7 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     p.settings.strength = (float)strength;
     mask_opts_apply(&mo, &p.settings);
     p.masked = masked;
+    p.mask_given = mask_given;
     p.oracle = oracle;
     p.oracle_model = c.oracle_model;
     p.k = k;

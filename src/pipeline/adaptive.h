@@ -74,6 +74,8 @@ int tdm_vae_shared(const tdm_sd_model *a, const tdm_sd_model *b, char *reason, s
 /* Masked editing: the estimated region (pipeline/edit_mask.c) shared by every stage of one edit. */
 typedef struct tdm_edit_mask_info {
     int active;              /* a mask is set */
+    int given;               /* the region was given (tdm_adaptive_setup_mask_given), not estimated: no maps,
+                                strength, threshold or timestep, no UNet evaluations */
     float *mask;             /* [h, w] 1 = edited, 0 = kept (malloc; tdm_adaptive_setup_clear_mask) */
     int h, w;                /* latent size */
     int maps, dilate;        /* settings used */
@@ -107,6 +109,11 @@ tdm_code tdm_adaptive_setup_refine(tdm_adaptive_setup *s, const tdm_adaptive_par
  * one). */
 tdm_code tdm_adaptive_setup_mask(tdm_adaptive_setup *s, const tdm_adaptive_params *p, const char *source_prompt,
                                  tdm_status *st);
+/* Masked editing with a given region instead of the estimate: region [height, width] (nonzero = edit) at
+ * the edit's size; a latent pixel is in the mask when any pixel of its block is, then dilated by `dilate`
+ * latent pixels (0..16). */
+tdm_code tdm_adaptive_setup_mask_given(tdm_adaptive_setup *s, const unsigned char *region, int width, int height,
+                                       int dilate, tdm_status *st);
 /* Frees s->mask's buffer (no mask afterwards). */
 void tdm_adaptive_setup_clear_mask(tdm_adaptive_setup *s);
 

@@ -174,12 +174,16 @@ void tdm_edit_metadata_add(cJSON *o, const tdm_edit_input *e, const char *mode, 
     cJSON_AddItemToObject(ed, "crop", cJSON_CreateIntArray(crop, 4));
     if (!masked) return;
     cJSON *mk = cJSON_AddObjectToObject(ed, "mask");
-    cJSON_AddStringToObject(mk, "estimate", "diffedit");
-    cJSON_AddStringToObject(mk, "source_prompt", e->params.source_prompt ? e->params.source_prompt : "");
-    cJSON_AddNumberToObject(mk, "maps", mask->maps);
-    cJSON_AddNumberToObject(mk, "strength", tdm_float_as_decimal(mask->strength));
-    cJSON_AddNumberToObject(mk, "timestep", mask->timestep);
-    cJSON_AddNumberToObject(mk, "threshold", tdm_float_as_decimal(mask->threshold));
+    if (mask->given) {
+        cJSON_AddStringToObject(mk, "region_source", "given");
+    } else {
+        cJSON_AddStringToObject(mk, "estimate", "diffedit");
+        cJSON_AddStringToObject(mk, "source_prompt", e->params.source_prompt ? e->params.source_prompt : "");
+        cJSON_AddNumberToObject(mk, "maps", mask->maps);
+        cJSON_AddNumberToObject(mk, "strength", tdm_float_as_decimal(mask->strength));
+        cJSON_AddNumberToObject(mk, "timestep", mask->timestep);
+        cJSON_AddNumberToObject(mk, "threshold", tdm_float_as_decimal(mask->threshold));
+    }
     cJSON_AddNumberToObject(mk, "dilate", mask->dilate);
     cJSON_AddNumberToObject(mk, "area", mask->area);
     cJSON_AddNumberToObject(mk, "unet_evals", mask->unet_evals);

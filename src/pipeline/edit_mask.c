@@ -12,7 +12,11 @@
  *   then dilated by `dilate` latent pixels (square neighbourhood), so that object edges are inside.
  * Classifier-free guidance is not run: DiffEdit's guided difference is g (eps_target - eps_source), a
  * constant factor that the clamp relative to the mean removes. LCM UNets get their guidance embedding
- * (w = guidance - 1). Not for SDXL (pooled text embeddings and micro-conditioning are not wired here). */
+ * (w = guidance - 1). Not for SDXL (pooled text embeddings and micro-conditioning are not wired here).
+ *
+ * A given region (tdm_adaptive_setup_mask_given: a painted mask; in edit-eval --mask-given, where the pair's
+ * source and target renders differ) replaces the estimate: a latent pixel is in the mask when any pixel of
+ * its block is, then the same dilation; no UNet evaluation. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,16 +53,10 @@ static tdm_code check_mask_params(const tdm_adaptive_params *p, tdm_status *st) 
     return TDM_OK;
 }
 
-/* map [h, w] -> binary mask [h, w] (threshold of the clamped map, then dilation); returns the area share. */
-static double binarise(const float *map, int h, int w, float threshold, int dilate, float *mask) {
+/* core [h, w] (0/1) -> mask [h, w] (1.0 / 0.0), dilated by `dilate` latent pixels (square neighbourhood);
+ * returns the area share. */
+static double dilate_core(const unsigned char *core, int h, int w, int dilate, float *mask) {
     const int64_t hw = (int64_t)h * w;
-    double mean = 0;
-    for (int64_t i = 0; i < hw; i++) mean += map[i];
-    mean /= (double)hw;
-    const double clamp = MASK_CLAMP_RATIO * mean;
-    unsigned char *core = calloc((size_t)hw, 1); /* [h, w] */
-    if (!core) return -1;
-    for (int64_t i = 0; i < hw; i++) core[i] = clamp > 0 && fmin(map[i], clamp) / clamp > threshold;
     int64_t on = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -71,8 +69,58 @@ static double binarise(const float *map, int h, int w, float threshold, int dila
             mask[(int64_t)y * w + x] = hit ? 1.0f : 0.0f;
             on += hit;
         }
-    free(core);
     return (double)on / (double)hw;
+}
+
+/* map [h, w] -> binary mask [h, w] (threshold of the clamped map, then dilation); returns the area share. */
+static double binarise(const float *map, int h, int w, float threshold, int dilate, float *mask) {
+    const int64_t hw = (int64_t)h * w;
+    double mean = 0;
+    for (int64_t i = 0; i < hw; i++) mean += map[i];
+    mean /= (double)hw;
+    const double clamp = MASK_CLAMP_RATIO * mean;
+    unsigned char *core = calloc((size_t)hw, 1); /* [h, w] */
+    if (!core) return -1;
+    for (int64_t i = 0; i < hw; i++) core[i] = clamp > 0 && fmin(map[i], clamp) / clamp > threshold;
+    const double area = dilate_core(core, h, w, dilate, mask);
+    free(core);
+    return area;
+}
+
+tdm_code tdm_adaptive_setup_mask_given(tdm_adaptive_setup *s, const unsigned char *region, int width, int height,
+                                       int dilate, tdm_status *st) {
+    tdm_adaptive_setup_clear_mask(s);
+    if (!region) return tdm_fail(st, TDM_ERR_INVALID_ARG, "masked editing: no region given");
+    if (dilate < 0 || dilate > 16)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "mask dilation %d out of range [0, 16]", dilate);
+    const tdm_gen_plan *sp = &s->sp;
+    if (width != sp->width || height != sp->height)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "masked editing: the region is %dx%d, the edit %dx%d", width, height,
+                        sp->width, sp->height);
+    const int sc = tdm_vae_latent_scale(&s->sm->vae->cfg);
+    const int h = height / sc, w = width / sc;
+    const int64_t hw = (int64_t)h * w;
+    unsigned char *core = calloc((size_t)hw, 1);          /* [h, w] */
+    float *mask = calloc((size_t)hw, sizeof(float));       /* [h, w] */
+    if (!core || !mask) {
+        free(core);
+        free(mask);
+        return tdm_fail(st, TDM_ERR_NOMEM, "masked editing: out of memory");
+    }
+    /* a latent pixel is in the region when any pixel of its sc x sc block is */
+    for (int y = 0; y < h * sc; y++)
+        for (int x = 0; x < w * sc; x++)
+            if (region[(int64_t)y * width + x]) core[(int64_t)(y / sc) * w + x / sc] = 1;
+    tdm_edit_mask_info *mi = &s->mask;
+    mi->active = 1;
+    mi->given = 1;
+    mi->mask = mask;
+    mi->h = h;
+    mi->w = w;
+    mi->dilate = dilate;
+    mi->area = dilate_core(core, h, w, dilate, mask);
+    free(core);
+    return TDM_OK;
 }
 
 tdm_code tdm_adaptive_setup_mask(tdm_adaptive_setup *s, const tdm_adaptive_params *p, const char *source_prompt,

@@ -48,7 +48,11 @@ static cJSON *settings_json(const tdm_edit_eval_params *p, const tdm_model *stud
     tdm_evalc_add_u64(o, "world_seed", p->world_seed);
     tdm_evalc_add_u64(o, "seed", p->seed);
     cJSON_AddStringToObject(o, "pair_rule", "pair i: tdm_world_edit_pair_make(world_seed, i), noise seed seed + i");
-    if (p->masked) { /* masked editing with the pair's source caption (edit_mask.c) */
+    if (p->masked && p->mask_given) { /* masked editing with the region where the scenes differ */
+        cJSON *mk = cJSON_AddObjectToObject(o, "mask");
+        cJSON_AddStringToObject(mk, "region", "given: the pixels where the source and target renders differ");
+        cJSON_AddNumberToObject(mk, "dilate", a->mask_dilate);
+    } else if (p->masked) { /* masked editing with the pair's source caption (edit_mask.c) */
         cJSON *mk = cJSON_AddObjectToObject(o, "mask");
         cJSON_AddStringToObject(mk, "source_prompt", "the pair's source caption");
         cJSON_AddNumberToObject(mk, "maps", a->mask_maps);
@@ -171,6 +175,32 @@ static tdm_code render_source(const tdm_world_scene *sc, int W, int H, tdm_image
     return rc;
 }
 
+/* The given edit region of a pair: the pixels where the renders of the source and the target differ by more
+ * than REGION_DIFF in some channel (what a user would paint for this edit). region [H, W] (malloc). */
+#define REGION_DIFF 16
+static tdm_code pair_region(const tdm_world_edit_pair *wp, const tdm_image *src, unsigned char **region,
+                            tdm_status *st) {
+    tdm_image tgt = {0};
+    TDM_TRY(render_source(&wp->target, src->width, src->height, &tgt, st));
+    const int64_t n = (int64_t)src->width * src->height;
+    unsigned char *r = malloc((size_t)n); /* [H, W] */
+    if (!r) {
+        tdm_image_free(&tgt);
+        return tdm_fail(st, TDM_ERR_NOMEM, "edit-eval: out of memory");
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int d = 0;
+        for (int c = 0; c < 3; c++) {
+            const int v = abs((int)src->pixels[3 * i + c] - (int)tgt.pixels[3 * i + c]);
+            if (v > d) d = v;
+        }
+        r[i] = d > REGION_DIFF;
+    }
+    tdm_image_free(&tgt);
+    *region = r;
+    return TDM_OK;
+}
+
 /* Scores run r's edit beyond the oracle (tdm_evalc_score_fn): checker on the target caption, preservation,
  * similarity to the source. */
 typedef struct pair_user {
@@ -217,7 +247,12 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
     s->mask_area = NAN;
     tdm_code rc = TDM_OK;
     double mask_seconds = 0;
-    if (p->masked) { /* the region from the student's UNet, shared by the three runs */
+    if (p->masked && p->mask_given) { /* the region where the scenes differ, shared by the three runs */
+        unsigned char *region = NULL; /* [H, W] */
+        rc = pair_region(wp, &src, &region, st);
+        if (!rc) rc = tdm_adaptive_setup_mask_given(su, region, src.width, src.height, p->settings.mask_dilate, st);
+        free(region);
+    } else if (p->masked) { /* the region from the student's UNet, shared by the three runs */
         const double t0 = c->clock(c->clock_user);
         rc = tdm_adaptive_setup_mask(su, &p->settings, wp->source_caption, st);
         mask_seconds = c->clock(c->clock_user) - t0;

@@ -41,6 +41,9 @@ def main(argv=None):
     ap.add_argument("--ema", type=float, default=0.995, help="EMA of the student weights (exported)")
     ap.add_argument("--sample-steps", type=int, default=4, help="student steps of the quick evaluation")
     ap.add_argument("--eval-n", type=int, default=64)
+    ap.add_argument("--snapshot-every", type=int, default=0,
+                    help="also save the exported (EMA) weights every N steps to WORK/student/snapshots/, for "
+                         "choosing the step on validation prompts (0: off)")
     a = ap.parse_args(argv)
     folder = common.setup(a, STAGE)
     tok = common.load_tokenizer(a.work)
@@ -99,6 +102,9 @@ def main(argv=None):
         opt.step()
         target.update(student)
         ema.update(student)
+        if a.snapshot_every and (i + 1) % a.snapshot_every == 0:
+            d = os.path.join(folder, "snapshots", "step_%d" % (i + 1))
+            common.save_component(ema.model, d, teacher.cfg, "diffusion_pytorch_model.safetensors")
         return {"loss": loss.item()}
 
     done = loop.run(step)
