@@ -356,6 +356,10 @@ typedef struct tdm_adaptive_params {
     float mask_strength;  /* their noise level, a fraction of the timesteps in (0, 1) (default 0.5) */
     float mask_threshold; /* DiffEdit's binarisation of the map clamped at 3 x its mean, in (0, 1) (0.5) */
     int mask_dilate;      /* latent pixels added around the region, 0..16 (default 1) */
+    /* A given region instead of the estimate (an inpainting-style painted mask): an image of the source's
+     * size, fitted (cropped, resized) as the source; pixels brighter than mid-grey (luma > 127) are edited.
+     * Dilated by mask_dilate latent pixels; no UNet evaluation. Not together with source_prompt. */
+    const tdm_image *mask_image;
     /* Teacher steps T of a refinement (0, default: teacher.steps). Lets a run refine with fewer teacher
      * steps than the teacher-only baseline uses (e.g. refine with 10 DDIM steps, compare with 50). */
     int refine_steps;

@@ -657,6 +657,35 @@ static void test_masked(const models *m, const tdm_image *src) {
     CHECK(tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_TEACHER_ONLY, &r1, &st) == TDM_OK &&
           r1.unet_evals_student == 6 && strstr(r1.metadata_json, "sdedit-masked"));
     tdm_adaptive_result_free(&r1);
+    /* a given (painted) region: the left half; no estimate, so only the student's own evaluations; the
+     * metadata names it; a mask of another size, or together with a source prompt, is refused */
+    tdm_image painted = {0};
+    CHECK(tdm_image_alloc(&painted, src->width, src->height, &st) == TDM_OK);
+    for (int y = 0; y < src->height; y++)
+        for (int x = 0; x < src->width; x++)
+            memset(painted.pixels + 3 * ((size_t)y * src->width + x), x < src->width / 2 ? 255 : 0, 3);
+    p.source_prompt = NULL;
+    p.mask_image = &painted;
+    p.mask_dilate = 0;
+    CHECK_MSG(edit(m->e1, m, &p, &r1) == TDM_OK, "%s", st.msg);
+    CHECK_MSG(r1.unet_evals_student == 2, "given region: %d student evaluations", r1.unet_evals_student);
+    j = cJSON_Parse(r1.metadata_json);
+    ed = j ? cJSON_GetObjectItem(j, "edit") : NULL;
+    mk = ed ? cJSON_GetObjectItem(ed, "mask") : NULL;
+    CHECK(mk && cJSON_GetObjectItem(mk, "region_source") && !cJSON_GetObjectItem(mk, "maps") &&
+          fabs(cJSON_GetObjectItem(mk, "area")->valuedouble - 0.5) < 1e-9);
+    cJSON_Delete(j);
+    tdm_adaptive_result_free(&r1);
+    p.source_prompt = "a red circle on the left";
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r1, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "not both"));
+    p.source_prompt = NULL;
+    painted.width /= 2;
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r1, &st) == TDM_ERR_INVALID_ARG &&
+          strstr(st.msg, "mask image"));
+    painted.width *= 2;
+    tdm_image_free(&painted);
+    p.mask_image = NULL;
+    p.source_prompt = "a red circle on the left";
     /* bad settings name the setting */
     const struct {
         int maps, dilate;

@@ -86,6 +86,8 @@ static void edit_help(void) {
            "  --source-prompt TEXT   masked editing: a description of the source image; the region where the\n"
            "                         student's predictions for --prompt and TEXT differ is edited (DiffEdit), the\n"
            "                         rest kept from the source by every stage\n"
+           "  --mask-image FILE      masked editing in a painted region instead: an image of the source's size,\n"
+           "                         white (luma > 127) = edit; dilated by --mask-dilate; not with --source-prompt\n"
            MASK_HELP
            "  --student-only         the student's edit alone (baseline; no threshold needed)\n"
            "  --teacher-only         the teacher's edit alone (baseline; at the student's size)\n"
@@ -118,7 +120,7 @@ int tdm_cmd_edit(int argc, char **argv) {
     tdm_cli_threshold_init(&th);
     double strength = 0.75;
     int mode = TDM_EDIT_ADAPTIVE, n_modes = 0;
-    const char *source_prompt = NULL;
+    const char *source_prompt = NULL, *mask_path = NULL;
     mask_opts mo;
     mask_opts_init(&mo);
     c.seed_random = 1;
@@ -150,6 +152,9 @@ int tdm_cmd_edit(int argc, char **argv) {
         } else if (OPT("--source-prompt")) {
             if (err) return 2;
             source_prompt = v;
+        } else if (OPT("--mask-image")) {
+            if (err) return 2;
+            mask_path = v;
         } else if (OPT("--strength")) {
             if (err || !tdm_cli_arg_double(cmd, "--strength", v, 0, 1, 1, 0, &strength)) return 2;
         } else if (OPT("--similarity-model")) {
@@ -213,7 +218,9 @@ int tdm_cmd_edit(int argc, char **argv) {
     tdm_adaptive_result res;
     memset(&res, 0, sizeof res);
     int exit_code = 1;
+    tdm_image mask_img = {0};
     if (tdm_image_load(image, &src, &st)) goto fail;
+    if (mask_path && tdm_image_load(mask_path, &mask_img, &st)) goto fail;
     tdm_engine_params ep;
     tdm_engine_params_init(&ep);
     ep.n_threads = c.threads;
@@ -246,6 +253,7 @@ int tdm_cmd_edit(int argc, char **argv) {
     p.init_image = &src;
     p.strength = (float)strength;
     p.source_prompt = source_prompt;
+    p.mask_image = mask_path ? &mask_img : NULL;
     mask_opts_apply(&mo, &p);
     int tty = !c.quiet && isatty(STDERR_FILENO);
     p.progress = on_progress;
@@ -299,6 +307,7 @@ done:
     tdm_model_free(teacher_model);
     tdm_engine_free(engine);
     tdm_image_free(&src);
+    tdm_image_free(&mask_img);
     return exit_code;
 }
 

@@ -455,8 +455,12 @@ static tdm_code adaptive_run(tdm_engine *engine, const tdm_model *student, const
     r->handoff_latent = su.handoff_latent;
     snprintf(r->handoff_reason, sizeof r->handoff_reason, "%s", su.handoff_reason);
 
-    /* 0. masked editing: the region, estimated with the student's UNet (counted as the student's) */
-    if (edit && edit->active && p->source_prompt) {
+    /* 0. masked editing: the given region, or the region estimated with the student's UNet (counted as the
+     * student's) */
+    if (edit && edit->active && edit->region) {
+        rc = tdm_adaptive_setup_mask_given(&su, edit->region, edit->image.width, edit->image.height, p->mask_dilate, st);
+        if (rc) goto done;
+    } else if (edit && edit->active && p->source_prompt) {
         rc = tdm_adaptive_setup_mask(&su, p, p->source_prompt, st);
         if (rc) goto done;
     }

@@ -143,6 +143,30 @@ tdm_code tdm_edit_input_make(const tdm_model *student, const tdm_adaptive_params
                               &e->fit, st));
     TDM_TRY(tdm_edit_fit_apply(p->init_image, &e->fit, &e->image, st));
     e->active = 1;
+    if (p->mask_image) { /* the painted region, fitted as the source; luma > 127 = edit */
+        const tdm_image *mk = p->mask_image;
+        tdm_code rc = TDM_OK;
+        if (p->source_prompt)
+            rc = tdm_fail(st, TDM_ERR_INVALID_ARG,
+                          "edit: give a source prompt (estimated region) or a mask image (given region), not both");
+        else if (!mk->pixels || mk->channels != 3 || mk->width != p->init_image->width ||
+                 mk->height != p->init_image->height)
+            rc = tdm_fail(st, TDM_ERR_INVALID_ARG, "edit: the mask image is %dx%d, the source %dx%d (must match)",
+                          mk->width, mk->height, p->init_image->width, p->init_image->height);
+        tdm_image fitted = {0};
+        if (!rc) rc = tdm_edit_fit_apply(mk, &e->fit, &fitted, st);
+        const int64_t n = (int64_t)e->image.width * e->image.height;
+        if (!rc && !(e->region = malloc((size_t)n))) rc = tdm_fail(st, TDM_ERR_NOMEM, "edit: out of memory");
+        for (int64_t i = 0; !rc && i < n; i++) { /* BT.601 luma */
+            const uint8_t *px = fitted.pixels + 3 * i;
+            e->region[i] = 299 * px[0] + 587 * px[1] + 114 * px[2] > 127 * 1000;
+        }
+        tdm_image_free(&fitted);
+        if (rc) {
+            tdm_edit_input_free(e);
+            return rc;
+        }
+    }
     e->source_width = p->init_image->width;
     e->source_height = p->init_image->height;
     e->params = *p;
@@ -155,6 +179,8 @@ tdm_code tdm_edit_input_make(const tdm_model *student, const tdm_adaptive_params
 void tdm_edit_input_free(tdm_edit_input *e) {
     if (!e) return;
     tdm_image_free(&e->image);
+    free(e->region);
+    e->region = NULL;
     e->active = 0;
 }
 
@@ -265,7 +291,10 @@ static tdm_code edit_single(tdm_engine *engine, const tdm_model *student, const 
     tdm_code rc = tdm_adaptive_setup_make(tdm_model_sd(student), tdm_model_sd(teacher), tdm_engine_exec(engine),
                                           &e.params, &su, st);
     if (rc) goto done;
-    if (p->source_prompt) { /* masked editing: the region from the student's UNet, in both modes */
+    if (e.region) { /* masked editing in the given region */
+        rc = tdm_adaptive_setup_mask_given(&su, e.region, e.image.width, e.image.height, p->mask_dilate, st);
+        if (rc) goto done;
+    } else if (p->source_prompt) { /* masked editing: the region from the student's UNet, in both modes */
         rc = tdm_adaptive_setup_mask(&su, &e.params, p->source_prompt, st);
         if (rc) goto done;
     }

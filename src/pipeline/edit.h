@@ -39,6 +39,7 @@ typedef struct tdm_edit_input {
     tdm_image image;            /* the fitted source [height, width, 3] */
     int source_width, source_height;
     tdm_edit_fit fit;
+    unsigned char *region;      /* p->mask_image fitted and thresholded [height, width] (1 = edit), or NULL */
 } tdm_edit_input;
 
 /* e->active = 0 (nothing allocated) without p->init_image. The struct must not move after this call
