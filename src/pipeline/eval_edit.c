@@ -90,6 +90,7 @@ static char *pair_line(const tdm_eeval_pair *s, int i, const tdm_world_edit_pair
         cJSON_AddBoolToObject(rj, "preserved", s->preserved[r]);
         cJSON_AddNumberToObject(rj, "kept", s->kept[r]);
         cJSON_AddNumberToObject(rj, "checked", s->checked[r]);
+        cJSON_AddStringToObject(rj, "lost", s->lost[r]);
         cJSON_AddNumberToObject(rj, "oracle", s->base.oracle[r]);
         add_num_or_null(rj, "similarity", s->similarity[r]);
         cJSON_AddNumberToObject(rj, "unet_evals", s->base.evals[r]);
@@ -148,6 +149,8 @@ static int log_pair(void *user, const char *line, int i) {
         s->kept[r] = (int)kept;
         s->checked[r] = (int)checked;
         s->similarity[r] = sim;
+        const cJSON *lost = cJSON_GetObjectItemCaseSensitive(rj, "lost"); /* optional (older logs lack it) */
+        if (cJSON_IsString(lost)) snprintf(s->lost[r], sizeof s->lost[r], "%s", lost->valuestring);
     }
     cJSON_Delete(o);
     return ok;
@@ -219,7 +222,8 @@ static tdm_code score_run(void *user, int r, const tdm_gen_result *g, tdm_status
     tdm_world_check_result res;
     tdm_world_score(&u->wp->target_query, &an, &res);
     s->base.checker[r] = res.score;
-    s->preserved[r] = tdm_world_preserved(&u->wp->keep, &an, &s->kept[r], &s->checked[r], NULL, 0);
+    s->preserved[r] = tdm_world_preserved(&u->wp->keep, &an, &s->kept[r], &s->checked[r], s->lost[r],
+                                          sizeof s->lost[r]);
     s->similarity[r] = NAN;
     if (u->c->p->similarity)
         TDM_TRY(tdm_image_similarity_cosine(u->c->p->similarity, u->src, img, &s->similarity[r], st));

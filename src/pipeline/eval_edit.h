@@ -21,6 +21,7 @@ typedef struct tdm_eeval_pair {
     int kind, held_out;
     int preserved[TDM_EVAL_N_RUNS];     /* every unchanged attribute kept */
     int kept[TDM_EVAL_N_RUNS], checked[TDM_EVAL_N_RUNS];
+    char lost[TDM_EVAL_N_RUNS][96];      /* names of the attributes not kept ("count,object1.shape"; log only) */
     double similarity[TDM_EVAL_N_RUNS]; /* CLIP cosine to the source; NAN without a model */
     double mask_area;                   /* masked editing: share of the latent in the region (NAN: unmasked) */
 } tdm_eeval_pair;
