@@ -568,6 +568,17 @@ static void test_cli(const tdm_image *src) {
     tdm_test_write_file(path, "\x89PNG\r\n\x1a\ngarbage", 16);
     CLI(1, "e.png", "edit --model tiny-lcm --image e.png --prompt x --tau 1 -q");
     CLI(1, "missing.png", "edit --model tiny-lcm --image missing.png --prompt x --tau 1 -q");
+    /* a painted region: the source itself as the mask (bright pixels edited); a missing mask file names it */
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png -o m.png", base);
+    CLI(0, "", args);
+    snprintf(path, sizeof path, "%s/m.png", tdm_test_tmpdir());
+    CHECK(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"region_source\""));
+    tdm_free(chunk);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image nomask.png", base);
+    CLI(1, "nomask.png", args);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --source-prompt 'a circle'",
+             base);
+    CLI(1, "not both", args);
     CLI(0, "", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee --width 64 --height 64 --steps 1 "
                "--teacher-steps 2 --oracle brightness --k 50 -q");
     snprintf(path, sizeof path, "%s/ee/table.md", tdm_test_tmpdir());
