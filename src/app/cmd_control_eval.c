@@ -10,6 +10,7 @@
 
 #include "app/args.h"
 #include "app/cli_eval_common.h"
+#include "app/cli_preset.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
 
@@ -39,7 +40,8 @@ static void control_eval_help(void) {
            "  --restart              discard an existing DIR/samples.jsonl instead of resuming it\n"
            "student:\n"
            "  --model PATH, --student PATH   (required); --student-unet NAME, --steps N, --guidance F,\n"
-           "  --sampler NAME, --eta F\n"
+           "  --sampler NAME, --eta F, --student-lora PATH[:SCALE] (the student is the model + this LoRA; on the\n"
+           "  teacher's model it shares the teacher's weights; --student-lora-no-share: a merged copy)\n"
            "teacher and refinement:\n"
            "  --teacher PATH (default: the student's model), --teacher-unet NAME, --teacher-steps N,\n"
            "  --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F, --refine-strength S (default 0.4)\n"
@@ -79,6 +81,9 @@ int tdm_cmd_control_eval(int argc, char **argv) {
     const char *cn_path = NULL;
     double k[TDM_CLI_MAX_K] = {10, 30, 50};
     int n_k = 3;
+    tdm_cli_loras slora; /* --student-lora ... */
+    memset(&slora, 0, sizeof slora);
+    int lora_share = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0;
@@ -86,7 +91,10 @@ int tdm_cmd_control_eval(int argc, char **argv) {
             fprintf(stderr, "tandem %s: %s: the prompts and conditions are the world scenes' (see --help)\n", cmd, a);
             return 2;
         }
-        int r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
+        int r = tdm_cli_student_lora_parse(cmd, argc, argv, &i, &slora, &lora_share);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
         if (r != 0) {
             if (r < 0) return 2;
             continue;
@@ -159,7 +167,8 @@ int tdm_cmd_control_eval(int argc, char **argv) {
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
-    if (tdm_cli_load_pair(&c, &t, &student, &teacher, &st)) goto fail;
+    if (tdm_cli_load_pair_lora(&c, &t, &slora, lora_share, &student, &teacher, &st)) goto fail;
+    tdm_cli_student_lora_print(student, &slora, c.quiet);
     if (tdm_controlnet_load(cn_path, &cn, &st)) goto fail;
 
     tdm_adaptive_params *s = &p.settings;
@@ -204,8 +213,8 @@ fail:
 done:
     tdm_controlnet_free(cn);
     tdm_oracle_free(oracle);
+    tdm_model_free(student); /* first: a student derived with --student-lora views the teacher's weights */
     tdm_model_free(teacher);
-    tdm_model_free(student);
     tdm_engine_free(engine);
     return exit_code;
 }
