@@ -425,6 +425,8 @@ static void test_cli(void) {
     CLI(2, "must be below", args);
     snprintf(args, sizeof args, "%s --n 2 --out x --oracle nonsense", base);
     CLI(1, "unknown oracle 'nonsense'", args);
+    snprintf(args, sizeof args, "%s --n 1 --out x --student-lora nolora.safetensors", base);
+    CLI(1, "nolora.safetensors", args); /* the LoRA student: its file is loaded (and named when missing) */
     CLI(0, "", "control-eval --help");
 }
 
