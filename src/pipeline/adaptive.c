@@ -457,13 +457,8 @@ static tdm_code adaptive_run(tdm_engine *engine, const tdm_model *student, const
 
     /* 0. masked editing: the given region, or the region estimated with the student's UNet (counted as the
      * student's) */
-    if (edit && edit->active && edit->region) {
-        rc = tdm_adaptive_setup_mask_given(&su, edit->region, edit->image.width, edit->image.height, p->mask_dilate, st);
-        if (rc) goto done;
-    } else if (edit && edit->active && p->source_prompt) {
-        rc = tdm_adaptive_setup_mask(&su, p, p->source_prompt, st);
-        if (rc) goto done;
-    }
+    rc = tdm_edit_setup_mask(&su, edit, st);
+    if (rc) goto done;
 
     /* 1. student */
     tdm_gen_result sres;

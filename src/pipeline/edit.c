@@ -176,6 +176,14 @@ tdm_code tdm_edit_input_make(const tdm_model *student, const tdm_adaptive_params
     return TDM_OK;
 }
 
+tdm_code tdm_edit_setup_mask(struct tdm_adaptive_setup *su, const tdm_edit_input *e, tdm_status *st) {
+    if (!e || !e->active) return TDM_OK;
+    if (e->region)
+        return tdm_adaptive_setup_mask_given(su, e->region, e->image.width, e->image.height, e->params.mask_dilate, st);
+    if (e->params.source_prompt) return tdm_adaptive_setup_mask(su, &e->params, e->params.source_prompt, st);
+    return TDM_OK;
+}
+
 void tdm_edit_input_free(tdm_edit_input *e) {
     if (!e) return;
     tdm_image_free(&e->image);
@@ -291,13 +299,8 @@ static tdm_code edit_single(tdm_engine *engine, const tdm_model *student, const 
     tdm_code rc = tdm_adaptive_setup_make(tdm_model_sd(student), tdm_model_sd(teacher), tdm_engine_exec(engine),
                                           &e.params, &su, st);
     if (rc) goto done;
-    if (e.region) { /* masked editing in the given region */
-        rc = tdm_adaptive_setup_mask_given(&su, e.region, e.image.width, e.image.height, p->mask_dilate, st);
-        if (rc) goto done;
-    } else if (p->source_prompt) { /* masked editing: the region from the student's UNet, in both modes */
-        rc = tdm_adaptive_setup_mask(&su, &e.params, p->source_prompt, st);
-        if (rc) goto done;
-    }
+    rc = tdm_edit_setup_mask(&su, &e, st); /* masked editing, in both modes */
+    if (rc) goto done;
     if (!oracle && p->oracle_name && strcmp(p->oracle_name, "none") != 0) {
         rc = tdm_oracle_open(p->oracle_name, p->oracle_model, engine, &own, st);
         if (rc) goto done;

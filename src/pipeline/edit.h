@@ -47,6 +47,10 @@ typedef struct tdm_edit_input {
 tdm_code tdm_edit_input_make(const tdm_model *student, const tdm_adaptive_params *p, tdm_edit_input *e,
                              tdm_status *st);
 void tdm_edit_input_free(tdm_edit_input *e);
+/* Masked editing for an active edit input: the given region (e->region, from mask_image) or the region
+ * estimated with the student's UNet (e->params.source_prompt) into su->mask; nothing without either. */
+struct tdm_adaptive_setup;
+tdm_code tdm_edit_setup_mask(struct tdm_adaptive_setup *su, const tdm_edit_input *e, tdm_status *st);
 
 /* Adds "edit": {mode, method, source_width, source_height, width, height, strength, fit, crop[, mask]} to a
  * metadata object (mask: the masked-editing region's settings and figures, when mask is active). */
