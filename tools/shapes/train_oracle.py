@@ -15,6 +15,7 @@ Output: WORK/oracle/out/{config.json, med_config.json, vocab.txt, tokenizer_conf
 
 usage (from tools/): /usr/bin/python3 -m shapes.train_oracle [--pairs 10000] [--minutes M] [--steps S] [--resume]"""
 import os
+import re
 import sys
 
 import numpy as np
@@ -70,12 +71,101 @@ def make_pairs(a, split, n, world_seed, seed, path):
     images[idx] = ds["images"][other]
     idx = np.nonzero(kind == len(recipes) + 1)[0]
     images[idx] = ds["images"][idx]
-    scores = data.checker_scores(caps, images)
-    d = {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32), "kind": kind}
+    details = []
+    scores = data.checker_scores(caps, images, details)
+    d = {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32), "kind": kind,
+         "attrs": attribute_targets(details)}
     np.savez(path + ".tmp.npz", **d)
     os.replace(path + ".tmp.npz", path)
     common.log(STAGE, "%s pairs: %d, checker mean %.3f, share of 1.0: %.2f" % (split, n, scores.mean(), (scores == 1).mean()))
     return d
+
+
+ATTR_KINDS = ("present", "colour", "shape", "size", "position", "relation", "background", "count")
+
+
+def attribute_targets(details):
+    """Checker JSON results -> float32 [N, len(ATTR_KINDS)]: the share of each kind of stated attribute
+    the checker found satisfied, NaN where the caption states none of that kind (training-only
+    auxiliary targets; the shipped model keeps ImageReward's single reward head)."""
+    t = np.full((len(details), len(ATTR_KINDS)), np.nan, np.float32)
+    for i, j in enumerate(details):
+        ok, n = np.zeros(len(ATTR_KINDS)), np.zeros(len(ATTR_KINDS))
+        for at in j.get("attributes", []):
+            kind = at["name"].split(".")[-1]
+            if kind in ATTR_KINDS:
+                k = ATTR_KINDS.index(kind)
+                n[k] += 1
+                ok[k] += 1 if at.get("ok") else 0
+        m = n > 0
+        t[i, m] = ok[m] / n[m]
+    return t
+
+
+def make_student_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
+    """Extra samples of the student at the run's settings (RUN_RECIPE) only: n_caps captions from index
+    `start` of the split, each with `seeds` initial noises (the same caption drawn well and badly teaches
+    the oracle to look at the image, not the caption's difficulty) -> dict like make_pairs; cached."""
+    if os.path.exists(path):
+        z = np.load(path)
+        return {k: z[k] for k in z.files}
+    caps = data.captions(split, n_caps, world_seed, start=start) * seeds
+    parts = (common.load_tokenizer(a.work), common.load_text_encoder(a.work), common.load_vae(a.work))
+    student = common.load_unet(a.work, "student")
+    _, sampler, steps, w, _ = RUN_RECIPE
+    images = np.zeros((len(caps), C.IMAGE_SIZE, C.IMAGE_SIZE, 3), np.uint8)
+    chunk = 1024
+    for s in range(0, len(caps), chunk):
+        idx = np.arange(s, min(s + chunk, len(caps)))
+        noise = torch.randn(len(idx), C.LATENT_CHANNELS, C.LATENT_SIZE, C.LATENT_SIZE,
+                            generator=torch.Generator().manual_seed(seed + s))
+        images[idx] = evaluate.generate(a.work, student, sampler, [caps[i] for i in idx], noise, steps, w, seed + s,
+                                        parts=parts)
+        common.log(STAGE, "%s student pairs: %d / %d" % (split, idx[-1] + 1, len(caps)))
+    details = []
+    scores = data.checker_scores(caps, images, details)
+    d = {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32),
+         "kind": np.full(len(caps), 5), "attrs": attribute_targets(details)}
+    np.savez(path + ".tmp.npz", **d)
+    os.replace(path + ".tmp.npz", path)
+    common.log(STAGE, "%s student pairs: %d, checker mean %.3f" % (split, len(caps), scores.mean()))
+    return d
+
+
+def ensure_attrs(d, path):
+    """Adds the auxiliary attribute targets to pairs cached before they existed (re-scores them)."""
+    if "attrs" not in d:
+        details = []
+        data.checker_scores(list(d["captions"]), d["images"], details)
+        d["attrs"] = attribute_targets(details)
+        np.savez(path + ".tmp.npz", **d)
+        os.replace(path + ".tmp.npz", path)
+    return d
+
+
+def mirror_caption(c):
+    """The caption of the horizontally mirrored scene: 'left' and 'right' swap (the grammar's only
+    words with a horizontal direction)."""
+    return re.sub(r"\b(left|right)\b", lambda m: "right" if m.group(1) == "left" else "left", c)
+
+
+def mirrored_pairs(d, path):
+    """Horizontal mirror of every pair (image flipped, 'left' <-> 'right' in its caption), re-scored by the
+    checker (it is mirror-symmetric up to pixel rounding: 2% of 300 student samples score differently
+    mirrored, so the mirrored pairs get their own scores, not the originals'); cached."""
+    if os.path.exists(path):
+        z = np.load(path)
+        return {k: z[k] for k in z.files}
+    caps = [mirror_caption(c) for c in d["captions"]]
+    images = np.ascontiguousarray(d["images"][:, :, ::-1])
+    details = []
+    scores = data.checker_scores(caps, images, details)
+    m = {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32), "kind": d["kind"],
+         "attrs": attribute_targets(details)}
+    np.savez(path + ".tmp.npz", **m)
+    os.replace(path + ".tmp.npz", path)
+    common.log(STAGE, "mirrored pairs: %d, checker mean %.3f" % (len(caps), scores.mean()))
+    return m
 
 
 def spearman(x, y):
@@ -109,6 +199,19 @@ def main(argv=None):
     ap = common.parser(__doc__, steps=3000, batch=64, lr=3e-4)
     ap.add_argument("--pairs", type=int, default=10000, help="training pairs to generate")
     ap.add_argument("--test-pairs", type=int, default=1000)
+    ap.add_argument("--student-extra", type=int, default=0,
+                    help="extra train captions sampled by the student at the run's settings only")
+    ap.add_argument("--student-seeds", type=int, default=2, help="initial noises per extra caption")
+    ap.add_argument("--student-blocks", type=int, default=1,
+                    help="blocks of --student-extra captions each (block b: the next captions, its own noise)")
+    ap.add_argument("--mirror", action="store_true",
+                    help="add every training pair mirrored left-right (caption's left/right swapped, re-scored)")
+    ap.add_argument("--test-student-extra", type=int, default=0,
+                    help="extra held-out test captions of the student at the run's settings (one noise each)")
+    ap.add_argument("--rank-weight", type=float, default=0.0,
+                    help="weight of a pairwise ranking loss (logistic on prediction differences) next to the MSE")
+    ap.add_argument("--aux-weight", type=float, default=0.0,
+                    help="weight of training-only per-attribute heads (checker's attribute kinds; not exported)")
     a = ap.parse_args(argv)
     folder = common.setup(a, STAGE)
     out = common.out_dir(a.work, STAGE)
@@ -116,18 +219,44 @@ def main(argv=None):
     vocab = wordpiece.train(texts)
     wordpiece.save(out, vocab)
     wp = wordpiece.WordPiece(out)
-    tr = make_pairs(a, "train", a.pairs, a.world_seed, 100, os.path.join(folder, "pairs_train_%d.npz" % a.pairs))
-    te = make_pairs(a, "test", a.test_pairs, a.world_seed + 2000, 200, os.path.join(folder, "pairs_test_%d.npz" % a.test_pairs))
+    p_tr = os.path.join(folder, "pairs_train_%d.npz" % a.pairs)
+    p_te = os.path.join(folder, "pairs_test_%d.npz" % a.test_pairs)
+    tr = make_pairs(a, "train", a.pairs, a.world_seed, 100, p_tr)
+    te = make_pairs(a, "test", a.test_pairs, a.world_seed + 2000, 200, p_te)
+    te_run = None
+    keys = ("images", "captions", "scores", "kind", "attrs")
+    if a.student_extra > 0:  # captions after the a.pairs used above
+        tr = ensure_attrs(tr, p_tr)
+        for b in range(a.student_blocks):
+            ex = make_student_pairs(a, "train", a.student_extra, a.student_seeds, a.world_seed,
+                                    a.pairs + b * a.student_extra, 300 + 7919 * b, os.path.join(
+                                        folder, "student_train_%d_x%d%s.npz" % (
+                                            a.student_extra, a.student_seeds, "_b%d" % b if b else "")))
+            tr = {k: np.concatenate([tr[k], ex[k]]) for k in keys}
+    if a.mirror:
+        tr = ensure_attrs(tr, p_tr)
+        mi = mirrored_pairs(tr, os.path.join(folder, "mirrored_%d.npz" % len(tr["scores"])))
+        tr = {k: np.concatenate([tr[k], mi[k]]) for k in keys}
+    if a.test_student_extra > 0:
+        te_run = make_student_pairs(a, "test", a.test_student_extra, 1, a.world_seed + 2000, a.test_pairs, 400,
+                                    os.path.join(folder, "student_test_%d.npz" % a.test_student_extra))
+    if a.aux_weight > 0:
+        tr = ensure_attrs(tr, p_tr)
     cfg, med = nn_blip.configs(wp.vocab_size)
     model = nn_blip.ImageReward(cfg, med)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+    aux = torch.nn.Linear(med["hidden_size"], len(ATTR_KINDS))  # training only
+    params = list(model.parameters()) + (list(aux.parameters()) if a.aux_weight > 0 else [])
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
     g = np.random.default_rng(a.seed)
 
     def state():
-        return {"model": model.state_dict(), "opt": opt.state_dict(), "np_rng": g.bit_generator.state}
+        return {"model": model.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
+                "np_rng": g.bit_generator.state}
 
     def restore(s):
         model.load_state_dict(s["model"])
+        if "aux" in s:
+            aux.load_state_dict(s["aux"])
         opt.load_state_dict(s["opt"])
         g.bit_generator.state = s["np_rng"]
 
@@ -143,11 +272,31 @@ def main(argv=None):
         if g.random() < 0.5:  # no flips: left/right matter; small brightness jitter only
             x = (x + torch.empty(len(idx), 1, 1, 1).uniform_(-0.03, 0.03)).clamp(-1, 1)
         px = nn_clip.normalize_images(x * 0.5 + 0.5)
-        loss = F.mse_loss(model(px, ids, mask), torch.from_numpy(tr["scores"][idx]))
+        feats = {}
+        pred = model(px, ids, mask, out=feats)
+        y = torch.from_numpy(tr["scores"][idx])
+        mse = F.mse_loss(pred, y)
+        loss, logs = mse, {"mse": mse.item()}
+        if a.rank_weight > 0:
+            # logistic pairwise loss over the batch's pairs whose checker scores differ by > 0.05:
+            # softplus(-(p_i - p_j) * 10) for y_i > y_j (RankNet; the scale matches scores in [0, 1])
+            dy = y[:, None] - y[None, :]
+            sel = dy > 0.05
+            if sel.any():
+                dp = (pred[:, None] - pred[None, :])[sel]
+                rank = F.softplus(-10.0 * dp).mean()
+                loss = loss + a.rank_weight * rank
+                logs["rank"] = rank.item()
+        if a.aux_weight > 0:
+            t = torch.from_numpy(tr["attrs"][idx])
+            m = ~torch.isnan(t)
+            la = F.binary_cross_entropy_with_logits(aux(feats["text_cls"])[m], t[m])
+            loss = loss + a.aux_weight * la
+            logs["aux"] = la.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": loss.item()}
+        return logs
 
     done = loop.run(step)
     model.eval()
@@ -156,18 +305,28 @@ def main(argv=None):
     run = te["kind"] == 5  # held-out student samples at the run's settings (RUN_RECIPE is recipe 5)
     rho_run = spearman(pred[run], te["scores"][run]) if run.sum() > 2 else float("nan")
     rho_tr = spearman(predict(model, wp, tr["images"][:500], caps[:500]), tr["scores"][:500])
+    metrics = {"step": loop.step, "minutes": loop.seconds / 60, "spearman_test": rho,
+               "spearman_test_student_run": rho_run, "n_test_student_run": int(run.sum()),
+               "spearman_train500": rho_tr, "n_train_pairs": n, "n_test_pairs": len(te["scores"]),
+               "student_extra": a.student_extra, "student_seeds": a.student_seeds, "rank_weight": a.rank_weight,
+               "aux_weight": a.aux_weight, "student_blocks": a.student_blocks, "mirror": a.mirror,
+               "finished": done}
+    if te_run is not None:
+        p2 = predict(model, wp, te_run["images"], list(te_run["captions"]))
+        metrics["spearman_test_student_extra"] = spearman(p2, te_run["scores"])
+        metrics["n_test_student_extra"] = int(len(p2))
     common.save_component(model, out, cfg, "model.safetensors")
     common.write_json(os.path.join(out, "med_config.json"), med)
     common.write_json(os.path.join(out, "tokenizer_config.json"), {
         "do_lower_case": True, "model_max_length": 35, "tokenizer_class": "BertTokenizer",
         "additional_special_tokens": ["[DEC]", "[ENC]"], "bos_token": "[DEC]", "cls_token": "[CLS]",
         "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]", "mask_token": "[MASK]"})
-    common.write_json(os.path.join(out, "metrics.json"), {
-        "step": loop.step, "minutes": loop.seconds / 60, "spearman_test": rho, "spearman_test_student_run": rho_run,
-        "n_test_student_run": int(run.sum()), "spearman_train500": rho_tr,
-        "n_train_pairs": n, "n_test_pairs": len(te["scores"]), "finished": done})
-    common.log(STAGE, "Spearman vs checker: held-out %.3f, held-out student at the run's settings %.3f (%d), "
-               "train %.3f -> %s" % (rho, rho_run, run.sum(), rho_tr, out))
+    common.write_json(os.path.join(out, "metrics.json"), metrics)
+    common.log(STAGE, "Spearman vs checker: held-out %.3f, held-out student at the run's settings %.3f (%d)%s, "
+               "train %.3f -> %s" % (rho, rho_run, run.sum(),
+                                     (", extra held-out student %.3f (%d)" % (metrics["spearman_test_student_extra"],
+                                                                             metrics["n_test_student_extra"]))
+                                     if te_run is not None else "", rho_tr, out))
 
 
 if __name__ == "__main__":
