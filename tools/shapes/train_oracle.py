@@ -4,16 +4,22 @@ cross-attention + 5-layer linear head, ImageReward key names) with a WordPiece v
 the captions, trained to regress the checker score (`tandem score --checker`) of generated samples,
 the way ImageReward learned from human ratings.
 
-Training pairs (WORK/oracle/pairs_*.npz, built once): for train-split prompts, samples of the teacher
+Training pairs (WORK/oracle/*.npz, built once): for 10000 train-split prompts, samples of the teacher
 (DDIM with few steps and varied guidance: a spread of qualities) and of the student (1, 2, 4 steps; the
 4-step guidance-5 samples the adaptive run routes are the largest share, about 37%), plus real scenes paired
-with the caption of another scene (15%, mismatches) or with their own (5%); every pair scored by the
-checker. Held-out pairs: the same on test-split prompts. Loss: MSE on the score; metrics: Spearman rank
-correlation with the checker on the held-out pairs, and on the held-out student samples at the run's
-settings alone (what routing needs).
+with the caption of another scene (15%, mismatches) or with their own (5%); then 2 blocks of 5000 further
+train prompts drawn by the student at the run's settings only, each with 2 initial noises (20000: the same
+caption drawn well and badly), and every pair mirrored left-right (caption's left/right swapped) and
+re-scored: 60000 pairs, every one scored by the checker. Held-out pairs: the first recipe mix on 1000
+test-split prompts, and 1000 further test prompts drawn by the student at the run's settings.
+Loss: MSE on the score + 0.5 x a pairwise ranking loss over the batch + 0.3 x training-only per-attribute
+heads (the checker's attribute kinds; not exported). Metrics: Spearman rank correlation with the checker on
+the held-out pairs, and on the held-out student samples at the run's settings alone (what routing needs).
 Output: WORK/oracle/out/{config.json, med_config.json, vocab.txt, tokenizer_config.json, model.safetensors}.
 
-usage (from tools/): /usr/bin/python3 -m shapes.train_oracle [--pairs 10000] [--minutes M] [--steps S] [--resume]"""
+usage (from tools/): /usr/bin/python3 -m shapes.train_oracle [--pairs 10000] [--student-extra 5000] [--no-mirror]
+       [--minutes M] [--steps S] [--resume]"""
+import argparse
 import os
 import re
 import sys
@@ -196,21 +202,21 @@ def predict(model, wp, images, caps, batch=128):
 
 
 def main(argv=None):
-    ap = common.parser(__doc__, steps=3000, batch=64, lr=3e-4)
+    ap = common.parser(__doc__, steps=4000, batch=64, lr=3e-4)
     ap.add_argument("--pairs", type=int, default=10000, help="training pairs to generate")
     ap.add_argument("--test-pairs", type=int, default=1000)
-    ap.add_argument("--student-extra", type=int, default=0,
+    ap.add_argument("--student-extra", type=int, default=5000,
                     help="extra train captions sampled by the student at the run's settings only")
     ap.add_argument("--student-seeds", type=int, default=2, help="initial noises per extra caption")
-    ap.add_argument("--student-blocks", type=int, default=1,
+    ap.add_argument("--student-blocks", type=int, default=2,
                     help="blocks of --student-extra captions each (block b: the next captions, its own noise)")
-    ap.add_argument("--mirror", action="store_true",
+    ap.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                     help="add every training pair mirrored left-right (caption's left/right swapped, re-scored)")
-    ap.add_argument("--test-student-extra", type=int, default=0,
+    ap.add_argument("--test-student-extra", type=int, default=1000,
                     help="extra held-out test captions of the student at the run's settings (one noise each)")
-    ap.add_argument("--rank-weight", type=float, default=0.0,
+    ap.add_argument("--rank-weight", type=float, default=0.5,
                     help="weight of a pairwise ranking loss (logistic on prediction differences) next to the MSE")
-    ap.add_argument("--aux-weight", type=float, default=0.0,
+    ap.add_argument("--aux-weight", type=float, default=0.3,
                     help="weight of training-only per-attribute heads (checker's attribute kinds; not exported)")
     a = ap.parse_args(argv)
     folder = common.setup(a, STAGE)
