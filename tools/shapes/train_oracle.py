@@ -38,11 +38,36 @@ STAGE = "oracle"
 RUN_RECIPE = ("student", "cd", 4, 5.0, 3.0)  # the student as acceptance.sh runs it (model, sampler, steps, w, weight)
 
 
+RUN_KIND = 5  # index of RUN_RECIPE among make_pairs' recipes: the pairs' "kind" of student samples at the run's settings
+
+
+def _cached(path):
+    """-> the dict saved at path, or None."""
+    if not os.path.exists(path):
+        return None
+    z = np.load(path)
+    return {k: z[k] for k in z.files}
+
+
+def _save(path, d):
+    np.savez(path + ".tmp.npz", **d)
+    os.replace(path + ".tmp.npz", path)
+    return d
+
+
+def _scored(caps, images, kind):
+    """Pairs scored by the checker -> dict(images, captions, scores, kind, attrs)."""
+    details = []
+    scores = data.checker_scores(caps, images, details)
+    return {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32), "kind": kind,
+            "attrs": attribute_targets(details)}
+
+
 def make_pairs(a, split, n, world_seed, seed, path):
-    """-> dict(images uint8, captions, scores); cached in path."""
-    if os.path.exists(path):
-        z = np.load(path)
-        return {k: z[k] for k in z.files}
+    """-> dict(images uint8, captions, scores, kind, attrs); cached in path."""
+    d = _cached(path)
+    if d is not None:
+        return d
     ds = data.dataset(os.path.join(a.work, "data"), split, n, world_seed)
     caps = list(ds["captions"])
     g = np.random.default_rng(seed)
@@ -57,6 +82,7 @@ def make_pairs(a, split, n, world_seed, seed, path):
     recipes = [("teacher", "ddim", 10, 5.0, 1.0), ("teacher", "ddim", 5, 2.0, 0.5), ("teacher", "ddim", 20, 3.0, 0.5)]
     if "student" in models:
         recipes += [("student", "cd", 1, 5.0, 0.75), ("student", "cd", 2, 5.0, 0.75), RUN_RECIPE]
+        assert recipes.index(RUN_RECIPE) == RUN_KIND
     w = np.array([r[4] for r in recipes])
     kind = g.choice(len(recipes), n, p=w / w.sum())
     u = g.random(n)
@@ -77,13 +103,9 @@ def make_pairs(a, split, n, world_seed, seed, path):
     images[idx] = ds["images"][other]
     idx = np.nonzero(kind == len(recipes) + 1)[0]
     images[idx] = ds["images"][idx]
-    details = []
-    scores = data.checker_scores(caps, images, details)
-    d = {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32), "kind": kind,
-         "attrs": attribute_targets(details)}
-    np.savez(path + ".tmp.npz", **d)
-    os.replace(path + ".tmp.npz", path)
-    common.log(STAGE, "%s pairs: %d, checker mean %.3f, share of 1.0: %.2f" % (split, n, scores.mean(), (scores == 1).mean()))
+    d = _save(path, _scored(caps, images, kind))
+    common.log(STAGE, "%s pairs: %d, checker mean %.3f, share of 1.0: %.2f" % (
+        split, n, d["scores"].mean(), (d["scores"] == 1).mean()))
     return d
 
 
@@ -112,9 +134,9 @@ def make_student_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
     """Extra samples of the student at the run's settings (RUN_RECIPE) only: n_caps captions from index
     `start` of the split, each with `seeds` initial noises (the same caption drawn well and badly teaches
     the oracle to look at the image, not the caption's difficulty) -> dict like make_pairs; cached."""
-    if os.path.exists(path):
-        z = np.load(path)
-        return {k: z[k] for k in z.files}
+    d = _cached(path)
+    if d is not None:
+        return d
     caps = data.captions(split, n_caps, world_seed, start=start) * seeds
     parts = (common.load_tokenizer(a.work), common.load_text_encoder(a.work), common.load_vae(a.work))
     student = common.load_unet(a.work, "student")
@@ -128,24 +150,15 @@ def make_student_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
         images[idx] = evaluate.generate(a.work, student, sampler, [caps[i] for i in idx], noise, steps, w, seed + s,
                                         parts=parts)
         common.log(STAGE, "%s student pairs: %d / %d" % (split, idx[-1] + 1, len(caps)))
-    details = []
-    scores = data.checker_scores(caps, images, details)
-    d = {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32),
-         "kind": np.full(len(caps), 5), "attrs": attribute_targets(details)}
-    np.savez(path + ".tmp.npz", **d)
-    os.replace(path + ".tmp.npz", path)
-    common.log(STAGE, "%s student pairs: %d, checker mean %.3f" % (split, len(caps), scores.mean()))
+    d = _save(path, _scored(caps, images, np.full(len(caps), RUN_KIND)))
+    common.log(STAGE, "%s student pairs: %d, checker mean %.3f" % (split, len(caps), d["scores"].mean()))
     return d
 
 
 def ensure_attrs(d, path):
     """Adds the auxiliary attribute targets to pairs cached before they existed (re-scores them)."""
     if "attrs" not in d:
-        details = []
-        data.checker_scores(list(d["captions"]), d["images"], details)
-        d["attrs"] = attribute_targets(details)
-        np.savez(path + ".tmp.npz", **d)
-        os.replace(path + ".tmp.npz", path)
+        d = _save(path, _scored(list(d["captions"]), d["images"], d["kind"]))
     return d
 
 
@@ -159,18 +172,12 @@ def mirrored_pairs(d, path):
     """Horizontal mirror of every pair (image flipped, 'left' <-> 'right' in its caption), re-scored by the
     checker (it is mirror-symmetric up to pixel rounding: 2% of 300 student samples score differently
     mirrored, so the mirrored pairs get their own scores, not the originals'); cached."""
-    if os.path.exists(path):
-        z = np.load(path)
-        return {k: z[k] for k in z.files}
+    m = _cached(path)
+    if m is not None:
+        return m
     caps = [mirror_caption(c) for c in d["captions"]]
-    images = np.ascontiguousarray(d["images"][:, :, ::-1])
-    details = []
-    scores = data.checker_scores(caps, images, details)
-    m = {"images": images, "captions": np.array(caps), "scores": scores.astype(np.float32), "kind": d["kind"],
-         "attrs": attribute_targets(details)}
-    np.savez(path + ".tmp.npz", **m)
-    os.replace(path + ".tmp.npz", path)
-    common.log(STAGE, "mirrored pairs: %d, checker mean %.3f" % (len(caps), scores.mean()))
+    m = _save(path, _scored(caps, np.ascontiguousarray(d["images"][:, :, ::-1]), d["kind"]))
+    common.log(STAGE, "mirrored pairs: %d, checker mean %.3f" % (len(caps), m["scores"].mean()))
     return m
 
 
@@ -249,6 +256,9 @@ def main(argv=None):
     if a.aux_weight > 0:
         tr = ensure_attrs(tr, p_tr)
     cfg, med = nn_blip.configs(wp.vocab_size)
+    # building pairs loads UNets (their construction draws from the global generator) only when the pairs
+    # are not cached yet: re-seed so that the oracle's initialisation does not depend on the cache
+    torch.manual_seed(a.seed)
     model = nn_blip.ImageReward(cfg, med)
     aux = torch.nn.Linear(med["hidden_size"], len(ATTR_KINDS))  # training only
     params = list(model.parameters()) + (list(aux.parameters()) if a.aux_weight > 0 else [])
@@ -308,7 +318,7 @@ def main(argv=None):
     model.eval()
     pred = predict(model, wp, te["images"], list(te["captions"]))
     rho = spearman(pred, te["scores"])
-    run = te["kind"] == 5  # held-out student samples at the run's settings (RUN_RECIPE is recipe 5)
+    run = te["kind"] == RUN_KIND  # held-out student samples at the run's settings
     rho_run = spearman(pred[run], te["scores"][run]) if run.sum() > 2 else float("nan")
     rho_tr = spearman(predict(model, wp, tr["images"][:500], caps[:500]), tr["scores"][:500])
     metrics = {"step": loop.step, "minutes": loop.seconds / 60, "spearman_test": rho,
