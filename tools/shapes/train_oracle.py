@@ -234,12 +234,11 @@ def main(argv=None):
     wp = wordpiece.WordPiece(out)
     p_tr = os.path.join(folder, "pairs_train_%d.npz" % a.pairs)
     p_te = os.path.join(folder, "pairs_test_%d.npz" % a.test_pairs)
-    tr = make_pairs(a, "train", a.pairs, a.world_seed, 100, p_tr)
+    tr = ensure_attrs(make_pairs(a, "train", a.pairs, a.world_seed, 100, p_tr), p_tr)
     te = make_pairs(a, "test", a.test_pairs, a.world_seed + 2000, 200, p_te)
     te_run = None
     keys = ("images", "captions", "scores", "kind", "attrs")
     if a.student_extra > 0:  # captions after the a.pairs used above
-        tr = ensure_attrs(tr, p_tr)
         for b in range(a.student_blocks):
             ex = make_student_pairs(a, "train", a.student_extra, a.student_seeds, a.world_seed,
                                     a.pairs + b * a.student_extra, 300 + 7919 * b, os.path.join(
@@ -247,14 +246,11 @@ def main(argv=None):
                                             a.student_extra, a.student_seeds, "_b%d" % b if b else "")))
             tr = {k: np.concatenate([tr[k], ex[k]]) for k in keys}
     if a.mirror:
-        tr = ensure_attrs(tr, p_tr)
         mi = mirrored_pairs(tr, os.path.join(folder, "mirrored_%d.npz" % len(tr["scores"])))
         tr = {k: np.concatenate([tr[k], mi[k]]) for k in keys}
     if a.test_student_extra > 0:
         te_run = make_student_pairs(a, "test", a.test_student_extra, 1, a.world_seed + 2000, a.test_pairs, 400,
                                     os.path.join(folder, "student_test_%d.npz" % a.test_student_extra))
-    if a.aux_weight > 0:
-        tr = ensure_attrs(tr, p_tr)
     cfg, med = nn_blip.configs(wp.vocab_size)
     # building pairs loads UNets (their construction draws from the global generator) only when the pairs
     # are not cached yet: re-seed so that the oracle's initialisation does not depend on the cache
@@ -285,7 +281,7 @@ def main(argv=None):
         idx = g.integers(0, n, a.batch)
         ids, mask = encode_text(wp, [caps[j] for j in idx])
         x = data.to_float(tr["images"][idx])
-        if g.random() < 0.5:  # no flips: left/right matter; small brightness jitter only
+        if g.random() < 0.5:  # no random flips (left/right matter; --mirror adds re-captioned mirrors); jitter only
             x = (x + torch.empty(len(idx), 1, 1, 1).uniform_(-0.03, 0.03)).clamp(-1, 1)
         px = nn_clip.normalize_images(x * 0.5 + 0.5)
         feats = {}
@@ -338,11 +334,11 @@ def main(argv=None):
         "additional_special_tokens": ["[DEC]", "[ENC]"], "bos_token": "[DEC]", "cls_token": "[CLS]",
         "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]", "mask_token": "[MASK]"})
     common.write_json(os.path.join(out, "metrics.json"), metrics)
+    extra = ""
+    if te_run is not None:
+        extra = ", extra held-out student %.3f (%d)" % (metrics["spearman_test_student_extra"], len(p2))
     common.log(STAGE, "Spearman vs checker: held-out %.3f, held-out student at the run's settings %.3f (%d)%s, "
-               "train %.3f -> %s" % (rho, rho_run, run.sum(),
-                                     (", extra held-out student %.3f (%d)" % (metrics["spearman_test_student_extra"],
-                                                                             metrics["n_test_student_extra"]))
-                                     if te_run is not None else "", rho_tr, out))
+               "train %.3f -> %s" % (rho, rho_run, run.sum(), extra, rho_tr, out))
 
 
 if __name__ == "__main__":
