@@ -40,7 +40,7 @@ if [ $SMOKE = 1 ]; then
     : "${WORK:=$ROOT/build/shapes-smoke}"; : "${OUT:=$WORK/models}"; : "${FX:=$WORK/fixtures}"
     N="--n-train 2000"
     CLIP="--steps 20 --log-every 5"; VAE="--steps 20 --log-every 5"; TEACH="--steps 20 --log-every 5 --eval-n 16"
-    STUD="--steps 10 --log-every 5 --eval-n 16"; ORA="--steps 20 --log-every 5 --pairs 64 --test-pairs 32 --student-extra 32 --test-student-extra 16"
+    STUD="--steps 10 --log-every 5 --eval-n 16"; ORA="--steps 20 --log-every 5 --pairs 64 --test-pairs 32 --student-extra 32 --test-student-extra 16 --control-extra 16 --test-control-extra 8"
     EVAL="--n 32"; CN="--steps 20 --log-every 5 --eval-n 16"; NE=32
     LORA="--steps 10 --log-every 5 --eval-n 16"
 else

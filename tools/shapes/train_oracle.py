@@ -32,13 +32,17 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "shapes"
 
-from shapes import common, config as C, data, evaluate, nn_blip, nn_clip, wordpiece  # noqa: E402
+from shapes import common, config as C, data, diffusion, evaluate, nn_blip, nn_clip, nn_controlnet, wordpiece  # noqa: E402
 
 STAGE = "oracle"
 RUN_RECIPE = ("student", "cd", 4, 5.0, 3.0)  # the student as acceptance.sh runs it (model, sampler, steps, w, weight)
 
 
 RUN_KIND = 5  # index of RUN_RECIPE among make_pairs' recipes: the pairs' "kind" of student samples at the run's settings
+# Students drawn with the shapes ControlNet as `tandem control-eval` runs them (acceptance.sh: scale 1.25, the
+# scene's own segmentation map): (stage, sampler, steps, guidance, pairs' kind). make_pairs' kinds are 0-7.
+CONTROL_RECIPES = (("student", "cd", 4, 5.0, 8), ("lora", "lcm", 4, 1.0, 9))
+CONTROL_SCALE = 1.25
 
 
 def _cached(path):
@@ -155,6 +159,59 @@ def make_student_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
     return d
 
 
+def _control_student(work, stage):
+    """-> the UNet of a ControlNet recipe's student: the consistency student, or the teacher with the
+    LCM-LoRA (WORK/lora/out) loaded into its wrappers."""
+    if stage != "lora":
+        return common.load_unet(work, stage)
+    from shapes import distill_lora, lora
+    cfg = common.read_json(os.path.join(common.out_dir(work, "lora"), "lora_config.json"))
+    unet, wrappers = distill_lora.build_student(work, cfg["rank"], cfg["alpha"])
+    lora.load(wrappers, os.path.join(common.out_dir(work, "lora"), "pytorch_lora_weights.safetensors"))
+    return unet.eval()
+
+
+@torch.no_grad()
+def make_control_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
+    """Samples drawn with the shapes ControlNet (WORK/controlnet/out, scale CONTROL_SCALE, each scene's own
+    segmentation map as the condition) by each student of CONTROL_RECIPES: n_caps scenes of the split from
+    index `start`, `seeds` initial noises each (routing ranks these samples in `tandem control-eval`; the
+    text-to-image pairs never show the ControlNet's look) -> dict like make_pairs; cached."""
+    d = _cached(path)
+    if d is not None:
+        return d
+    from shapes import distill_lora, train_controlnet
+    masks, recs = data._mask_chunk(split, n_caps, world_seed, start)  # [n_caps, 64, 64] object ids
+    caps = [r["caption"] for r in recs] * seeds
+    masks = np.concatenate([masks] * seeds)
+    tok, te, vae = common.load_tokenizer(a.work), common.load_text_encoder(a.work), common.load_vae(a.work)
+    sf = vae.cfg["scaling_factor"]
+    unc = te(common.ids_tensor(tok, [""]))[0]
+    cn = train_controlnet.load_controlnet(a.work)
+    parts, kinds = [], []
+    for r, (stage, sampler, steps, w, kind) in enumerate(CONTROL_RECIPES):
+        model = nn_controlnet.ControlledUNet(_control_student(a.work, stage), [cn], [CONTROL_SCALE])
+        noise = torch.randn(len(caps), C.LATENT_CHANNELS, C.LATENT_SIZE, C.LATENT_SIZE,
+                            generator=torch.Generator().manual_seed(seed + 2 * r))
+        g = torch.Generator().manual_seed(seed + 2 * r + 1)
+        for s in range(0, len(caps), 32):
+            p = caps[s:s + 32]
+            ctx = te(common.ids_tensor(tok, p))[0]
+            model.set_cond([train_controlnet.cond_tensor(masks[s:s + 32])])
+            if sampler == "lcm":
+                z = distill_lora.sample_lcm(model, noise[s:s + 32], ctx, steps, g)
+            else:
+                z = diffusion.sample_consistency(model, noise[s:s + 32], ctx, unc.expand(len(p), -1, -1), steps, w,
+                                                 generator=g)
+            parts.append(data.to_uint8(vae.decode(z / sf)))
+            if (s // 32) % 32 == 31 or s + 32 >= len(caps):
+                common.log(STAGE, "%s ControlNet pairs, %s: %d / %d" % (split, stage, min(s + 32, len(caps)), len(caps)))
+        kinds.append(np.full(len(caps), kind))
+    d = _save(path, _scored(caps * len(CONTROL_RECIPES), np.concatenate(parts), np.concatenate(kinds)))
+    common.log(STAGE, "%s ControlNet pairs: %d, checker mean %.3f" % (split, len(d["scores"]), d["scores"].mean()))
+    return d
+
+
 def ensure_attrs(d, path):
     """Adds the auxiliary attribute targets to pairs cached before they existed (re-scores them)."""
     if "attrs" not in d:
@@ -221,6 +278,11 @@ def main(argv=None):
                     help="add every training pair mirrored left-right (caption's left/right swapped, re-scored)")
     ap.add_argument("--test-student-extra", type=int, default=1000,
                     help="extra held-out test captions of the student at the run's settings (one noise each)")
+    ap.add_argument("--control-extra", type=int, default=2500,
+                    help="train scenes drawn with the ControlNet by each student of CONTROL_RECIPES (0: none)")
+    ap.add_argument("--control-seeds", type=int, default=2, help="initial noises per ControlNet scene")
+    ap.add_argument("--test-control-extra", type=int, default=500,
+                    help="held-out test scenes drawn with the ControlNet by each student (one noise each)")
     ap.add_argument("--rank-weight", type=float, default=0.5,
                     help="weight of a pairwise ranking loss (logistic on prediction differences) next to the MSE")
     ap.add_argument("--aux-weight", type=float, default=0.3,
@@ -248,6 +310,19 @@ def main(argv=None):
     if a.mirror:
         mi = mirrored_pairs(tr, os.path.join(folder, "mirrored_%d.npz" % len(tr["scores"])))
         tr = {k: np.concatenate([tr[k], mi[k]]) for k in keys}
+    te_ctl = None
+    if a.control_extra > 0:  # train scenes after the text-to-image captions above; mirrored on their own
+        start = a.pairs + a.student_blocks * a.student_extra
+        ct = make_control_pairs(a, "train", a.control_extra, a.control_seeds, a.world_seed, start, 500, os.path.join(
+            folder, "control_train_%d_x%d.npz" % (a.control_extra, a.control_seeds)))
+        parts = [ct]
+        if a.mirror:
+            parts.append(mirrored_pairs(ct, os.path.join(folder, "control_mirrored_%d.npz" % len(ct["scores"]))))
+        tr = {k: np.concatenate([tr[k]] + [c[k] for c in parts]) for k in keys}
+    if a.test_control_extra > 0:
+        te_ctl = make_control_pairs(a, "test", a.test_control_extra, 1, a.world_seed + 2000,
+                                    a.test_pairs + a.test_student_extra, 600,
+                                    os.path.join(folder, "control_test_%d.npz" % a.test_control_extra))
     if a.test_student_extra > 0:
         te_run = make_student_pairs(a, "test", a.test_student_extra, 1, a.world_seed + 2000, a.test_pairs, 400,
                                     os.path.join(folder, "student_test_%d.npz" % a.test_student_extra))
@@ -327,6 +402,13 @@ def main(argv=None):
         p2 = predict(model, wp, te_run["images"], list(te_run["captions"]))
         metrics["spearman_test_student_extra"] = spearman(p2, te_run["scores"])
         metrics["n_test_student_extra"] = int(len(p2))
+    if te_ctl is not None:
+        p3 = predict(model, wp, te_ctl["images"], list(te_ctl["captions"]))
+        for stage, _, _, _, kind in CONTROL_RECIPES:
+            m = te_ctl["kind"] == kind
+            metrics["spearman_test_control_%s" % stage] = spearman(p3[m], te_ctl["scores"][m])
+        metrics["n_test_control"] = int(len(p3))
+    metrics.update(control_extra=a.control_extra, control_seeds=a.control_seeds)
     common.save_component(model, out, cfg, "model.safetensors")
     common.write_json(os.path.join(out, "med_config.json"), med)
     common.write_json(os.path.join(out, "tokenizer_config.json"), {
@@ -337,6 +419,9 @@ def main(argv=None):
     extra = ""
     if te_run is not None:
         extra = ", extra held-out student %.3f (%d)" % (metrics["spearman_test_student_extra"], len(p2))
+    if te_ctl is not None:
+        extra += ", with the ControlNet: %s (%d each)" % (", ".join("%s %.3f" % (name, metrics[
+            "spearman_test_control_" + name]) for name, _, _, _, _ in CONTROL_RECIPES), a.test_control_extra)
     common.log(STAGE, "Spearman vs checker: held-out %.3f, held-out student at the run's settings %.3f (%d)%s, "
                "train %.3f -> %s" % (rho, rho_run, run.sum(), extra, rho_tr, out))
 
