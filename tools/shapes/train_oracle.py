@@ -278,10 +278,11 @@ def main(argv=None):
                     help="add every training pair mirrored left-right (caption's left/right swapped, re-scored)")
     ap.add_argument("--test-student-extra", type=int, default=1000,
                     help="extra held-out test captions of the student at the run's settings (one noise each)")
-    ap.add_argument("--control-extra", type=int, default=2500,
-                    help="train scenes drawn with the ControlNet by each student of CONTROL_RECIPES (0: none)")
+    ap.add_argument("--control-extra", type=int, default=0,
+                    help="train scenes drawn with the ControlNet by each student of CONTROL_RECIPES (0: none, the "
+                         "shipped recipe; the ControlNet-aware experiment of docs/CONTROLNET.md used 2500)")
     ap.add_argument("--control-seeds", type=int, default=2, help="initial noises per ControlNet scene")
-    ap.add_argument("--test-control-extra", type=int, default=500,
+    ap.add_argument("--test-control-extra", type=int, default=0,
                     help="held-out test scenes drawn with the ControlNet by each student (one noise each)")
     ap.add_argument("--rank-weight", type=float, default=0.5,
                     help="weight of a pairwise ranking loss (logistic on prediction differences) next to the MSE")
