@@ -25,8 +25,9 @@ from shapes import common, config as C, data, diffusion  # noqa: E402
 
 
 @torch.no_grad()
-def generate(work, unet, kind, prompts, noise, steps, w, seed, batch=32, parts=None):
-    """-> uint8 images [N, 64, 64, 3]. kind: 'ddim' or 'cd'. parts: (tok, te, vae) to reuse."""
+def generate(work, unet, kind, prompts, noise, steps, w, seed, batch=32, parts=None, control=None):
+    """-> uint8 images [N, 64, 64, 3]. kind: 'ddim', 'cd' or 'lcm' (guidance 1). parts: (tok, te, vae) to
+    reuse. control: object ids [N, 64, 64] of each prompt's scene, the condition of a ControlledUNet `unet`."""
     tok, te, vae = parts or (common.load_tokenizer(work), common.load_text_encoder(work), common.load_vae(work))
     sf = vae.cfg["scaling_factor"]
     unc = te(common.ids_tensor(tok, [""]))[0]
@@ -37,7 +38,13 @@ def generate(work, unet, kind, prompts, noise, steps, w, seed, batch=32, parts=N
         ctx = te(common.ids_tensor(tok, p))[0]
         cu = unc.expand(len(p), -1, -1)
         x = noise[s:s + batch]
-        if kind == "ddim":
+        if control is not None:
+            from shapes import train_controlnet
+            unet.set_cond([train_controlnet.cond_tensor(control[s:s + batch])])
+        if kind == "lcm":
+            from shapes import distill_lora
+            z = distill_lora.sample_lcm(unet, x, ctx, steps, g)
+        elif kind == "ddim":
             z = diffusion.sample_ddim(unet, x, ctx, cu, steps, w)
         else:
             z = diffusion.sample_consistency(unet, x, ctx, cu, steps, w, generator=g)

@@ -32,7 +32,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "shapes"
 
-from shapes import common, config as C, data, diffusion, evaluate, nn_blip, nn_clip, nn_controlnet, wordpiece  # noqa: E402
+from shapes import common, config as C, data, evaluate, nn_blip, nn_clip, nn_controlnet, wordpiece  # noqa: E402
 
 STAGE = "oracle"
 RUN_RECIPE = ("student", "cd", 4, 5.0, 3.0)  # the student as acceptance.sh runs it (model, sampler, steps, w, weight)
@@ -180,34 +180,22 @@ def make_control_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
     d = _cached(path)
     if d is not None:
         return d
-    from shapes import distill_lora, train_controlnet
+    from shapes import train_controlnet
     masks, recs = data._mask_chunk(split, n_caps, world_seed, start)  # [n_caps, 64, 64] object ids
     caps = [r["caption"] for r in recs] * seeds
     masks = np.concatenate([masks] * seeds)
-    tok, te, vae = common.load_tokenizer(a.work), common.load_text_encoder(a.work), common.load_vae(a.work)
-    sf = vae.cfg["scaling_factor"]
-    unc = te(common.ids_tensor(tok, [""]))[0]
+    parts = (common.load_tokenizer(a.work), common.load_text_encoder(a.work), common.load_vae(a.work))
     cn = train_controlnet.load_controlnet(a.work)
-    parts, kinds = [], []
+    images, kinds = [], []
     for r, (stage, sampler, steps, w, kind) in enumerate(CONTROL_RECIPES):
         model = nn_controlnet.ControlledUNet(_control_student(a.work, stage), [cn], [CONTROL_SCALE])
         noise = torch.randn(len(caps), C.LATENT_CHANNELS, C.LATENT_SIZE, C.LATENT_SIZE,
                             generator=torch.Generator().manual_seed(seed + 2 * r))
-        g = torch.Generator().manual_seed(seed + 2 * r + 1)
-        for s in range(0, len(caps), 32):
-            p = caps[s:s + 32]
-            ctx = te(common.ids_tensor(tok, p))[0]
-            model.set_cond([train_controlnet.cond_tensor(masks[s:s + 32])])
-            if sampler == "lcm":
-                z = distill_lora.sample_lcm(model, noise[s:s + 32], ctx, steps, g)
-            else:
-                z = diffusion.sample_consistency(model, noise[s:s + 32], ctx, unc.expand(len(p), -1, -1), steps, w,
-                                                 generator=g)
-            parts.append(data.to_uint8(vae.decode(z / sf)))
-            if (s // 32) % 32 == 31 or s + 32 >= len(caps):
-                common.log(STAGE, "%s ControlNet pairs, %s: %d / %d" % (split, stage, min(s + 32, len(caps)), len(caps)))
+        images.append(evaluate.generate(a.work, model, sampler, caps, noise, steps, w, seed + 2 * r, parts=parts,
+                                        control=masks))
         kinds.append(np.full(len(caps), kind))
-    d = _save(path, _scored(caps * len(CONTROL_RECIPES), np.concatenate(parts), np.concatenate(kinds)))
+        common.log(STAGE, "%s ControlNet pairs, %s: %d" % (split, stage, len(caps)))
+    d = _save(path, _scored(caps * len(CONTROL_RECIPES), np.concatenate(images), np.concatenate(kinds)))
     common.log(STAGE, "%s ControlNet pairs: %d, checker mean %.3f" % (split, len(d["scores"]), d["scores"].mean()))
     return d
 
