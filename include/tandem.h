@@ -761,6 +761,13 @@ typedef struct tdm_edit_eval_params {
     int mask_given;            /* with masked: the region is where the renders of the pair's source and target
                                   differ (what a user would paint; dilated by settings.mask_dilate), not the
                                   estimate: no UNet evaluations; every method edits inside the same region */
+    /* Layout-guided editing: non-NULL conditions every run (student, teacher, refinement) with this ControlNet
+     * and the target scene's segmentation map (tdm_ceval_condition of the edited scene: the layout the edit
+     * asks for, what a user would draw; for colour and background edits the source's own layout) */
+    const tdm_controlnet *controlnet;
+    const char *controlnet_name;  /* recorded (the path given) */
+    float control_scale;          /* default 1 */
+    float control_start, control_end; /* window, defaults 0 / 1 */
     const char *out_dir;       /* created when missing */
     int restart;               /* discard an existing log */
     int (*on_pair)(void *user, const tdm_edit_eval_progress *progress); /* nonzero cancels */

@@ -427,6 +427,54 @@ static char *slurp(const char *dir, const char *name) {
     return buf;
 }
 
+/* Layout-guided edit evaluation (controlnet-sd15-tiny; skipped without it): the header names the ControlNet and
+ * its condition (so an unguided log is not resumed); at scale 0 every run equals the unguided run (a zero
+ * residual), at scale 1 the ControlNet changes the edits; a bad scale is refused. p: a finished 2-pair setup. */
+static void test_edit_eval_control(const models *m, tdm_edit_eval_params *p) {
+    const char *fx = tdm_test_fixture("controlnet-sd15-tiny");
+    if (!fx) {
+        printf("layout-guided edit-eval skipped: controlnet-sd15-tiny absent\n");
+        return;
+    }
+    char path[PATH_MAX], dir0[PATH_MAX], dir1[PATH_MAX], dir2[PATH_MAX];
+    snprintf(path, sizeof path, "%s/model", fx);
+    snprintf(dir0, sizeof dir0, "%s/eeval-cn0", tdm_test_tmpdir());
+    snprintf(dir1, sizeof dir1, "%s/eeval-cn1", tdm_test_tmpdir());
+    snprintf(dir2, sizeof dir2, "%s/eeval-plain", tdm_test_tmpdir());
+    tdm_status st = {0};
+    tdm_controlnet *cn = NULL;
+    CHECK_MSG(tdm_controlnet_load(path, &cn, &st) == TDM_OK, "%s", st.msg);
+    if (!cn) return;
+    tdm_eval_summary sum;
+    p->n = 2;
+    p->out_dir = dir2; /* unguided */
+    CHECK_MSG(tdm_edit_eval(m->e1, m->lcm, m->sd, p, &sum, &st) == TDM_OK, "%s", st.msg);
+    p->controlnet = cn;
+    p->controlnet_name = "controlnet-sd15-tiny";
+    p->control_scale = 0.0f;
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, p, &sum, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "controlnet"));
+    p->out_dir = dir0;
+    CHECK_MSG(tdm_edit_eval(m->e1, m->lcm, m->sd, p, &sum, &st) == TDM_OK, "%s", st.msg);
+    p->control_scale = 1.0f;
+    p->out_dir = dir1;
+    CHECK_MSG(tdm_edit_eval(m->e1, m->lcm, m->sd, p, &sum, &st) == TDM_OK, "%s", st.msg);
+    char *plain = slurp(dir2, "results.jsonl"), *r0 = slurp(dir0, "results.jsonl"), *r1 = slurp(dir1, "results.jsonl");
+    char *log1 = slurp(dir1, "pairs.jsonl");
+    CHECK(log1 && strstr(log1, "\"condition\":\"segmentation of the target scene\"") && strstr(log1, "\"scale\":1"));
+    CHECK_MSG(plain && r0 && strcmp(plain, r0) == 0, "scale 0 differs from the unguided run");
+    CHECK_MSG(plain && r1 && strcmp(plain, r1) != 0, "scale 1 equals the unguided run");
+    p->control_scale = -1.0f;
+    CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, p, &sum, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "control scale"));
+    p->control_scale = 1.0f;
+    p->controlnet = NULL;
+    p->controlnet_name = NULL;
+    free(plain);
+    free(r0);
+    free(r1);
+    free(log1);
+    tdm_controlnet_free(cn);
+}
+
 static void test_edit_eval(const models *m) {
     tdm_status st = {0};
     tdm_oracle *o = NULL;
@@ -520,6 +568,7 @@ static void test_edit_eval(const models *m) {
     free(log_d);
     p.mask_given = 0;
     p.masked = 0;
+    test_edit_eval_control(m, &p);
     p.n = 0;
     CHECK(tdm_edit_eval(m->e1, m->lcm, m->sd, &p, &sum, &st) == TDM_ERR_INVALID_ARG);
     free(results);

@@ -11,6 +11,7 @@
 
 #include "app/args.h"
 #include "app/cli_eval_common.h"
+#include "app/cmd_control.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
 
@@ -96,7 +97,10 @@ static void edit_help(void) {
            "  -o, --out FILE         output PNG (default edit.png; chunks \"parameters\" and \"tandem\" JSON)\n"
            "  --sidecar FILE         also write the JSON to FILE\n"
            "  --student-output FILE  also write the student's edit\n"
-           "the student, teacher, oracle, threshold and refinement options of tandem generate --adaptive:\n"
+           "ControlNet (layout-guided editing: the same controls condition the student and the teacher, e.g. the\n"
+           "segmentation map of the wanted layout):\n");
+    tdm_cli_controls_help();
+    printf("the student, teacher, oracle, threshold and refinement options of tandem generate --adaptive:\n"
            "  --model PATH, --steps N, --guidance F, --sampler NAME, --eta F, --student-unet NAME\n"
            "  --teacher PATH, --teacher-steps N, --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F,\n"
            "  --teacher-unet NAME, --strategy refine|regenerate, --refine-strength S | --refine-noise SIGMA,\n"
@@ -123,6 +127,8 @@ int tdm_cmd_edit(int argc, char **argv) {
     const char *source_prompt = NULL, *mask_path = NULL;
     mask_opts mo;
     mask_opts_init(&mo);
+    tdm_cli_controls controls; /* --controlnet ... (cmd_control.c) */
+    memset(&controls, 0, sizeof controls);
     c.seed_random = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -130,6 +136,7 @@ int tdm_cmd_edit(int argc, char **argv) {
         int r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
         if (r == 0) r = tdm_cli_threshold_parse(cmd, argc, argv, &i, &th);
         if (r == 0) r = mask_opts_parse(cmd, argc, argv, &i, &mo);
+        if (r == 0) r = tdm_cli_controls_parse(cmd, argc, argv, &i, &controls);
         if (r != 0) {
             if (r < 0) return 2;
             continue;
@@ -207,6 +214,7 @@ int tdm_cmd_edit(int argc, char **argv) {
         return 2;
     }
     if (tdm_cli_teacher_check(cmd, &t)) return 2;
+    if (tdm_cli_controls_check(cmd, &controls)) return 2;
     if (c.seed_random) c.seed = tdm_arg_random_seed();
 
     tdm_status st = {0};
@@ -234,6 +242,7 @@ int tdm_cmd_edit(int argc, char **argv) {
     }
     if (!no_oracle && tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
     if (sim_dir && tdm_image_similarity_open(sim_dir, engine, &sim, &st)) goto fail;
+    if (tdm_cli_controls_load(&controls, &st)) goto fail;
 
     tdm_adaptive_params p;
     tdm_adaptive_params_init(&p);
@@ -255,6 +264,8 @@ int tdm_cmd_edit(int argc, char **argv) {
     p.source_prompt = source_prompt;
     p.mask_image = mask_path ? &mask_img : NULL;
     mask_opts_apply(&mo, &p);
+    p.controls = controls.c;
+    p.n_controls = controls.n;
     int tty = !c.quiet && isatty(STDERR_FILENO);
     p.progress = on_progress;
     p.progress_user = &tty;
@@ -306,6 +317,7 @@ done:
     tdm_model_free(student);
     tdm_model_free(teacher_model);
     tdm_engine_free(engine);
+    tdm_cli_controls_free(&controls);
     tdm_image_free(&src);
     tdm_image_free(&mask_img);
     return exit_code;
@@ -333,6 +345,9 @@ static void edit_eval_help(void) {
            "  --mask-given           masked editing in a given region: where the pair's source and target renders\n"
            "                         differ (what a user would paint), dilated by --mask-dilate; no estimate\n"
            MASK_HELP
+           "  --controlnet PATH      layout-guided editing: every run conditioned by this ControlNet with the\n"
+           "                         target scene's segmentation map (the layout the edit asks for)\n"
+           "  --control-scale F, --control-start F, --control-end F   its scale and window (1, 0, 1)\n"
            "  --restart              discard an existing log instead of resuming it\n"
            "  the student / teacher / refinement / oracle options of tandem edit (--oracle default checker),\n"
            "  --width N --height N (default: the student's size), --threads N, -q\n");
@@ -363,6 +378,8 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     double k[TDM_CLI_MAX_K] = {10, 30, 50}, strength = 0.75;
     uint64_t world_seed = 1001;
     int masked = 0, mask_given = 0;
+    const char *cn_path = NULL;
+    float control_scale = 1.0f, control_start = 0.0f, control_end = 1.0f;
     mask_opts mo;
     mask_opts_init(&mo);
     for (int i = 0; i < argc; i++) {
@@ -404,6 +421,15 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
         } else if (OPT("--similarity-model")) {
             if (err) return 2;
             sim_dir = v;
+        } else if (OPT("--controlnet")) {
+            if (err) return 2;
+            cn_path = v;
+        } else if (OPT("--control-scale")) {
+            if (err || !tdm_arg_float(cmd, "--control-scale", v, 0.0, 100.0, &control_scale)) return 2;
+        } else if (OPT("--control-start")) {
+            if (err || !tdm_arg_float(cmd, "--control-start", v, 0.0, 1.0, &control_start)) return 2;
+        } else if (OPT("--control-end")) {
+            if (err || !tdm_arg_float(cmd, "--control-end", v, 0.0, 1.0, &control_end)) return 2;
         } else {
             fprintf(stderr, "tandem %s: unknown option '%s' (see tandem %s --help)\n", cmd, a, cmd);
             return 2;
@@ -423,6 +449,7 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     tdm_model *student = NULL, *teacher_model = NULL;
     tdm_oracle *oracle = NULL;
     tdm_image_similarity *sim = NULL;
+    tdm_controlnet *cn = NULL;
     int exit_code = 1;
     tdm_engine_params ep;
     tdm_engine_params_init(&ep);
@@ -431,6 +458,7 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     if (tdm_cli_load_pair(&c, &t, &student, &teacher_model, &st)) goto fail;
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
     if (sim_dir && tdm_image_similarity_open(sim_dir, engine, &sim, &st)) goto fail;
+    if (cn_path && tdm_controlnet_load(cn_path, &cn, &st)) goto fail;
     tdm_edit_eval_params p;
     tdm_edit_eval_params_init(&p);
     p.world_seed = world_seed;
@@ -448,6 +476,11 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     p.n_k = n_k;
     p.calibration = calibration;
     p.similarity = sim;
+    p.controlnet = cn;
+    p.controlnet_name = cn_path;
+    p.control_scale = control_scale;
+    p.control_start = control_start;
+    p.control_end = control_end;
     p.out_dir = out;
     p.restart = restart;
     eeval_progress pr = {c.quiet, !c.quiet && isatty(STDERR_FILENO)};
@@ -475,6 +508,7 @@ fail:
     tdm_cli_fail_line(cmd, &st);
     exit_code = 1;
 done:
+    tdm_controlnet_free(cn);
     tdm_image_similarity_free(sim);
     tdm_oracle_free(oracle);
     tdm_model_free(student);

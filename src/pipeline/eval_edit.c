@@ -20,6 +20,7 @@
 #include "pipeline/adaptive.h"
 #include "pipeline/calibrate.h"
 #include "pipeline/eval_common.h"
+#include "pipeline/eval_control.h"
 #include "world/checker.h"
 
 #define EEVAL_LOG_FORMAT "tandem-edit-eval-log"
@@ -31,6 +32,9 @@ void tdm_edit_eval_params_init(tdm_edit_eval_params *p) {
     memset(p, 0, sizeof *p);
     p->world_seed = 1001;
     tdm_adaptive_params_init(&p->settings);
+    p->control_scale = 1.0f;
+    p->control_start = 0.0f;
+    p->control_end = 1.0f;
 }
 
 /* ---- settings (the log's header line) ---- */
@@ -61,6 +65,14 @@ static cJSON *settings_json(const tdm_edit_eval_params *p, const tdm_model *stud
         cJSON_AddNumberToObject(mk, "dilate", a->mask_dilate);
     } else {
         cJSON_AddNullToObject(o, "mask");
+    }
+    if (p->controlnet) { /* layout-guided editing (the key is absent otherwise: older logs stay valid) */
+        cJSON *cn = cJSON_AddObjectToObject(o, "controlnet");
+        cJSON_AddStringToObject(cn, "name", p->controlnet_name ? p->controlnet_name : "controlnet");
+        cJSON_AddStringToObject(cn, "condition", "segmentation of the target scene");
+        cJSON_AddNumberToObject(cn, "scale", tdm_float_as_decimal(p->control_scale));
+        cJSON_AddNumberToObject(cn, "start", tdm_float_as_decimal(p->control_start));
+        cJSON_AddNumberToObject(cn, "end", tdm_float_as_decimal(p->control_end));
     }
     return o;
 }
@@ -167,6 +179,7 @@ static tdm_code log_mismatch(void *user, const char *path, const char *line, tdm
 typedef struct eeval_ctx {
     const tdm_edit_eval_params *p;
     tdm_adaptive_setup su;
+    tdm_control control; /* layout-guided editing: its image is set per pair (the target's map) */
     double (*clock)(void *);
     void *clock_user;
 } eeval_ctx;
@@ -242,6 +255,15 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
     s->held_out = wp->held_out;
     tdm_image src = {0};
     TDM_TRY(render_source(&wp->source, c->su.sp.width, c->su.sp.height, &src, st));
+    tdm_image cond = {0}; /* [H, W, 3] the target scene's segmentation map (layout-guided editing) */
+    if (p->controlnet) {
+        tdm_code crc = tdm_ceval_condition(&wp->target, src.width, src.height, &cond, NULL, st);
+        if (crc) {
+            tdm_image_free(&src);
+            return crc;
+        }
+        c->control.image = &cond;
+    }
     tdm_adaptive_setup *su = &c->su;
     su->sgp.prompt = su->tgp.prompt = su->sp.prompt = su->tp.prompt = wp->caption;
     su->sgp.seed = su->tgp.seed = su->sp.seed = su->tp.seed = s->base.seed;
@@ -272,6 +294,8 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
     }
     tdm_adaptive_setup_clear_mask(su);
     su->sgp.init_image = su->tgp.init_image = NULL;
+    c->control.image = NULL;
+    tdm_image_free(&cond);
     tdm_image_free(&src);
     return rc;
 }
@@ -286,6 +310,9 @@ static tdm_code check_params(const tdm_edit_eval_params *p, tdm_status *st) {
     if (p->n_k < 0 || p->n_k > 128 || (p->n_k && !p->k))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: %d values of k (0..128)", p->n_k);
     for (int j = 0; j < p->n_k; j++) TDM_TRY(tdm_calibration_check_k(p->k[j], st));
+    if (p->controlnet && !(isfinite(p->control_scale) && p->control_scale >= 0.0f && p->control_scale <= 100.0f))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: control scale %g is out of range [0, 100]",
+                        (double)p->control_scale);
     const float s = p->settings.strength;
     if (!isfinite(s) || !(s > 0.0f && s <= 1.0f))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: strength %g is out of range (0, 1]", (double)s);
@@ -328,9 +355,20 @@ tdm_code tdm_edit_eval(tdm_engine *engine, const tdm_model *student, const tdm_m
     a.width = W;
     a.height = H;
     a.init_image = &probe;
+    tdm_control_init(&c.control);
+    if (p->controlnet) { /* one control for every stage; resolving the stages with it validates it */
+        c.control.controlnet = p->controlnet;
+        c.control.scale = p->control_scale;
+        c.control.start = p->control_start;
+        c.control.end = p->control_end;
+        c.control.image = &probe; /* a stand-in condition of the run's size */
+        a.controls = &c.control;
+        a.n_controls = 1;
+    }
     rc = tdm_adaptive_setup_make(tdm_model_sd(student), tdm_model_sd(teacher), tdm_engine_exec(engine), &a, &c.su, st);
     if (!rc) rc = tdm_adaptive_setup_refine(&c.su, &a, st);
     c.su.sgp.init_image = c.su.tgp.init_image = NULL;
+    c.control.image = NULL;
     if (rc) goto done;
     const char *oracle_name = tdm_oracle_get_name(p->oracle);
     if (p->calibration) {
@@ -398,6 +436,10 @@ tdm_code tdm_edit_eval(tdm_engine *engine, const tdm_model *student, const tdm_m
     char line[1024] = "";
     tdm_evalc_models_text(student, teacher, &c.su, line, sizeof line);
     tdm_evalc_appendf(line, sizeof line, "; edit strength %g; ", tdm_float_as_decimal(a.strength));
+    if (p->controlnet)
+        tdm_evalc_appendf(line, sizeof line, "ControlNet: %s (the target scene's segmentation, scale %g, window %g..%g); ",
+                          p->controlnet_name ? p->controlnet_name : "controlnet", tdm_float_as_decimal(p->control_scale),
+                          tdm_float_as_decimal(p->control_start), tdm_float_as_decimal(p->control_end));
     tdm_evalc_refine_text(&a, &c.su, line, sizeof line);
     tdm_evalc_appendf(line, sizeof line, "; oracle: %s; %dx%d; world seed %llu, noise seed %llu", oracle_name,
                       c.su.sp.width, c.su.sp.height, (unsigned long long)p->world_seed, (unsigned long long)p->seed);

@@ -42,6 +42,16 @@ RUN_KIND = 5  # index of RUN_RECIPE among make_pairs' recipes: the pairs' "kind"
 # Students drawn with the shapes ControlNet as `tandem control-eval` runs them (acceptance.sh: scale 1.25, the
 # scene's own segmentation map): (stage, sampler, steps, guidance, pairs' kind). make_pairs' kinds are 0-7.
 CONTROL_RECIPES = (("student", "cd", 4, 5.0, 8), ("lora", "lcm", 4, 1.0, 9))
+
+
+def control_recipes(names):
+    """The CONTROL_RECIPES named in a comma list ("student,lora": all, in that order)."""
+    want = [n for n in names.split(",") if n]
+    known = [r[0] for r in CONTROL_RECIPES]
+    bad = [n for n in want if n not in known]
+    if bad or not want:
+        raise SystemExit("train_oracle: --control-students: %s (known: %s)" % (",".join(bad) or "none", ",".join(known)))
+    return tuple(r for r in CONTROL_RECIPES if r[0] in want)
 CONTROL_SCALE = 1.25
 
 
@@ -174,7 +184,7 @@ def _control_student(work, stage):
 @torch.no_grad()
 def make_control_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
     """Samples drawn with the shapes ControlNet (WORK/controlnet/out, scale CONTROL_SCALE, each scene's own
-    segmentation map as the condition) by each student of CONTROL_RECIPES: n_caps scenes of the split from
+    segmentation map as the condition) by each student of --control-students: n_caps scenes of the split from
     index `start`, `seeds` initial noises each (routing ranks these samples in `tandem control-eval`; the
     text-to-image pairs never show the ControlNet's look) -> dict like make_pairs; cached."""
     d = _cached(path)
@@ -187,7 +197,9 @@ def make_control_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
     parts = (common.load_tokenizer(a.work), common.load_text_encoder(a.work), common.load_vae(a.work))
     cn = train_controlnet.load_controlnet(a.work)
     images, kinds = [], []
-    for r, (stage, sampler, steps, w, kind) in enumerate(CONTROL_RECIPES):
+    recipes = control_recipes(a.control_students)
+    for stage, sampler, steps, w, kind in recipes:
+        r = [c[0] for c in CONTROL_RECIPES].index(stage)  # noise seed per student, whichever are drawn
         model = nn_controlnet.ControlledUNet(_control_student(a.work, stage), [cn], [CONTROL_SCALE])
         noise = torch.randn(len(caps), C.LATENT_CHANNELS, C.LATENT_SIZE, C.LATENT_SIZE,
                             generator=torch.Generator().manual_seed(seed + 2 * r))
@@ -195,7 +207,7 @@ def make_control_pairs(a, split, n_caps, seeds, world_seed, start, seed, path):
                                         control=masks))
         kinds.append(np.full(len(caps), kind))
         common.log(STAGE, "%s ControlNet pairs, %s: %d" % (split, stage, len(caps)))
-    d = _save(path, _scored(caps * len(CONTROL_RECIPES), np.concatenate(images), np.concatenate(kinds)))
+    d = _save(path, _scored(caps * len(recipes), np.concatenate(images), np.concatenate(kinds)))
     common.log(STAGE, "%s ControlNet pairs: %d, checker mean %.3f" % (split, len(d["scores"]), d["scores"].mean()))
     return d
 
@@ -270,6 +282,8 @@ def main(argv=None):
                     help="train scenes drawn with the ControlNet by each student of CONTROL_RECIPES (0: none, the "
                          "shipped recipe; the ControlNet-aware experiment of docs/CONTROLNET.md used 2500)")
     ap.add_argument("--control-seeds", type=int, default=2, help="initial noises per ControlNet scene")
+    ap.add_argument("--control-students", default="student,lora",
+                    help="which students of CONTROL_RECIPES draw the ControlNet scenes (comma list)")
     ap.add_argument("--test-control-extra", type=int, default=0,
                     help="held-out test scenes drawn with the ControlNet by each student (one noise each)")
     ap.add_argument("--rank-weight", type=float, default=0.5,
@@ -277,6 +291,8 @@ def main(argv=None):
     ap.add_argument("--aux-weight", type=float, default=0.3,
                     help="weight of training-only per-attribute heads (checker's attribute kinds; not exported)")
     a = ap.parse_args(argv)
+    control_recipes(a.control_students)  # checked before any work
+    tag = "" if a.control_students == "student,lora" else "_" + a.control_students.replace(",", "_")
     folder = common.setup(a, STAGE)
     out = common.out_dir(a.work, STAGE)
     texts = data.captions("train", 100000, a.world_seed)
@@ -303,15 +319,15 @@ def main(argv=None):
     if a.control_extra > 0:  # train scenes after the text-to-image captions above; mirrored on their own
         start = a.pairs + a.student_blocks * a.student_extra
         ct = make_control_pairs(a, "train", a.control_extra, a.control_seeds, a.world_seed, start, 500, os.path.join(
-            folder, "control_train_%d_x%d.npz" % (a.control_extra, a.control_seeds)))
+            folder, "control_train_%d_x%d%s.npz" % (a.control_extra, a.control_seeds, tag)))
         parts = [ct]
         if a.mirror:
-            parts.append(mirrored_pairs(ct, os.path.join(folder, "control_mirrored_%d.npz" % len(ct["scores"]))))
+            parts.append(mirrored_pairs(ct, os.path.join(folder, "control_mirrored_%d%s.npz" % (len(ct["scores"]), tag))))
         tr = {k: np.concatenate([tr[k]] + [c[k] for c in parts]) for k in keys}
     if a.test_control_extra > 0:
         te_ctl = make_control_pairs(a, "test", a.test_control_extra, 1, a.world_seed + 2000,
                                     a.test_pairs + a.test_student_extra, 600,
-                                    os.path.join(folder, "control_test_%d.npz" % a.test_control_extra))
+                                    os.path.join(folder, "control_test_%d%s.npz" % (a.test_control_extra, tag)))
     if a.test_student_extra > 0:
         te_run = make_student_pairs(a, "test", a.test_student_extra, 1, a.world_seed + 2000, a.test_pairs, 400,
                                     os.path.join(folder, "student_test_%d.npz" % a.test_student_extra))
@@ -393,11 +409,11 @@ def main(argv=None):
         metrics["n_test_student_extra"] = int(len(p2))
     if te_ctl is not None:
         p3 = predict(model, wp, te_ctl["images"], list(te_ctl["captions"]))
-        for stage, _, _, _, kind in CONTROL_RECIPES:
+        for stage, _, _, _, kind in control_recipes(a.control_students):
             m = te_ctl["kind"] == kind
             metrics["spearman_test_control_%s" % stage] = spearman(p3[m], te_ctl["scores"][m])
         metrics["n_test_control"] = int(len(p3))
-    metrics.update(control_extra=a.control_extra, control_seeds=a.control_seeds)
+    metrics.update(control_extra=a.control_extra, control_seeds=a.control_seeds, control_students=a.control_students)
     common.save_component(model, out, cfg, "model.safetensors")
     common.write_json(os.path.join(out, "med_config.json"), med)
     common.write_json(os.path.join(out, "tokenizer_config.json"), {
@@ -410,7 +426,8 @@ def main(argv=None):
         extra = ", extra held-out student %.3f (%d)" % (metrics["spearman_test_student_extra"], len(p2))
     if te_ctl is not None:
         extra += ", with the ControlNet: %s (%d each)" % (", ".join("%s %.3f" % (name, metrics[
-            "spearman_test_control_" + name]) for name, _, _, _, _ in CONTROL_RECIPES), a.test_control_extra)
+            "spearman_test_control_" + name]) for name, _, _, _, _ in control_recipes(a.control_students)),
+            a.test_control_extra)
     common.log(STAGE, "Spearman vs checker: held-out %.3f, held-out student at the run's settings %.3f (%d)%s, "
                "train %.3f -> %s" % (rho, rho_run, run.sum(), extra, rho_tr, out))
 
