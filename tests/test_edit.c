@@ -461,6 +461,9 @@ static void test_edit_eval_control(const models *m, tdm_edit_eval_params *p) {
     char *plain = slurp(dir2, "results.jsonl"), *r0 = slurp(dir0, "results.jsonl"), *r1 = slurp(dir1, "results.jsonl");
     char *log1 = slurp(dir1, "pairs.jsonl");
     CHECK(log1 && strstr(log1, "\"condition\":\"segmentation of the target scene\"") && strstr(log1, "\"scale\":1"));
+    char *log_plain = slurp(dir2, "pairs.jsonl"); /* ControlNet calls are logged for guided runs only */
+    CHECK(log1 && strstr(log1, "\"controlnet_calls\":") && log_plain && !strstr(log_plain, "controlnet_calls"));
+    free(log_plain);
     CHECK_MSG(plain && r0 && strcmp(plain, r0) == 0, "scale 0 differs from the unguided run");
     CHECK_MSG(plain && r1 && strcmp(plain, r1) != 0, "scale 1 equals the unguided run");
     p->control_scale = -1.0f;

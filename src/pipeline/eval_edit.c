@@ -84,7 +84,7 @@ static void add_num_or_null(cJSON *o, const char *key, double v) {
     else cJSON_AddNullToObject(o, key);
 }
 
-static char *pair_line(const tdm_eeval_pair *s, int i, const tdm_world_edit_pair *wp) {
+static char *pair_line(const tdm_eeval_pair *s, int i, const tdm_world_edit_pair *wp, int guided) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddNumberToObject(o, "pair", i);
@@ -106,6 +106,7 @@ static char *pair_line(const tdm_eeval_pair *s, int i, const tdm_world_edit_pair
         cJSON_AddNumberToObject(rj, "oracle", s->base.oracle[r]);
         add_num_or_null(rj, "similarity", s->similarity[r]);
         cJSON_AddNumberToObject(rj, "unet_evals", s->base.evals[r]);
+        if (guided) cJSON_AddNumberToObject(rj, "controlnet_calls", s->cn_calls[r]);
         cJSON_AddNumberToObject(rj, "seconds", s->base.seconds[r]);
     }
     cJSON_AddNumberToObject(o, "seconds_oracle", s->base.seconds_oracle);
@@ -153,6 +154,8 @@ static int log_pair(void *user, const char *line, int i) {
              tdm_evalc_num(rj, "checked", &checked) && cJSON_IsBool(pres) && ev >= 0 && ev <= 1e9;
         if (!ok) break;
         if (!tdm_evalc_num(rj, "similarity", &sim)) sim = NAN;
+        double cn = 0; /* layout-guided logs only */
+        if (tdm_evalc_num(rj, "controlnet_calls", &cn) && cn >= 0 && cn <= 1e9) s->cn_calls[r] = (int)cn;
         s->base.checker[r] = (float)c0;
         s->base.oracle[r] = (float)orc;
         s->base.evals[r] = (int)ev;
@@ -283,7 +286,7 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
         rc = tdm_adaptive_setup_mask(su, &p->settings, wp->source_caption, st);
         mask_seconds = c->clock(c->clock_user) - t0;
     }
-    if (!rc) rc = tdm_evalc_run_three(&r, &s->base, NULL, st);
+    if (!rc) rc = tdm_evalc_run_three(&r, &s->base, p->controlnet ? s->cn_calls : NULL, st);
     /* the region's cost is counted with the student's edit (every method but teacher-only runs it; refinement
      * and regeneration reuse its region); the teacher-only figure leaves it out, which only makes that
      * baseline cheaper */
@@ -406,7 +409,7 @@ tdm_code tdm_edit_eval(tdm_engine *engine, const tdm_model *student, const tdm_m
             tdm_fail_context(st, "edit-eval: pair %d (seed %llu)", i, (unsigned long long)(p->seed + (uint64_t)i));
             goto done;
         }
-        rc = tdm_evalc_log_append(f, log_path, pair_line(&pairs[i], i, &wp), "edit-eval", st);
+        rc = tdm_evalc_log_append(f, log_path, pair_line(&pairs[i], i, &wp, p->controlnet != NULL), "edit-eval", st);
         if (rc) goto done;
         if (p->on_pair) {
             tdm_edit_eval_progress pg;

@@ -24,6 +24,7 @@ typedef struct tdm_eeval_pair {
     char lost[TDM_EVAL_N_RUNS][96];      /* names of the attributes not kept ("count,object1.shape"; log only) */
     double similarity[TDM_EVAL_N_RUNS]; /* CLIP cosine to the source; NAN without a model */
     double mask_area;                   /* masked editing: share of the latent in the region (NAN: unmasked) */
+    int cn_calls[TDM_EVAL_N_RUNS];      /* ControlNet forward calls (layout-guided editing; log only) */
 } tdm_eeval_pair;
 
 typedef struct tdm_eeval_report_in {
