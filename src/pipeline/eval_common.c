@@ -72,6 +72,21 @@ void tdm_evalc_add_oracle(cJSON *o, const char *name, const char *model) {
     else cJSON_AddNullToObject(orc, "model");
 }
 
+void tdm_evalc_add_controlnet(cJSON *o, const char *name, const char *condition, float scale, float start, float end) {
+    cJSON *cn = cJSON_AddObjectToObject(o, "controlnet");
+    cJSON_AddStringToObject(cn, "name", name ? name : "controlnet");
+    cJSON_AddStringToObject(cn, "condition", condition);
+    cJSON_AddNumberToObject(cn, "scale", tdm_float_as_decimal(scale));
+    cJSON_AddNumberToObject(cn, "start", tdm_float_as_decimal(start));
+    cJSON_AddNumberToObject(cn, "end", tdm_float_as_decimal(end));
+}
+
+void tdm_evalc_controlnet_text(const char *name, const char *condition, float scale, float start, float end, char *line,
+                               size_t n) {
+    tdm_evalc_appendf(line, n, "ControlNet: %s (%s, scale %g, window %g..%g); ", name ? name : "controlnet", condition,
+                      tdm_float_as_decimal(scale), tdm_float_as_decimal(start), tdm_float_as_decimal(end));
+}
+
 void tdm_evalc_first_difference(const char *have, const char *want, const char *fallback, char *out, size_t n) {
     snprintf(out, n, "%s", fallback);
     cJSON *a = cJSON_Parse(have), *b = cJSON_Parse(want);

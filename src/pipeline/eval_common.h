@@ -35,6 +35,11 @@ void tdm_evalc_add_prompting(cJSON *o, const tdm_adaptive_setup *su);
 void tdm_evalc_add_refine(cJSON *o, const tdm_adaptive_params *a, const tdm_adaptive_setup *su);
 /* "oracle": {"name", "model" (null when none)}. */
 void tdm_evalc_add_oracle(cJSON *o, const char *name, const char *model);
+/* "controlnet": {"name" (default "controlnet"), "condition", "scale", "start", "end"}. */
+void tdm_evalc_add_controlnet(cJSON *o, const char *name, const char *condition, float scale, float start, float end);
+/* Appends "ControlNet: NAME (CONDITION, scale S, window A..B); " to a report line. */
+void tdm_evalc_controlnet_text(const char *name, const char *condition, float scale, float start, float end, char *line,
+                               size_t n);
 
 /* The first top-level key of header `want` whose value differs in header `have` ("'key'"), or fallback when
  * either is not JSON or none differs. */

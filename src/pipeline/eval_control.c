@@ -77,12 +77,8 @@ static cJSON *settings_json(const tdm_control_eval_params *p, const tdm_model *s
     if (!o) return NULL;
     tdm_evalc_add_prompting(o, su);
     tdm_evalc_add_refine(o, &p->settings, su);
-    cJSON *cn = cJSON_AddObjectToObject(o, "controlnet");
-    cJSON_AddStringToObject(cn, "name", p->controlnet_name ? p->controlnet_name : "controlnet");
-    cJSON_AddStringToObject(cn, "condition", "segmentation");
-    cJSON_AddNumberToObject(cn, "scale", tdm_float_as_decimal(p->control_scale));
-    cJSON_AddNumberToObject(cn, "start", tdm_float_as_decimal(p->control_start));
-    cJSON_AddNumberToObject(cn, "end", tdm_float_as_decimal(p->control_end));
+    tdm_evalc_add_controlnet(o, p->controlnet_name, "segmentation", p->control_scale, p->control_start,
+                             p->control_end);
     tdm_evalc_add_oracle(o, oracle, p->oracle_model);
     cJSON *w = cJSON_AddObjectToObject(o, "world");
     cJSON_AddStringToObject(w, "split", tdm_split_name(split));
@@ -384,9 +380,9 @@ tdm_code tdm_control_eval(tdm_engine *engine, const tdm_model *student, const td
     if (rc) goto done;
     char line[1536] = "";
     tdm_evalc_models_text(student, teacher, &c.su, line, sizeof line);
-    tdm_evalc_appendf(line, sizeof line, "; ControlNet: %s (segmentation condition, scale %g, window %g..%g); ",
-                      p->controlnet_name ? p->controlnet_name : "controlnet", tdm_float_as_decimal(p->control_scale),
-                      tdm_float_as_decimal(p->control_start), tdm_float_as_decimal(p->control_end));
+    tdm_evalc_appendf(line, sizeof line, "; ");
+    tdm_evalc_controlnet_text(p->controlnet_name, "segmentation condition", p->control_scale, p->control_start,
+                              p->control_end, line, sizeof line);
     tdm_evalc_refine_text(&a, &c.su, line, sizeof line);
     tdm_evalc_appendf(line, sizeof line,
                       "; oracle: %s; %dx%d; scenes %s[%llu..%llu) of world seed %llu, noise seed %llu + scene",

@@ -67,12 +67,8 @@ static cJSON *settings_json(const tdm_edit_eval_params *p, const tdm_model *stud
         cJSON_AddNullToObject(o, "mask");
     }
     if (p->controlnet) { /* layout-guided editing (the key is absent otherwise: older logs stay valid) */
-        cJSON *cn = cJSON_AddObjectToObject(o, "controlnet");
-        cJSON_AddStringToObject(cn, "name", p->controlnet_name ? p->controlnet_name : "controlnet");
-        cJSON_AddStringToObject(cn, "condition", "segmentation of the target scene");
-        cJSON_AddNumberToObject(cn, "scale", tdm_float_as_decimal(p->control_scale));
-        cJSON_AddNumberToObject(cn, "start", tdm_float_as_decimal(p->control_start));
-        cJSON_AddNumberToObject(cn, "end", tdm_float_as_decimal(p->control_end));
+        tdm_evalc_add_controlnet(o, p->controlnet_name, "segmentation of the target scene", p->control_scale,
+                                 p->control_start, p->control_end);
     }
     return o;
 }
@@ -440,9 +436,8 @@ tdm_code tdm_edit_eval(tdm_engine *engine, const tdm_model *student, const tdm_m
     tdm_evalc_models_text(student, teacher, &c.su, line, sizeof line);
     tdm_evalc_appendf(line, sizeof line, "; edit strength %g; ", tdm_float_as_decimal(a.strength));
     if (p->controlnet)
-        tdm_evalc_appendf(line, sizeof line, "ControlNet: %s (the target scene's segmentation, scale %g, window %g..%g); ",
-                          p->controlnet_name ? p->controlnet_name : "controlnet", tdm_float_as_decimal(p->control_scale),
-                          tdm_float_as_decimal(p->control_start), tdm_float_as_decimal(p->control_end));
+        tdm_evalc_controlnet_text(p->controlnet_name, "the target scene's segmentation", p->control_scale,
+                                  p->control_start, p->control_end, line, sizeof line);
     tdm_evalc_refine_text(&a, &c.su, line, sizeof line);
     tdm_evalc_appendf(line, sizeof line, "; oracle: %s; %dx%d; world seed %llu, noise seed %llu", oracle_name,
                       c.su.sp.width, c.su.sp.height, (unsigned long long)p->world_seed, (unsigned long long)p->seed);
