@@ -71,6 +71,13 @@ if wants edit; then
     # shellcheck disable=SC2086
     "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" \
         --similarity-model "$MODELS/clip" --out "$OUT/edit"
+    if [ -d "$MODELS/controlnet" ]; then
+        echo "== issue 6: layout-guided editing (given region + ControlNet on the target layout), $N_EDIT pairs"
+        # shellcheck disable=SC2086
+        "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" --mask-given \
+            --controlnet "$MODELS/controlnet" --control-scale "$CONTROL_SCALE" --similarity-model "$MODELS/clip" \
+            --out "$OUT/edit_control"
+    fi
 fi
 
 if wants control && [ -d "$MODELS/controlnet" ]; then
