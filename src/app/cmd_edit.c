@@ -98,7 +98,8 @@ static void edit_help(void) {
            "  --sidecar FILE         also write the JSON to FILE\n"
            "  --student-output FILE  also write the student's edit\n"
            "ControlNet (layout-guided editing: the same controls condition the student and the teacher, e.g. the\n"
-           "segmentation map of the wanted layout):\n");
+           "segmentation map of the wanted layout; here the size comes from the source's size rule and every\n"
+           "control image is resized to it):\n");
     tdm_cli_controls_help();
     printf("the student, teacher, oracle, threshold and refinement options of tandem generate --adaptive:\n"
            "  --model PATH, --steps N, --guidance F, --sampler NAME, --eta F, --student-unet NAME\n"
