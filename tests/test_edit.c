@@ -637,6 +637,31 @@ static void test_cli(const tdm_image *src) {
     CHECK(access(path, F_OK) == 0);
     CLI(2, "required", "edit-eval --model tiny-lcm --n 1");
     CLI(2, "--k", "edit-eval --model tiny-lcm --n 1 --out ee --k 0");
+    /* layout-guided editing: the ControlNet options of generate; the metadata records the control */
+    const char *fx = tdm_test_fixture("controlnet-sd15-tiny");
+    char cn[PATH_MAX], rel[PATH_MAX], cargs[PATH_MAX + 1024];
+    snprintf(rel, sizeof rel, "%s/model", fx ? fx : "");
+    if (!fx || !realpath(rel, cn)) { /* the CLI runs in the temporary folder: an absolute path */
+        printf("layout-guided edit CLI skipped: controlnet-sd15-tiny absent\n");
+        return;
+    }
+    snprintf(cargs, sizeof cargs, "%s --oracle constant:0.2 --tau 0.5 --controlnet %s --control-image src.png -o c.png",
+             base, cn);
+    CLI(0, "", cargs);
+    snprintf(path, sizeof path, "%s/c.png", tdm_test_tmpdir());
+    CHECK(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"controls\":["));
+    tdm_free(chunk);
+    snprintf(cargs, sizeof cargs, "%s --oracle constant:0.2 --tau 0.5 --controlnet %s", base, cn);
+    CLI(2, "no --control-image", cargs);
+    snprintf(cargs, sizeof cargs, "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out eec --width 64 --height 64 "
+             "--steps 1 --teacher-steps 2 --oracle brightness --k 50 --controlnet %s --control-scale 0.5 -q", cn);
+    CLI(0, "", cargs);
+    snprintf(path, sizeof path, "%s/eec/pairs.jsonl", tdm_test_tmpdir());
+    char *log = NULL;
+    size_t len = 0;
+    CHECK(tdm_read_file(path, (size_t)1 << 20, &log, &len, &st) == TDM_OK && log &&
+          strstr(log, "\"controlnet\":{") && strstr(log, "\"scale\":0.5"));
+    free(log);
 }
 
 /* Masked editing: (a) the denoising loop keeps the start latent exactly outside a given mask (bit for bit
