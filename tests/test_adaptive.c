@@ -81,16 +81,19 @@ static void test_calibration_files(void) {
     CHECK(tdm_calibration_tau_for_share(c, 1.0, &tau, &share, &st) == TDM_OK && share == 1.0);
     CHECK(tdm_calibration_tau_for_share(c, 1.5, &tau, &share, &st) == TDM_ERR_INVALID_ARG);
     char warn[1024];
-    tdm_calibration_compare(c, "m", "lcm", 4, 8.5f, 64, 64, 64, 64, "checker", warn, sizeof warn);
+    tdm_calibration_compare(c, "m", "lcm", 4, 8.5f, 64, 64, 64, 64, "checker", 0, warn, sizeof warn);
     CHECK_MSG(warn[0] == '\0', "unexpected warning: %s", warn);
-    tdm_calibration_compare(c, "m", "lcm", 4, 0.0f, 64, 64, 64, 64, "checker", warn, sizeof warn);
+    tdm_calibration_compare(c, "m", "lcm", 4, 0.0f, 64, 64, 64, 64, "checker", 0, warn, sizeof warn);
     CHECK(strstr(warn, "guidance 8.5") && strstr(warn, "uses 0"));
-    tdm_calibration_compare(c, "other", "euler", 2, 8.5f, 128, 64, 128, 64, "brightness", warn, sizeof warn);
+    tdm_calibration_compare(c, "other", "euler", 2, 8.5f, 128, 64, 128, 64, "brightness", 0, warn, sizeof warn);
     CHECK(strstr(warn, "student model") && strstr(warn, "sampler") && strstr(warn, "steps") && strstr(warn, "64x64") &&
           strstr(warn, "oracle"));
     /* calibrated on 64x64 images, the run's oracle sees them upscaled to the teacher's 128x128 */
-    tdm_calibration_compare(c, "m", "lcm", 4, 8.5f, 64, 64, 128, 128, "checker", warn, sizeof warn);
+    tdm_calibration_compare(c, "m", "lcm", 4, 8.5f, 64, 64, 128, 128, "checker", 0, warn, sizeof warn);
     CHECK_MSG(strstr(warn, "scored the student's images at 64x64") && strstr(warn, "128x128"), "%s", warn);
+    /* a run with a ControlNet: calibrations never have one */
+    tdm_calibration_compare(c, "m", "lcm", 4, 8.5f, 64, 64, 64, 64, "checker", 2, warn, sizeof warn);
+    CHECK_MSG(strstr(warn, "without a ControlNet") && strstr(warn, "on 2"), "%s", warn);
     tdm_calibration_free(c);
 
     /* the reference code's table: k must be one of its keys */

@@ -140,7 +140,7 @@ static tdm_code resolve_threshold(const tdm_adaptive_params *p, const char *stud
         const int scored_w = p->teacher_width ? p->teacher_width : sp->width; /* the oracle sees the student's */
         const int scored_h = p->teacher_height ? p->teacher_height : sp->height; /* image at the teacher's size */
         tdm_calibration_compare(c, student_name, sp->sampler, sp->steps, sp->guidance, sp->width, sp->height, scored_w,
-                                scored_h, oracle_name, warn, sizeof warn);
+                                scored_h, oracle_name, p->n_controls, warn, sizeof warn);
         append_warning(r, warn);
     }
     tdm_calibration_free(own);

@@ -146,10 +146,11 @@ struct tdm_calibration {
 
 /* Lines of a warning text: what differs between the calibration's provenance and a run's settings
  * (empty when nothing does). scored_width x scored_height: the size at which the run's oracle sees the
- * student's image (the teacher's size when it differs: presets). */
+ * student's image (the teacher's size when it differs: presets). n_controls: the run's ControlNets (tandem
+ * calibrate runs none, so any is a difference). */
 void tdm_calibration_compare(const tdm_calibration *c, const char *student_model, const char *sampler, int steps,
                              float guidance, int width, int height, int scored_width, int scored_height,
-                             const char *oracle, char *warn, size_t size);
+                             const char *oracle, int n_controls, char *warn, size_t size);
 
 /* Prompts file: UTF-8, one prompt per line (docs/ADAPTIVE.md). *lines: array of n strings (one block,
  * tdm_prompts_free). sha256_hex (65 bytes, may be NULL) receives the file's SHA-256. */

@@ -203,7 +203,7 @@ tdm_code tdm_calibration_tau_for_share(const tdm_calibration *c, double q, doubl
 
 void tdm_calibration_compare(const tdm_calibration *c, const char *student_model, const char *sampler, int steps,
                              float guidance, int width, int height, int scored_width, int scored_height,
-                             const char *oracle, char *warn, size_t size) {
+                             const char *oracle, int n_controls, char *warn, size_t size) {
     size_t len = 0;
     warn[0] = '\0';
 #define W_ADD(...)                                                                                        \
@@ -232,6 +232,10 @@ void tdm_calibration_compare(const tdm_calibration *c, const char *student_model
               c->path, c->scored_width, c->scored_height, scored_width, scored_height);
     if (oracle && strcmp(c->oracle, oracle) != 0)
         W_ADD("calibration %s was made with oracle '%s', this run uses '%s'\n", c->path, c->oracle, oracle);
+    if (n_controls > 0)
+        W_ADD("calibration %s was made without a ControlNet, this run conditions the student on %d (its oracle "
+              "scores differ: tau_k does not keep k%% of these samples)\n",
+              c->path, n_controls);
 #undef W_ADD
     if (len >= size && size > 0) warn[size - 1] = '\0';
 }

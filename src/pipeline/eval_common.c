@@ -183,8 +183,8 @@ tdm_code tdm_evalc_calibration_open(const char *file, const double *k, int n_k, 
     }
     if (rc) return rc; /* (the caller frees *cal) */
     tdm_calibration_compare(*cal, tdm_model_name(student), su->sp.sampler, su->sp.steps, su->sp.guidance,
-                            su->sp.width, su->sp.height, su->tp.width, su->tp.height, oracle_name, warnings,
-                            warnings_size);
+                            su->sp.width, su->sp.height, su->tp.width, su->tp.height, oracle_name, su->sgp.n_controls,
+                            warnings, warnings_size);
     return TDM_OK;
 }
 
