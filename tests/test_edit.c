@@ -514,7 +514,8 @@ static void test_edit_eval(const models *m) {
         CHECK(strstr(results, "\"method\":\"adaptive-refine\"") && strstr(results, "\"instruction\":\"m"));
     }
     if (table) {
-        CHECK(strstr(table, "| adaptive-regenerate | 50 |") && strstr(table, "success") && strstr(table, "preserved"));
+        CHECK(strstr(table, "| adaptive-regenerate | 50 |") && strstr(table, "success") && strstr(table, "preserved") &&
+              strstr(table, "attributes kept"));
         printf("%s", table);
     }
     /* the same run interrupted after one pair and resumed writes the same files */

@@ -87,6 +87,7 @@ static tdm_code write_results(FILE *f, const tdm_eeval_report_in *in, const meth
 
 typedef struct method_stats {
     double share, success, checker, preserved, both, similarity, oracle, evals, seconds;
+    double attrs_kept; /* sum of kept / sum of checked unchanged attributes (NAN when none was checked) */
     int n_sim;
     double kind_success[TDM_WORLD_N_EDIT_KINDS];
 } method_stats;
@@ -94,6 +95,7 @@ typedef struct method_stats {
 static void stats_of(const tdm_eeval_report_in *in, const method_ref *mr, const int *kind_n, method_stats *s) {
     memset(s, 0, sizeof *s);
     int routed = 0, with_decision = 0;
+    long kept = 0, checked = 0;
     for (int i = 0; i < in->n; i++) {
         const tdm_eeval_pair *p = &in->pairs[i];
         tdm_eval_record r;
@@ -107,6 +109,8 @@ static void stats_of(const tdm_eeval_report_in *in, const method_ref *mr, const 
         s->checker += p->base.checker[r.run];
         s->preserved += p->preserved[r.run];
         s->both += ok && p->preserved[r.run];
+        kept += p->kept[r.run];
+        checked += p->checked[r.run];
         if (isfinite(p->similarity[r.run])) {
             s->similarity += p->similarity[r.run];
             s->n_sim++;
@@ -121,6 +125,7 @@ static void stats_of(const tdm_eeval_report_in *in, const method_ref *mr, const 
                                                  : with_decision ? (double)routed / with_decision : NAN;
     s->success /= n, s->checker /= n, s->preserved /= n, s->both /= n, s->oracle /= n, s->evals /= n, s->seconds /= n;
     s->similarity = s->n_sim ? s->similarity / s->n_sim : NAN;
+    s->attrs_kept = checked > 0 ? (double)kept / (double)checked : NAN;
     for (int k = 0; k < TDM_WORLD_N_EDIT_KINDS; k++)
         s->kind_success[k] = kind_n[k] ? s->kind_success[k] / kind_n[k] : NAN;
 }
@@ -154,24 +159,25 @@ static tdm_code write_table(FILE *f, const tdm_eeval_report_in *in, const method
                "held-out (colour, shape) pair. tau from %s.\n\n",
             in->n, (unsigned long long)in->world_seed, kind_n[0], kind_n[1], kind_n[2], kind_n[3], held, in->tau_source);
     if (in->warnings && in->warnings[0]) fprintf(f, "Warnings: %s\n\n", in->warnings);
-    fprintf(f, "| method | k | tau | teacher share | success | mean checker | preserved | success and preserved | "
-               "similarity | oracle | UNet evals / pair | seconds / pair |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(f, "| method | k | tau | teacher share | success | mean checker | preserved | attributes kept | "
+               "success and preserved | similarity | oracle | UNet evals / pair | seconds / pair |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     method_stats *all = malloc(sizeof *all * (size_t)(nm > 0 ? nm : 1));
     if (!all) return tdm_fail(st, TDM_ERR_NOMEM, "edit-eval: out of memory");
     for (int m = 0; m < nm; m++) {
         method_stats *s = &all[m];
         stats_of(in, &ms[m], kind_n, s);
-        char name[48], k[32], tau[32], share[16], suc[16], pres[16], both[16], sim[32];
+        char name[48], k[32], tau[32], share[16], suc[16], pres[16], kept[16], both[16], sim[32];
         method_label(in, &ms[m], name, sizeof name, k, sizeof k, tau, sizeof tau);
         pct(share, sizeof share, s->share);
         pct(suc, sizeof suc, s->success);
         pct(pres, sizeof pres, s->preserved);
+        pct(kept, sizeof kept, s->attrs_kept);
         pct(both, sizeof both, s->both);
         if (isfinite(s->similarity)) snprintf(sim, sizeof sim, "%.4f", s->similarity);
         else snprintf(sim, sizeof sim, "-");
-        fprintf(f, "| %s | %s | %s | %s | %s | %.4f | %s | %s | %s | %.4g | %.1f | %.3f |\n", name, k, tau, share, suc,
-                s->checker, pres, both, sim, s->oracle, s->evals, s->seconds);
+        fprintf(f, "| %s | %s | %s | %s | %s | %.4f | %s | %s | %s | %s | %.4g | %.1f | %.3f |\n", name, k, tau, share,
+                suc, s->checker, pres, kept, both, sim, s->oracle, s->evals, s->seconds);
     }
     fprintf(f, "\nSuccess (checker score 1 on the target caption) by edit kind:\n\n| method | k |");
     for (int kk = 0; kk < TDM_WORLD_N_EDIT_KINDS; kk++) fprintf(f, " %s (%d) |", tdm_world_edit_kind_name(kk), kind_n[kk]);
@@ -189,7 +195,8 @@ static tdm_code write_table(FILE *f, const tdm_eeval_report_in *in, const method
         fprintf(f, "\n");
     }
     fprintf(f, "\nsuccess: checker score 1 on the target caption; preserved: every attribute the edit did not ask to "
-               "change is found in the edit (checker analysis; the object count included); similarity: cosine of the "
+               "change is found in the edit (checker analysis; the object count included); attributes kept: the unchanged "
+               "attributes found, over all pairs (kept / checked); similarity: cosine of the "
                "CLIP image embeddings of source and edit; UNet evals: a guided step counts 2.\n");
     free(all);
     return TDM_OK;
