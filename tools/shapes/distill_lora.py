@@ -163,6 +163,9 @@ def main(argv=None):
     ap.add_argument("--sample-steps", type=int, default=4, help="LCM steps of the quick evaluation")
     ap.add_argument("--eval-n", type=int, default=64, help="test prompts of the quick evaluation (0: none)")
     ap.add_argument("--export", metavar="OUT_DIR", help="only export WORK/lora/out to OUT_DIR/lcm_lora and exit")
+    ap.add_argument("--init-lora", metavar="FILE",
+                    help="start from these LoRA weights (kohya keys, e.g. a finished stage's output) with a fresh "
+                         "optimizer: a warm restart that trains --steps more steps")
     a = ap.parse_args(argv)
     if a.export:
         export(a.work, a.export)
@@ -177,6 +180,16 @@ def main(argv=None):
     texts = common.TextCache(tok, te)
     unet, wr = build_student(a.work, a.rank)
     unet.train()
+    if a.init_lora and not a.resume:
+        sd = st.load(a.init_lora)
+        with torch.no_grad():
+            for path, w in wr.items():
+                k = lora.kohya_name(path)
+                if k + ".lora_down.weight" not in sd:
+                    raise SystemExit("lora: %s has no %s.lora_down.weight" % (a.init_lora, k))
+                w.lora_down.weight.copy_(sd[k + ".lora_down.weight"].float())
+                w.lora_up.weight.copy_(sd[k + ".lora_up.weight"].float())
+        common.log(STAGE, "LoRA weights from %s (warm restart)" % a.init_lora)
     params = lora.parameters(wr)
     for p in params:
         p.requires_grad_(True)
