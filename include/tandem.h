@@ -762,8 +762,9 @@ typedef struct tdm_edit_eval_params {
                                   differ (what a user would paint; dilated by settings.mask_dilate), not the
                                   estimate: no UNet evaluations; every method edits inside the same region */
     /* Layout-guided editing: non-NULL conditions every run (student, teacher, refinement) with this ControlNet
-     * and the target scene's segmentation map (tdm_ceval_condition of the edited scene: the layout the edit
-     * asks for, what a user would draw; for colour and background edits the source's own layout) */
+     * and the target scene's segmentation map (its objects' silhouettes, white on black, as control-eval's
+     * condition: the layout the edit asks for, what a user would draw; for colour and background edits the
+     * source's own layout) */
     const tdm_controlnet *controlnet;
     const char *controlnet_name;  /* recorded (the path given) */
     float control_scale;          /* default 1 */
