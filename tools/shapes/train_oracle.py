@@ -42,6 +42,7 @@ RUN_KIND = 5  # index of RUN_RECIPE among make_pairs' recipes: the pairs' "kind"
 # Students drawn with the shapes ControlNet as `tandem control-eval` runs them (acceptance.sh: scale 1.25, the
 # scene's own segmentation map): (stage, sampler, steps, guidance, pairs' kind). make_pairs' kinds are 0-7.
 CONTROL_RECIPES = (("student", "cd", 4, 5.0, 8), ("lora", "lcm", 4, 1.0, 9))
+CONTROL_SCALE = 1.25
 
 
 def control_recipes(names):
@@ -52,7 +53,6 @@ def control_recipes(names):
     if bad or not want:
         raise SystemExit("train_oracle: --control-students: %s (known: %s)" % (",".join(bad) or "none", ",".join(known)))
     return tuple(r for r in CONTROL_RECIPES if r[0] in want)
-CONTROL_SCALE = 1.25
 
 
 def _cached(path):
@@ -279,7 +279,7 @@ def main(argv=None):
     ap.add_argument("--test-student-extra", type=int, default=1000,
                     help="extra held-out test captions of the student at the run's settings (one noise each)")
     ap.add_argument("--control-extra", type=int, default=0,
-                    help="train scenes drawn with the ControlNet by each student of CONTROL_RECIPES (0: none, the "
+                    help="train scenes drawn with the ControlNet by each of --control-students (0: none, the "
                          "shipped recipe; the ControlNet-aware experiment of docs/CONTROLNET.md used 2500)")
     ap.add_argument("--control-seeds", type=int, default=2, help="initial noises per ControlNet scene")
     ap.add_argument("--control-students", default="student,lora",
@@ -291,8 +291,8 @@ def main(argv=None):
     ap.add_argument("--aux-weight", type=float, default=0.3,
                     help="weight of training-only per-attribute heads (checker's attribute kinds; not exported)")
     a = ap.parse_args(argv)
-    control_recipes(a.control_students)  # checked before any work
-    tag = "" if a.control_students == "student,lora" else "_" + a.control_students.replace(",", "_")
+    recipes = control_recipes(a.control_students)  # checked before any work
+    tag = "" if recipes == CONTROL_RECIPES else "_" + "_".join(r[0] for r in recipes)  # cache names
     folder = common.setup(a, STAGE)
     out = common.out_dir(a.work, STAGE)
     texts = data.captions("train", 100000, a.world_seed)
