@@ -446,6 +446,7 @@ static void test_edit_eval_control(const models *m, tdm_edit_eval_params *p) {
     CHECK_MSG(tdm_controlnet_load(path, &cn, &st) == TDM_OK, "%s", st.msg);
     if (!cn) return;
     tdm_eval_summary sum;
+    const char *out_dir = p->out_dir; /* restored at the end: dir0..dir2 live in this frame */
     p->n = 2;
     p->out_dir = dir2; /* unguided */
     CHECK_MSG(tdm_edit_eval(m->e1, m->lcm, m->sd, p, &sum, &st) == TDM_OK, "%s", st.msg);
@@ -471,6 +472,7 @@ static void test_edit_eval_control(const models *m, tdm_edit_eval_params *p) {
     p->control_scale = 1.0f;
     p->controlnet = NULL;
     p->controlnet_name = NULL;
+    p->out_dir = out_dir;
     free(plain);
     free(r0);
     free(r1);
