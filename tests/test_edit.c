@@ -520,6 +520,21 @@ static void test_edit_eval(const models *m) {
               strstr(table, "attributes kept"));
         printf("%s", table);
     }
+    if (table && log) { /* "attributes kept" of the teacher-only row: its kept / checked summed over the log */
+        double kept = 0, checked = 0;
+        for (const char *line = strchr(log, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+            cJSON *lo = cJSON_Parse(line + 1); /* parses up to the line's end */
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(lo, "teacher");
+            kept += cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "kept"));
+            checked += cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "checked"));
+            cJSON_Delete(lo);
+        }
+        char want[64];
+        snprintf(want, sizeof want, "| %.1f%% |", 100.0 * kept / checked);
+        const char *row = strstr(table, "| teacher | - |"), *end = row ? strchr(row, '\n') : NULL;
+        const char *hit = row ? strstr(row, want) : NULL;
+        CHECK_MSG(checked > 0 && hit && hit < end, "teacher row lacks %s (%.0f / %.0f)", want, kept, checked);
+    }
     /* the same run interrupted after one pair and resumed writes the same files */
     p.out_dir = dir_b;
     p.clock_user = &clock_b;
