@@ -1,5 +1,6 @@
-/* `tandem check` handler for kind "lora" (lora-sd15-tiny): the base UNet (case.json "base_model") with each
- * LoRA file (model-kohya/lora.safetensors, model-diffusers-peft/pytorch_lora_weights.safetensors) at
+/* `tandem check` handler for kind "lora" (lora-sd15-tiny, shapes-trained-lora): the base UNet (case.json
+ * "base_model") with each LoRA file (case.json "lora_file", else model-kohya/lora.safetensors and
+ * model-diffusers-peft/pytorch_lora_weights.safetensors) at
  * scales 1.0 and 0.5, applied at run time over the shared base weights and merged at load, against
  * noise_pred_lora_1_0 / noise_pred_lora_0_5; noise_pred_base without LoRA; the debug.fused_1_0.* weights
  * from the merge path. */
@@ -46,6 +47,15 @@ static tdm_code compare_fused(lora_case *k, const tdm_unet *u, tdm_status *st) {
     return TDM_OK;
 }
 
+/* The reference of the merged path: "<out>_merged_f16" when the case has it (float16 base weights: the merged
+ * W' is stored rounded to float16, which the unfused reference does not see), else out itself. */
+static const char *merged_output(const lora_case *k, const char *out, char *buf, size_t n) {
+    snprintf(buf, n, "%s_merged_f16", out);
+    for (int i = 0; i < k->c->io.n_entries; i++)
+        if (strcmp(k->c->io.entries[i].name, buf) == 0) return buf;
+    return out;
+}
+
 /* One file: both scales, run-time and merged. */
 static tdm_code run_file(lora_case *k, const char *rel, tdm_status *st) {
     char path[4096];
@@ -70,7 +80,8 @@ static tdm_code run_file(lora_case *k, const char *rel, tdm_status *st) {
                                merge ? "merged at load" : "run time over the base weights", s->n, l->m[0].rank);
                 rc = tdm_unet_with_lora(k->base, s, merge, &u, st);
             }
-            if (!rc) rc = run_compare(k, u, cases[i].out, st);
+            char name[128];
+            if (!rc) rc = run_compare(k, u, merge ? merged_output(k, cases[i].out, name, sizeof name) : cases[i].out, st);
             if (!rc && merge && cases[i].scale == 1.0f) rc = compare_fused(k, u, st);
             tdm_unet_free(u);
             tdm_lora_set_free(s);
@@ -128,8 +139,16 @@ tdm_code tdm_check_lora(tdm_check *c, tdm_status *st) {
     }
     tdm_check_line(c, "-- base UNet %s (no LoRA)", rel);
     rc = run_compare(&k, k.base, "noise_pred_base", st);
-    if (!rc) rc = run_file(&k, "model-kohya/lora.safetensors", st);
-    if (!rc) rc = run_file(&k, "model-diffusers-peft/pytorch_lora_weights.safetensors", st);
+    /* "lora_file": one LoRA file (relative to the case), e.g. a shipped model's (shapes-trained-lora);
+     * without it the two files of lora-sd15-tiny */
+    char lora_file[512];
+    if (!rc) rc = tdm_json_str(c->case_json, "lora_file", "case.json", 1, "", lora_file, sizeof lora_file, st);
+    if (!rc && lora_file[0]) {
+        rc = run_file(&k, lora_file, st);
+    } else if (!rc) {
+        rc = run_file(&k, "model-kohya/lora.safetensors", st);
+        if (!rc) rc = run_file(&k, "model-diffusers-peft/pytorch_lora_weights.safetensors", st);
+    }
 done:
     free(sample);
     free(tsteps);

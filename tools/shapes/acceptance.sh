@@ -40,7 +40,7 @@ ORACLE="--oracle imagereward --oracle-model $MODELS/oracle"
 STUDENT="--student-unet unet_student --sampler consistency --steps 4 --guidance 5"
 TEACHER="--teacher-unet unet --teacher-sampler ddim --teacher-steps 50 --teacher-guidance 5"
 REFINE="--refine-strength $REFINE_STRENGTH --refine-steps $REFINE_STEPS"
-K="--k 10,20,30,50,70"
+K="--k 10,20,30,40,50,60,70,80,90"
 
 "$TANDEM" world captions --split val --n "$N_CAL" --seed 1 > "$OUT/calibration_prompts.txt"
 "$TANDEM" world captions --split test --n "$N_EVAL" --seed 1001 > "$OUT/test_prompts.txt"
@@ -56,7 +56,7 @@ if wants adaptive; then
 fi
 
 if wants lora && [ -f "$MODELS/lcm_lora/pytorch_lora_weights.safetensors" ]; then
-    echo "== issue 5: LCM-LoRA student (teacher + LoRA, weights shared), $N_EVAL test prompts"
+    echo "== issues 4 and 5: the LCM-LoRA student (teacher + LoRA, weights shared), $N_EVAL test prompts"
     LORA="--student-lora $MODELS/lcm_lora/pytorch_lora_weights.safetensors --student-unet unet"
     # shellcheck disable=SC2086
     "$TANDEM" calibrate --model "$MODELS" $LORA --sampler lcm --steps 4 --guidance 1 $ORACLE \

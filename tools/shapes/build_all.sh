@@ -116,6 +116,14 @@ EV_RESTART=""; [ $RESTART = 1 ] && EV_RESTART="--restart"
 "$ROOT/build/tandem" eval --model "$OUT" --student-unet unet_student --sampler consistency --steps 4 --guidance 5 \
     --teacher-unet unet --teacher-sampler ddim --teacher-steps 50 --teacher-guidance 5 --refine-steps 1 \
     --prompts "$WORK/engine_eval/test_prompts.txt" --seed-per-prompt --seeds 0 --out "$WORK/engine_eval" $EV_RESTART -q
+if [ -f "$OUT/lcm_lora/pytorch_lora_weights.safetensors" ]; then
+    # The LCM-LoRA student on the same prompts and noise; the card pairs it with the teacher samples above
+    # (its own teacher run is a 1-step placeholder, not used).
+    "$ROOT/build/tandem" eval --model "$OUT" --student-lora "$OUT/lcm_lora/pytorch_lora_weights.safetensors" \
+        --student-unet unet --sampler lcm --steps 4 --guidance 1 --teacher-unet unet --teacher-steps 1 --refine-steps 1 \
+        --prompts "$WORK/engine_eval/test_prompts.txt" --seed-per-prompt --seeds 0 --out "$WORK/engine_eval_lora" \
+        $EV_RESTART -q
+fi
 $PY -m shapes.export --work "$WORK" --out "$OUT" --card-only
 for f in "$FX"/shapes-*; do
     "$ROOT/build/tandem" check --fixture "$f" | tail -1 | sed "s|^|$(basename "$f"): |"

@@ -12,8 +12,12 @@ examples/consistency_distillation/train_lcm_distill_lora_sd_wds.py, read, not co
   f(x, t) = c_skip(t) x + c_out(t) x0(x, eps_theta(x, t), t),  boundary scalings with s = 10 t,
           sigma_data 0.5: c_skip = 0.25 / (s^2 + 0.25), c_out = s / sqrt(s^2 + 0.25) (LCMScheduler)
   student: f with the LoRA on, at (x_t, t), conditional only (no CFG, no w input)
-  target : f with the LoRA on, at (x_t', t'), NO gradient and NO EMA target network (the LoRA script
-          uses the online UNet itself: "we do not use a separate target network for LCM-LoRA")
+  target : f with the LoRA of the TARGET network, at (x_t', t'), no gradient. The target network is the
+          base UNet with an EMA of the LoRA weights, theta- <- mu theta- + (1 - mu) theta after each step
+          (--target-ema mu, default 0.95: the consistency distillation recipe's target, as distill_student.py;
+          the base stays frozen). --target-ema 0 uses the online LoRA itself, as diffusers' LCM-LoRA script
+          does ("we do not use a separate target network for LCM-LoRA"): the first shipped shapes LoRA was
+          trained that way; the EMA target gave a better student (docs/LORA.md)
   loss  = mean squared error (--loss huber: mean(sqrt(d^2 + c^2) - c), c = 0.001); AdamW, grad clip 1.
 
 The guidance range: diffusers uses w 3..15 (guidance scale 4..16) for SD1.5, i.e. around and above
@@ -162,6 +166,9 @@ def main(argv=None):
     ap.add_argument("--teacher-guidance", type=float, default=5.0, help="teacher guidance of the quick evaluation")
     ap.add_argument("--sample-steps", type=int, default=4, help="LCM steps of the quick evaluation")
     ap.add_argument("--eval-n", type=int, default=64, help="test prompts of the quick evaluation (0: none)")
+    ap.add_argument("--target-ema", type=float, default=0.95,
+                    help="EMA rate of the target network's LoRA weights (0.95: the consistency distillation "
+                         "recipe's rate, as distill_student.py; 0: the online LoRA, as diffusers' LCM-LoRA script)")
     ap.add_argument("--export", metavar="OUT_DIR", help="only export WORK/lora/out to OUT_DIR/lcm_lora and exit")
     ap.add_argument("--init-lora", metavar="FILE",
                     help="start from these LoRA weights (kohya keys, e.g. a finished stage's output) with a fresh "
@@ -196,6 +203,10 @@ def main(argv=None):
     common.log(STAGE, "LoRA rank %d on %d modules: %.3fM parameters (%.2f MB in float16)" % (
         a.rank, len(wr), lora.n_parameters(wr) / 1e6, 2 * lora.n_parameters(wr) / 1e6))
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
+    if not 0.0 <= a.target_ema < 1.0:
+        raise SystemExit("lora: --target-ema must be in [0, 1), got %g" % a.target_ema)
+    # EMA target: one copy of every LoRA factor, [rank, in(, kh, kw)] / [out, rank(, 1, 1)] as the wrapper's
+    target_w = [p.detach().clone() for p in params] if a.target_ema > 0 else None
     g = np.random.default_rng(a.seed)
     grid = torch.tensor(lcm_grid())
     step_k = diffusion.T // N_GRID
@@ -203,7 +214,7 @@ def main(argv=None):
 
     def state():
         return {"lora": lora.state_dict(wr), "opt": opt.state_dict(), "np_rng": g.bit_generator.state,
-                "rank": a.rank}
+                "rank": a.rank, "target_ema": a.target_ema, "target": target_w}
 
     def restore(s):
         if s.get("rank") != a.rank:
@@ -216,6 +227,11 @@ def main(argv=None):
                 w.lora_up.weight.copy_(sd[k + ".lora_up.weight"])
         opt.load_state_dict(s["opt"])
         g.bit_generator.state = s["np_rng"]
+        if s.get("target_ema", 0.0) != a.target_ema:  # checkpoints before the option: online target (0)
+            raise SystemExit("lora: the checkpoint has --target-ema %s, not %g" % (s.get("target_ema", 0.0), a.target_ema))
+        if target_w is not None:
+            for p_target, v in zip(target_w, s["target"]):
+                p_target.copy_(v)
 
     loop = common.Loop(a, STAGE, folder, state, restore)
     n = len(ds["captions"])
@@ -238,7 +254,15 @@ def main(argv=None):
             x0_w = x0_eps(xt, eps_w, t)
             a2 = _bc(alpha_at(t2), xt)  # t' = 0: alphas_cumprod[0] (DDIMSolver's prev of index 0)
             x_t2 = a2.sqrt() * x0_w + (1 - a2).sqrt() * eps_w
-            tgt = consistency_fn(unet, x_t2, t2, ctx)
+            if target_w is None:
+                tgt = consistency_fn(unet, x_t2, t2, ctx)
+            else:  # the EMA weights in place for the target's pass, the online ones back after it
+                online = [p.detach().clone() for p in params]
+                for p, p_target in zip(params, target_w):
+                    p.copy_(p_target)
+                tgt = consistency_fn(unet, x_t2, t2, ctx)
+                for p, o in zip(params, online):
+                    p.copy_(o)
         pred = consistency_fn(unet, xt, t, ctx)
         if a.loss == "l2":
             loss = F.mse_loss(pred, tgt)
@@ -248,18 +272,22 @@ def main(argv=None):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if target_w is not None:
+            with torch.no_grad():
+                for p_target, p in zip(target_w, params):
+                    p_target.mul_(a.target_ema).add_(p.detach(), alpha=1 - a.target_ema)
         return {"loss": loss.item()}
 
     done = loop.run(step)
     out = common.out_dir(a.work, STAGE)
     os.makedirs(out, exist_ok=True)
-    meta = metadata(a.rank, a.w_min, a.w_max)
+    meta = metadata(a.rank, a.w_min, a.w_max, a.target_ema)
     lora.save(wr, os.path.join(out, WEIGHTS), dtype=torch.float32, metadata=meta)
     common.write_json(os.path.join(out, "lora_config.json"), dict(
         rank=a.rank, alpha=float(a.rank), targets=list(lora.LCM_TARGETS), n_modules=len(wr),
         n_parameters=lora.n_parameters(wr), base="teacher", key_style="kohya (lora_unet_*)", **{
             "original_inference_steps": N_GRID, "timestep_scaling": TIMESTEP_SCALING, "w_min": a.w_min,
-            "w_max": a.w_max, "loss": a.loss, "sampler": "lcm", "steps": a.sample_steps, "guidance_scale": 1.0}))
+            "w_max": a.w_max, "loss": a.loss, "target_ema": a.target_ema, "sampler": "lcm", "steps": a.sample_steps, "guidance_scale": 1.0}))
     res = quick_eval(a.work, unet, wr, a.eval_n, 1234, a.teacher_guidance, a.sample_steps, a.world_seed) \
         if a.eval_n > 0 else {"student": {}, "teacher": {}}
     res.update(step=loop.step, minutes=loop.seconds / 60, finished=done, rank=a.rank, w_min=a.w_min, w_max=a.w_max,
@@ -275,11 +303,11 @@ def main(argv=None):
                    res["student_over_teacher"], out))
 
 
-def metadata(rank, w_min, w_max):
+def metadata(rank, w_min, w_max, target_ema):
     return {"tandem.kind": "lcm-lora", "tandem.base": "shapes teacher (unet/)", "format": "pt",
             "ss_network_dim": str(rank), "ss_network_alpha": str(rank),
             "lcm.original_inference_steps": str(N_GRID), "lcm.recommended": "sampler lcm, 4 steps, guidance 1",
-            "lcm.teacher_guidance_range": "%g..%g" % (w_min, w_max)}
+            "lcm.teacher_guidance_range": "%g..%g" % (w_min, w_max), "lcm.target_ema": "%g" % target_ema}
 
 
 def export(work, out_dir):
@@ -291,7 +319,8 @@ def export(work, out_dir):
     dst = os.path.join(out_dir, "lcm_lora")
     os.makedirs(dst, exist_ok=True)
     path = os.path.join(dst, WEIGHTS)
-    st.save({k: v.half() for k, v in sd.items()}, path, metadata=metadata(cfg["rank"], cfg["w_min"], cfg["w_max"]))
+    meta = metadata(cfg["rank"], cfg["w_min"], cfg["w_max"], cfg.get("target_ema", 0.0))
+    st.save({k: v.half() for k, v in sd.items()}, path, metadata=meta)
     common.write_json(os.path.join(dst, "lora_config.json"), cfg)
     common.log(STAGE, "exported %s (%.2f MB)" % (path, os.path.getsize(path) / 1e6))
     return path

@@ -166,23 +166,103 @@ def trained_fixtures(work, out_models, fx_root):
                   {"model": rel("vae")})
 
 
-def engine_eval(path):
-    """Student vs teacher in the engine (`tandem eval` results.jsonl: the shipped float16 weights through the
-    C code) -> dict(n, student, teacher, wins, losses, ties), or {} when the file is missing."""
+def trained_lora_fixture(out_models, fx_root):
+    """shapes-trained-lora (kind "lora", checked by `tandem check` like lora-sd15-tiny): the shipped teacher UNet
+    with the shipped LCM-LoRA (float16 upcast) at scales 1 and 0.5, unfused (x W + s alpha/r up(down(x))), on
+    the inputs of shapes-trained-unet at the LCM sampler's first and last timesteps."""
+    from shapes import distill_lora, lora, nn_diffusers
+    path = os.path.join(out_models, "lcm_lora", "pytorch_lora_weights.safetensors")
+    src = os.path.join(fx_root, "shapes-trained-unet", "io.safetensors")
+    if not os.path.exists(path) or not os.path.exists(src):
+        return
+    rel = lambda p: os.path.relpath(os.path.join(out_models, p), os.path.join(fx_root, "x"))  # noqa: E731
+    folder = os.path.join(out_models, "unet")
+    ucfg = common.read_json(os.path.join(folder, "config.json"))
+    u = nn_diffusers.UNet2DConditionModel(ucfg)
+    u.load_state_dict({k: v.float() for k, v in st.load(os.path.join(folder, "diffusion_pytorch_model.safetensors")).items()})
+    cfg = common.read_json(os.path.join(out_models, "lcm_lora", "lora_config.json"))
+    wr = lora.inject(u, cfg["rank"], cfg["alpha"])
+    lora.load(wr, path)
+    io = st.load(src)
+    ts = distill_lora.lcm_timesteps(4)
+    inputs = {"sample": io["sample"], "timestep": torch.tensor([float(ts[0]), float(ts[-1])]),
+              "encoder_hidden_states": io["encoder_hidden_states"]}
+
+    def run(mod, x):
+        ws = [m for m in mod.modules() if isinstance(m, (lora.LoRALinear, lora.LoRAConv2d))]
+        args = (x["sample"], x["timestep"], x["encoder_hidden_states"])
+        o = {"noise_pred_lora_1_0": mod(*args)}
+        for w in ws:
+            w.alpha *= 0.5  # scale 0.5: (0.5 alpha) / r
+        o["noise_pred_lora_0_5"] = mod(*args)
+        for w in ws:
+            w.alpha *= 2.0
+            w.enabled = False
+        o["noise_pred_base"] = mod(*args)
+        for w in ws:
+            w.enabled = True
+        return o
+    outs, fp = FX.run_both(u, run, inputs)
+    # The merge path (--lora-merge) stores W' = W + s alpha/r up @ down in the base weights' float16:
+    # its reference merges in float32 and rounds W' to float16, as tandem does.
+    merged = lora.merged_state_dict(u, wr)
+    lora_keys = {p + ".weight" for p in wr}
+    for scale, name in ((1.0, "1_0"), (0.5, "0_5")):
+        sd = {}
+        for k, v in merged.items():
+            if k in lora_keys:
+                w0 = dict(u.named_parameters())[k.rsplit(".weight", 1)[0] + ".base.weight"].detach()
+                v = (w0 + scale * (v - w0)).half().float()  # W + s (W' - W), rounded as stored
+            sd[k] = v
+        m = nn_diffusers.UNet2DConditionModel(ucfg)
+        m.load_state_dict(sd)
+        o, f = FX.run_both(m, lambda mod, x: {"noise_pred_lora_%s_merged_f16" % name: mod(
+            x["sample"], x["timestep"], x["encoder_hidden_states"])}, inputs)
+        outs.update(o)
+        fp.update(f)
+    FX.write_case(os.path.join(fx_root, "shapes-trained-lora"), "lora", cfg, None, inputs, outs,
+                  {"sample": "= shapes-trained-unet sample", "encoder_hidden_states": "= shapes-trained-unet "
+                   "encoder_hidden_states", "timestep": "the LCM sampler's first and last of 4 steps"},
+                  {"noise_pred_base": "teacher UNet output without the LoRA",
+                   "noise_pred_lora_1_0": "with the LoRA at scale 1 (unfused)",
+                   "noise_pred_lora_0_5": "with the LoRA at scale 0.5 (unfused)",
+                   "noise_pred_lora_1_0_merged_f16": "the LoRA merged at scale 1 in float32, the merged weights "
+                   "rounded to float16 (what --lora-merge stores for float16 base weights)",
+                   "noise_pred_lora_0_5_merged_f16": "the same at scale 0.5"}, fp,
+                  "Shipped teacher UNet + shipped LCM-LoRA (float16 weights upcast to float32).",
+                  {"base_model": rel("unet"), "lora_file": rel("lcm_lora/pytorch_lora_weights.safetensors")})
+
+
+def engine_scores(path, run):
+    """Checker scores of one run ("student" / "teacher") per sample of a `tandem eval` log (samples.jsonl:
+    the shipped float16 weights through the C code) -> {sample: (prompt, score)}; {} when the file is missing."""
     if not os.path.exists(path):
         return {}
-    by = {}
+    out = {}
     with open(path) as f:
+        next(f, None)  # the settings header
         for line in f:
-            r = json.loads(line)
-            if r.get("method") in ("student", "teacher") and r.get("checker") is not None:
-                by.setdefault(r["sample"], {})[r["method"]] = r["checker"]
-    pairs = [(d["student"], d["teacher"]) for d in by.values() if "student" in d and "teacher" in d]
-    if not pairs:
+            try:
+                r = json.loads(line)
+            except ValueError:  # a line torn by an interruption
+                continue
+            if r.get(run, {}).get("checker") is not None:
+                out[r["sample"]] = (r["prompt"], r[run]["checker"])
+    return out
+
+
+def engine_eval(teacher_log, student_log):
+    """The students of student_log against the teachers of teacher_log, paired by sample (same prompt file,
+    seed rule and seeds: the same initial noise) -> dict(n, student, teacher, wins, losses, ties), or {}."""
+    te, stu = engine_scores(teacher_log, "teacher"), engine_scores(student_log, "student")
+    both = sorted(set(te) & set(stu))
+    if not both:
         return {}
-    st, te = np.array(pairs, dtype=np.float64).T
-    return {"n": len(pairs), "student": st.mean(), "teacher": te.mean(), "wins": int((st > te).sum()),
-            "losses": int((st < te).sum()), "ties": int((st == te).sum())}
+    if any(te[i][0] != stu[i][0] for i in both):
+        raise SystemExit("export: %s and %s hold other prompts" % (teacher_log, student_log))
+    st, t = np.array([[stu[i][1], te[i][1]] for i in both], dtype=np.float64).T
+    return {"n": len(both), "student": st.mean(), "teacher": t.mean(), "wins": int((st > t).sum()),
+            "losses": int((st < t).sum()), "ties": int((st == t).sum())}
 
 
 def model_card(work, out, tw, sw, ssteps):
@@ -198,7 +278,9 @@ def model_card(work, out, tw, sw, ssteps):
         "A complete Stable-Diffusion-style model family trained from scratch on the procedural shapes world "
         "(docs/WORLD.md) by tools/shapes (docs/TRAINING.md). Same classes and on-disk layouts as real models: "
         "a diffusers StableDiffusionPipeline folder (model_index.json) plus the consistency-distilled student "
-        "(`unet_student/`), the full CLIP (`clip/`) and the oracle (`oracle/`). Weights are float16 safetensors.",
+        "(`unet_student/`), the full CLIP (`clip/`) and the oracle (`oracle/`); beside them a ControlNet "
+        "(`controlnet/`) and a second, consistency-distilled student as a LoRA on the teacher (`lcm_lora/`). "
+        "Weights are float16 safetensors.",
         "", "| component | class | size |", "|---|---|---|"]
     for comp, cls in [("tokenizer", "CLIPTokenizer (byte-level BPE trained on the captions)"),
                       ("text_encoder", "CLIPTextModel"), ("unet", "UNet2DConditionModel (teacher)"),
@@ -206,7 +288,8 @@ def model_card(work, out, tw, sw, ssteps):
                       ("vae", "AutoencoderKL (64x64x3 <-> 16x16x4)"), ("scheduler", "DDIMScheduler config"),
                       ("clip", "CLIPModel (text + vision towers)"), ("oracle", "ImageReward architecture"),
                       ("controlnet", "ControlNetModel (segmentation silhouettes; on the teacher)"),
-                      ("lcm_lora", "LCM-LoRA on unet/ (kohya keys): lcm sampler, 4 steps, guidance 1")]:
+                      ("lcm_lora", "LCM-LoRA on unet/ (kohya keys; consistency-distilled, EMA target): lcm sampler, 4 steps, "
+                       "guidance 1")]:
         if os.path.exists(os.path.join(out, comp)):
             lines.append("| `%s/` | %s | %.2f MB |" % (comp, cls, size_mb(os.path.join(out, comp))))
     lines += ["", "Total: %.1f MB." % size_mb(out), "",
@@ -229,7 +312,9 @@ def model_card(work, out, tw, sw, ssteps):
               "- teacher: DDIM 50 steps (leading, steps_offset 1), classifier-free guidance %.1f, negative prompt \"\"." % tw,
               "- student: %d-step multistep consistency sampler on the DDIM-50 grid (timesteps %s), guidance %.1f "
               "(real CFG, two UNet passes a step), boundary alpha := 1 at t <= 1." % (
-                  ssteps, ", ".join(map(str, diffusion.cd_timesteps(ssteps))), sw), "",
+                  ssteps, ", ".join(map(str, diffusion.cd_timesteps(ssteps))), sw),
+              "- LCM-LoRA student: the teacher's UNet + `lcm_lora/`, LCM sampler 4 steps (timesteps 999, 759, 499, "
+              "259), guidance 1 (one UNet pass a step).", "",
               "## Metrics (checker = `tandem score --checker`)", "",
               "| metric | value | bar |", "|---|---|---|",
               "| CLIP text->image top-1 (test, groups of 100) | %s | >= 0.8 |" % fmt(m["clip"], "test_retrieval_top1_group100"),
@@ -244,17 +329,26 @@ def model_card(work, out, tw, sw, ssteps):
               "", "Evaluated on %s test prompts (same initial noise for teacher and student) in PyTorch with the float32 "
               "weights (shapes.evaluate). The quick ControlNet evaluation thresholds colours; the acceptance "
               "measurement (segmentation IoU in the engine, docs/CONTROLNET.md) is higher." % ev.get("n_prompts", "(no)")]
-    ee = engine_eval(os.path.join(work, "engine_eval", "results.jsonl"))
+    teacher_log = os.path.join(work, "engine_eval", "samples.jsonl")
+    ee = engine_eval(teacher_log, teacher_log)
+    el = engine_eval(teacher_log, os.path.join(work, "engine_eval_lora", "samples.jsonl"))
     if ee:
-        d = ee["wins"] + ee["losses"]
         lines += ["", "### In the engine", "",
                   "`tandem eval` on the first %d test prompts (`tandem world captions --split test --seed 1001`, "
-                  "seed per prompt), the shipped float16 weights through the C code, the same settings:" % ee["n"], "",
-                  "| metric | value | bar |", "|---|---|---|",
-                  "| teacher mean (DDIM-50) | %.3f | |" % ee["teacher"],
-                  "| student mean / teacher mean | %.3f | >= 0.90 |" % (ee["student"] / ee["teacher"]),
-                  "| student wins among differing prompts | %.3f (%d of %d; ties %d) | >= 0.30 |" % (
-                      ee["wins"] / d if d else 0.0, ee["wins"], d, ee["ties"])]
+                  "seed per prompt), the shipped float16 weights through the C code; each student against the "
+                  "teacher's DDIM-50 sample from the same initial noise:" % ee["n"], "",
+                  "| metric | consistency student (`unet_student/`, 4 steps, w %.1f) | LCM-LoRA student (`lcm_lora/`, "
+                  "4 steps, w 1) | bar |" % sw, "|---|---|---|---|",
+                  "| teacher mean (DDIM-50) | %.3f | | |" % ee["teacher"]]
+        cols = [ee, el if el and el["n"] == ee["n"] else {}]
+        cell = lambda e, f: f(e) if e else "(not measured)"  # noqa: E731
+        lines += ["| student mean | %s | %s | |" % tuple(cell(e, lambda e: "%.3f" % e["student"]) for e in cols),
+                  "| student mean / teacher mean | %s | %s | >= 0.90 |" % tuple(
+                      cell(e, lambda e: "%.3f" % (e["student"] / e["teacher"])) for e in cols),
+                  "| student wins among differing prompts | %s | %s | >= 0.30 |" % tuple(
+                      cell(e, lambda e: "%.3f (%d of %d; ties %d)" % (
+                          e["wins"] / max(e["wins"] + e["losses"], 1), e["wins"], e["wins"] + e["losses"], e["ties"]))
+                      for e in cols)]
     lines += [
               "", "## Reproduce", "", "```", "tools/shapes/build_all.sh   # all stages + export + fixtures", "```", ""]
     with open(os.path.join(out, "README.md"), "w") as f:
@@ -284,6 +378,7 @@ def main(argv=None):
         distill_lora.export(a.work, a.out)  # out/lcm_lora/ (LCM-LoRA on unet/; not a pipeline component)
     trained_fixtures(a.work, a.out, a.fixtures)
     train_controlnet.trained_fixture(a.work, a.out, a.fixtures)
+    trained_lora_fixture(a.out, a.fixtures)
     model_card(a.work, a.out, a.teacher_guidance, a.student_guidance, a.student_steps)
     common.log("export", "%s: %.1f MB" % (a.out, size_mb(a.out)))
 
