@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the whole shapes-world model family: tokenizer, CLIP, VAE, teacher, student, oracle, the
 # evaluation on test prompts, the export to models/shapes/ (float16), the tandem-check fixtures and the
-# engine's evaluation of student against teacher (2000 test prompts, ~40 min) for the model card.
+# engine's evaluation of both students against the teacher (2000 test prompts, ~40 min + ~5 min) for the model card.
 # Every stage checkpoints and is resumed by re-running this script (each stage is skipped when its
 # output exists and it finished; pass --restart to train everything again).
 #
