@@ -206,12 +206,12 @@ def trained_lora_fixture(out_models, fx_root):
     # The merge path (--lora-merge) stores W' = W + s alpha/r up @ down in the base weights' float16:
     # its reference merges in float32 and rounds W' to float16, as tandem does.
     merged = lora.merged_state_dict(u, wr)
-    lora_keys = {p + ".weight" for p in wr}
+    base_w = {p + ".weight": w.base.weight.detach() for p, w in wr.items()}  # W of every adapted module
     for scale, name in ((1.0, "1_0"), (0.5, "0_5")):
         sd = {}
         for k, v in merged.items():
-            if k in lora_keys:
-                w0 = dict(u.named_parameters())[k.rsplit(".weight", 1)[0] + ".base.weight"].detach()
+            if k in base_w:
+                w0 = base_w[k]
                 v = (w0 + scale * (v - w0)).half().float()  # W + s (W' - W), rounded as stored
             sd[k] = v
         m = nn_diffusers.UNet2DConditionModel(ucfg)
