@@ -871,6 +871,42 @@ static void test_cli(void) {
     CHECK_MSG(rc == 0 && err && strstr(err, "base weights shared") && strstr(err, "refine"), "rc %d: %s", rc,
               err ? err : "");
     free(err);
+    /* --student-lora on the editing commands: the adaptive image above as the source */
+    snprintf(args, sizeof args,
+             "edit --model '%.1000s' --student-lora '%.1000s' --sampler lcm --steps 2 --guidance 1 --teacher-steps 1 "
+             "--tau 2 --oracle brightness --image '%.1000s/a.png' --prompt x --seed 1 -o '%.1000s/e.png'",
+             dir, lora, tmp, tmp);
+    rc = run_cli(&err, args);
+    CHECK_MSG(rc == 0 && err && strstr(err, "base weights shared") && strstr(err, "refine"), "rc %d: %s", rc,
+              err ? err : "");
+    free(err);
+    snprintf(args, sizeof args,
+             "edit --model '%.1000s' --student-lora '%.1000s/none.safetensors' --tau 2 --oracle brightness "
+             "--image '%.1000s/a.png' --prompt x -o '%.1000s/e.png'",
+             dir, tmp, tmp, tmp);
+    rc = run_cli(&err, args);
+    CHECK_MSG(rc == 1 && err && strstr(err, "none.safetensors"), "rc %d: %s", rc, err ? err : "");
+    free(err);
+    /* edit-eval: the log's header names the student's LoRA, so that a run without it is not resumed */
+    const char *ee = "edit-eval --model '%.1000s' %.1100s--sampler lcm --steps 1 --guidance 1 --teacher-steps 2 --n 1 "
+                     "--width 64 --height 64 --oracle brightness --k 50 --out '%.1000s/ee_lora' -q";
+    char with[PATH_MAX + 32];
+    snprintf(with, sizeof with, "--student-lora '%.1000s' ", lora);
+    snprintf(args, sizeof args, ee, dir, with, tmp);
+    rc = run_cli(&err, args);
+    CHECK_MSG(rc == 0, "rc %d: %s", rc, err ? err : "");
+    free(err);
+    char path[PATH_MAX], *log = NULL;
+    size_t len = 0;
+    tdm_status st = {0};
+    snprintf(path, sizeof path, "%s/ee_lora/pairs.jsonl", tmp);
+    CHECK(tdm_read_file(path, (size_t)1 << 20, &log, &len, &st) == TDM_OK && log &&
+          strstr(log, "\"lora\":\"LoRA: 1 file (lora.safetensors x1)"));
+    free(log);
+    snprintf(args, sizeof args, ee, dir, "", tmp);
+    rc = run_cli(&err, args);
+    CHECK_MSG(rc == 1 && err && strstr(err, "'student'"), "rc %d: %s", rc, err ? err : "");
+    free(err);
 }
 
 int main(int argc, char **argv) {

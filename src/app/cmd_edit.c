@@ -11,6 +11,7 @@
 
 #include "app/args.h"
 #include "app/cli_eval_common.h"
+#include "app/cli_preset.h"
 #include "app/cmd_control.h"
 #include "app/commands_adaptive.h"
 #include "tandem.h"
@@ -103,6 +104,8 @@ static void edit_help(void) {
     tdm_cli_controls_help();
     printf("the student, teacher, oracle, threshold and refinement options of tandem generate --adaptive:\n"
            "  --model PATH, --steps N, --guidance F, --sampler NAME, --eta F, --student-unet NAME\n"
+           "  --student-lora PATH[:SCALE] (repeatable; on the teacher's model it shares the teacher's weights),\n"
+           "  --student-lora-no-share\n"
            "  --teacher PATH, --teacher-steps N, --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F,\n"
            "  --teacher-unet NAME, --strategy refine|regenerate, --refine-strength S | --refine-noise SIGMA,\n"
            "  --refine-steps T, --refine-through-pixels, --oracle NAME (default checker; none: no score in the one-model modes),\n"
@@ -130,6 +133,9 @@ int tdm_cmd_edit(int argc, char **argv) {
     mask_opts_init(&mo);
     tdm_cli_controls controls; /* --controlnet ... (cmd_control.c) */
     memset(&controls, 0, sizeof controls);
+    tdm_cli_loras slora; /* --student-lora ... (cli_preset.h) */
+    memset(&slora, 0, sizeof slora);
+    int lora_share = 1;
     c.seed_random = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -138,6 +144,7 @@ int tdm_cmd_edit(int argc, char **argv) {
         if (r == 0) r = tdm_cli_threshold_parse(cmd, argc, argv, &i, &th);
         if (r == 0) r = mask_opts_parse(cmd, argc, argv, &i, &mo);
         if (r == 0) r = tdm_cli_controls_parse(cmd, argc, argv, &i, &controls);
+        if (r == 0) r = tdm_cli_student_lora_parse(cmd, argc, argv, &i, &slora, &lora_share);
         if (r != 0) {
             if (r < 0) return 2;
             continue;
@@ -234,7 +241,8 @@ int tdm_cmd_edit(int argc, char **argv) {
     tdm_engine_params_init(&ep);
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
-    if (tdm_cli_load_pair(&c, &t, &student, &teacher_model, &st)) goto fail;
+    if (tdm_cli_load_pair_lora(&c, &t, &slora, lora_share, &student, &teacher_model, &st)) goto fail;
+    tdm_cli_student_lora_print(student, &slora, c.quiet);
     const int no_oracle = strcmp(c.oracle, "none") == 0;
     if (no_oracle && mode == TDM_EDIT_ADAPTIVE) {
         fprintf(stderr, "tandem %s: the adaptive mode needs an oracle (--oracle none is for the one-model modes)\n", cmd);
@@ -315,7 +323,7 @@ done:
     tdm_adaptive_result_free(&res);
     tdm_image_similarity_free(sim);
     tdm_oracle_free(oracle);
-    tdm_model_free(student);
+    tdm_model_free(student); /* first: a student derived with --student-lora views the teacher's weights */
     tdm_model_free(teacher_model);
     tdm_engine_free(engine);
     tdm_cli_controls_free(&controls);
@@ -350,7 +358,8 @@ static void edit_eval_help(void) {
            "                         target scene's segmentation map (the layout the edit asks for)\n"
            "  --control-scale F, --control-start F, --control-end F   its scale and window (1, 0, 1)\n"
            "  --restart              discard an existing log instead of resuming it\n"
-           "  the student / teacher / refinement / oracle options of tandem edit (--oracle default checker),\n"
+           "  the student / teacher / refinement / oracle options of tandem edit, --student-lora included\n"
+           "  (--oracle default checker),\n"
            "  --width N --height N (default: the student's size), --threads N, -q\n");
 }
 
@@ -383,11 +392,15 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     float control_scale = 1.0f, control_start = 0.0f, control_end = 1.0f;
     mask_opts mo;
     mask_opts_init(&mo);
+    tdm_cli_loras slora; /* --student-lora ... (cli_preset.h) */
+    memset(&slora, 0, sizeof slora);
+    int lora_share = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int err = 0, rnd = 0;
         int r = tdm_cli_pair_parse(cmd, argc, argv, &i, &c, &t);
         if (r == 0) r = mask_opts_parse(cmd, argc, argv, &i, &mo);
+        if (r == 0) r = tdm_cli_student_lora_parse(cmd, argc, argv, &i, &slora, &lora_share);
         if (r != 0) {
             if (r < 0) return 2;
             continue;
@@ -456,7 +469,8 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     tdm_engine_params_init(&ep);
     ep.n_threads = c.threads;
     if (tdm_engine_create(&ep, &engine, &st)) goto fail;
-    if (tdm_cli_load_pair(&c, &t, &student, &teacher_model, &st)) goto fail;
+    if (tdm_cli_load_pair_lora(&c, &t, &slora, lora_share, &student, &teacher_model, &st)) goto fail;
+    tdm_cli_student_lora_print(student, &slora, c.quiet);
     if (tdm_oracle_open(c.oracle, c.oracle_model, engine, &oracle, &st)) goto fail;
     if (sim_dir && tdm_image_similarity_open(sim_dir, engine, &sim, &st)) goto fail;
     if (cn_path && tdm_controlnet_load(cn_path, &cn, &st)) goto fail;
@@ -512,7 +526,7 @@ done:
     tdm_controlnet_free(cn);
     tdm_image_similarity_free(sim);
     tdm_oracle_free(oracle);
-    tdm_model_free(student);
+    tdm_model_free(student); /* first: a student derived with --student-lora views the teacher's weights */
     tdm_model_free(teacher_model);
     tdm_engine_free(engine);
     return exit_code;

@@ -39,7 +39,11 @@ cJSON *tdm_evalc_header_begin(const char *format, int version, const tdm_model *
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "format", format);
     cJSON_AddNumberToObject(o, "version", version);
-    cJSON_AddItemToObject(o, "student", stage_json(tdm_model_name(student), &su->sp));
+    cJSON *sj = stage_json(tdm_model_name(student), &su->sp);
+    char lora[512]; /* a LoRA student (--student-lora): its files, scales and application, so that a log made
+                       with another LoRA (or none) is not resumed */
+    if (sj && tdm_model_lora_summary(student, lora, sizeof lora) > 0) cJSON_AddStringToObject(sj, "lora", lora);
+    cJSON_AddItemToObject(o, "student", sj);
     cJSON_AddItemToObject(o, "teacher", stage_json(tdm_model_name(teacher), &su->tp));
     cJSON_AddNumberToObject(o, "width", su->sp.width);
     cJSON_AddNumberToObject(o, "height", su->sp.height);

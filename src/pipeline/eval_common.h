@@ -26,7 +26,8 @@ extern const char *const tdm_evalc_run_key[TDM_EVAL_N_RUNS];
 /* key: v as a raw JSON number (exact for any 64-bit value). */
 void tdm_evalc_add_u64(cJSON *o, const char *key, uint64_t v);
 /* {"format", "version", "student": stage, "teacher": stage, "width", "height"} with stage = {"model",
- * "sampler", "steps", "guidance", "eta"} of su's student / teacher plan. NULL when out of memory. */
+ * "sampler", "steps", "guidance", "eta"} of su's student / teacher plan, the student's also "lora" (the
+ * model's LoRA summary) when it has LoRA files. NULL when out of memory. */
 cJSON *tdm_evalc_header_begin(const char *format, int version, const tdm_model *student, const tdm_model *teacher,
                               const tdm_adaptive_setup *su);
 /* "negative_prompt", "clip_skip", "emphasis" of the student's plan. */
