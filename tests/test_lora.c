@@ -838,6 +838,15 @@ static int run_cli(char **err, const char *args) {
     return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
 }
 
+/* Runs `tandem <args>`: the exit status must be want and stderr hold has1 and has2 (each NULL: anything). */
+static void expect_cli(int want, const char *has1, const char *has2, const char *args) {
+    char *err = NULL;
+    int rc = run_cli(&err, args);
+    CHECK_MSG(rc == want && (!has1 || (err && strstr(err, has1))) && (!has2 || (err && strstr(err, has2))),
+              "rc %d (want %d): %s", rc, want, err ? err : "");
+    free(err);
+}
+
 static void test_cli(void) {
     FILE *bf = fopen(g_bin, "rb");
     if (!bf) {
@@ -845,7 +854,7 @@ static void test_cli(void) {
         return;
     }
     fclose(bf);
-    char dir[PATH_MAX], lora[PATH_MAX], args[6144], *err = NULL;
+    char dir[PATH_MAX], lora[PATH_MAX], args[6144];
     snprintf(dir, sizeof dir, "%s/tiny-sd", tdm_test_tmpdir()); /* made by test_models */
     fixture_path(lora, sizeof lora, "lora-sd15-tiny/model-kohya/lora.safetensors");
     const char *tmp = tdm_test_tmpdir();
@@ -853,49 +862,35 @@ static void test_cli(void) {
              "generate --model '%.1000s' --prompt x --steps 1 --width 64 --height 64 --lora '%.1000s:0.5' "
              "-o '%.1000s/l.png'",
              dir, lora, tmp);
-    int rc = run_cli(&err, args);
-    CHECK_MSG(rc == 0 && err && strstr(err, "LoRA: 1 file (lora.safetensors x0.5)"), "rc %d: %s", rc, err ? err : "");
-    free(err);
+    expect_cli(0, "LoRA: 1 file (lora.safetensors x0.5)", NULL, args);
     snprintf(args, sizeof args,
              "generate --model '%.1000s' --prompt x --lora '%.1000s/none.safetensors' -o '%.1000s/l.png'", dir, tmp,
              tmp);
-    rc = run_cli(&err, args);
-    CHECK_MSG(rc == 1 && err && strstr(err, "none.safetensors"), "rc %d: %s", rc, err ? err : "");
-    free(err);
+    expect_cli(1, "none.safetensors", NULL, args);
     snprintf(args, sizeof args,
              "generate --adaptive --model '%.1000s' --student-lora '%.1000s' --sampler lcm --steps 1 --guidance 1 "
              "--teacher-steps 1 --tau 2 --oracle brightness --prompt x --width 64 --height 64 --seed 1 "
              "-o '%.1000s/a.png'",
              dir, lora, tmp);
-    rc = run_cli(&err, args);
-    CHECK_MSG(rc == 0 && err && strstr(err, "base weights shared") && strstr(err, "refine"), "rc %d: %s", rc,
-              err ? err : "");
-    free(err);
+    expect_cli(0, "base weights shared", "refine", args);
     /* --student-lora on the editing commands: the adaptive image above as the source */
     snprintf(args, sizeof args,
              "edit --model '%.1000s' --student-lora '%.1000s' --sampler lcm --steps 2 --guidance 1 --teacher-steps 1 "
              "--tau 2 --oracle brightness --image '%.1000s/a.png' --prompt x --seed 1 -o '%.1000s/e.png'",
              dir, lora, tmp, tmp);
-    rc = run_cli(&err, args);
-    CHECK_MSG(rc == 0 && err && strstr(err, "base weights shared") && strstr(err, "refine"), "rc %d: %s", rc,
-              err ? err : "");
-    free(err);
+    expect_cli(0, "base weights shared", "refine", args);
     snprintf(args, sizeof args,
              "edit --model '%.1000s' --student-lora '%.1000s/none.safetensors' --tau 2 --oracle brightness "
              "--image '%.1000s/a.png' --prompt x -o '%.1000s/e.png'",
              dir, tmp, tmp, tmp);
-    rc = run_cli(&err, args);
-    CHECK_MSG(rc == 1 && err && strstr(err, "none.safetensors"), "rc %d: %s", rc, err ? err : "");
-    free(err);
+    expect_cli(1, "none.safetensors", NULL, args);
     /* edit-eval: the log's header names the student's LoRA, so that a run without it is not resumed */
     const char *ee = "edit-eval --model '%.1000s' %.1100s--sampler lcm --steps 1 --guidance 1 --teacher-steps 2 --n 1 "
                      "--width 64 --height 64 --oracle brightness --k 50 --out '%.1000s/ee_lora' -q";
     char with[PATH_MAX + 32];
     snprintf(with, sizeof with, "--student-lora '%.1000s' ", lora);
     snprintf(args, sizeof args, ee, dir, with, tmp);
-    rc = run_cli(&err, args);
-    CHECK_MSG(rc == 0, "rc %d: %s", rc, err ? err : "");
-    free(err);
+    expect_cli(0, NULL, NULL, args);
     char path[PATH_MAX], *log = NULL;
     size_t len = 0;
     tdm_status st = {0};
@@ -904,9 +899,7 @@ static void test_cli(void) {
           strstr(log, "\"lora\":\"LoRA: 1 file (lora.safetensors x1)"));
     free(log);
     snprintf(args, sizeof args, ee, dir, "", tmp);
-    rc = run_cli(&err, args);
-    CHECK_MSG(rc == 1 && err && strstr(err, "'student'"), "rc %d: %s", rc, err ? err : "");
-    free(err);
+    expect_cli(1, "'student'", NULL, args);
 }
 
 int main(int argc, char **argv) {
