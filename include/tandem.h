@@ -326,6 +326,11 @@ typedef struct tdm_adaptive_params {
     float refine_noise;                  /* sigma in (0, 1), default 0.4 */
     int force_pixels;                    /* 1: hand over through pixels even when the VAE is shared */
     int keep_student_image;              /* 1: also return the student's image */
+    /* 1: after the teacher's improvement the oracle scores the teacher's image too, and the student's image is
+     * returned when it scores higher (the better of the two by the oracle; ties go to the teacher). One more
+     * oracle call on the samples the teacher worked on, no UNet evaluation. 0 (default): the teacher's image,
+     * as Algorithm 1 of the paper. */
+    int keep_better;
 
     tdm_progress_fn progress; /* stages of the student and the teacher in turn; may be NULL */
     void *progress_user;
@@ -390,6 +395,10 @@ typedef struct tdm_adaptive_result {
     char *parameters;        /* A1111 "parameters" text (owned) */
     char *metadata_json;     /* the "tandem" JSON: oracle, score, tau, k, decision, settings, evals, times */
     int controlnet_calls_student, controlnet_calls_teacher; /* ControlNet forward calls (with controls) */
+    /* keep_better, when the teacher ran: its image's oracle score, and 1 when the student's image was returned
+     * because it scored higher (decision still names what the teacher did). NAN / 0 otherwise. */
+    float teacher_oracle_score;
+    int selected_student;
 } tdm_adaptive_result;
 
 /* Runs student -> oracle -> (teacher). student and teacher may be the same model. */

@@ -503,6 +503,108 @@ static void test_decisions(models *m) {
     tdm_oracle_free(o);
 }
 
+/* An oracle that answers scores[0], scores[1], ... in turn (a negative one fails); calls counted. */
+typedef struct seq_oracle {
+    float scores[4];
+    int calls;
+} seq_oracle;
+
+static tdm_code seq_oracle_fn(void *user, const char *prompt, const tdm_image *img, float *score, tdm_status *st) {
+    (void)prompt;
+    (void)img;
+    seq_oracle *q = user;
+    const float v = q->scores[q->calls < 4 ? q->calls : 3];
+    q->calls++;
+    if (v < 0) return tdm_fail(st, TDM_ERR_INVALID_ARG, "seq oracle: refused");
+    *score = v;
+    return TDM_OK;
+}
+
+/* keep_better: the oracle scores the teacher's image too; the student's is returned when it scores higher. */
+static void test_keep_better(models *m) {
+    seq_oracle q = {{0.5f, 0.3f, 0.0f, 0.0f}, 0};
+    tdm_oracle *o = NULL;
+    tdm_status st = {0};
+    CHECK(tdm_oracle_from_fn("seq", seq_oracle_fn, &q, &o, &st) == TDM_OK);
+    tdm_adaptive_params p;
+    base_params(&p, o);
+    p.keep_student_image = 1;
+    p.keep_better = 1;
+    p.strategy = TDM_ADAPTIVE_REGENERATE;
+    tdm_generate_params gp;
+    tdm_generate_params_init(&gp);
+    gp.prompt = p.prompt;
+    gp.seed = p.seed;
+    gp.width = gp.height = 64;
+    gp.steps = 2;
+    tdm_image student = {0}, teacher = {0};
+    CHECK(tdm_generate(m->e1, m->lcm, &gp, &student, NULL, &st) == TDM_OK);
+    gp.steps = 4;
+    gp.sampler = "ddim";
+    gp.guidance_scale = 7.5f;
+    CHECK(tdm_generate(m->e1, m->sd, &gp, &teacher, NULL, &st) == TDM_OK);
+
+    /* routed (0.5 < 0.6), the teacher's image scores 0.3 < 0.5: the student's image, the teacher's cost */
+    tdm_adaptive_result r;
+    p.tau = 0.6;
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+    CHECK(q.calls == 2 && r.decision == TDM_DECISION_REGENERATE && r.selected_student == 1);
+    CHECK(r.oracle_score == 0.5f && r.teacher_oracle_score == 0.3f && r.unet_evals_teacher == 8);
+    CHECK_MSG(tdm_test_same_image(&r.image, &student), "keep-better did not return the student's image");
+    CHECK(tdm_test_same_image(&r.student_image, &student));
+    CHECK(strstr(r.metadata_json, "\"teacher_score\":0.3") && strstr(r.metadata_json, "\"selected\":\"student\"") &&
+          strstr(r.metadata_json, "\"keep_better\":true"));
+    CHECK(strstr(r.parameters, "Teacher oracle score: 0.3, Selected: student") != NULL);
+    tdm_adaptive_result_free(&r);
+
+    /* the teacher's image scores higher (0.7), or the same (0.5: ties go to the teacher): the teacher's */
+    const float teacher_scores[2] = {0.7f, 0.5f};
+    for (int c = 0; c < 2; c++) {
+        q = (seq_oracle){{0.5f, teacher_scores[c], 0.0f, 0.0f}, 0};
+        CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+        CHECK(q.calls == 2 && r.selected_student == 0 && r.teacher_oracle_score == teacher_scores[c]);
+        CHECK(tdm_test_same_image(&r.image, &teacher) && tdm_test_same_image(&r.student_image, &student));
+        CHECK(strstr(r.metadata_json, "\"selected\":\"teacher\"") != NULL);
+        tdm_adaptive_result_free(&r);
+    }
+
+    /* refinement: the same rule */
+    p.strategy = TDM_ADAPTIVE_REFINE;
+    q = (seq_oracle){{0.5f, 0.2f, 0.0f, 0.0f}, 0};
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+    CHECK(r.decision == TDM_DECISION_REFINE && r.selected_student && tdm_test_same_image(&r.image, &student));
+    CHECK(r.unet_evals_teacher == 8 && r.refine_steps == 4);
+    tdm_adaptive_result_free(&r);
+
+    /* kept: one oracle call, no teacher score */
+    p.tau = 0.4;
+    q = (seq_oracle){{0.5f, 0.9f, 0.0f, 0.0f}, 0};
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+    CHECK(q.calls == 1 && r.decision == TDM_DECISION_KEEP && isnan(r.teacher_oracle_score) && !r.selected_student);
+    CHECK(strstr(r.metadata_json, "teacher_score") == NULL && strstr(r.metadata_json, "\"selected\":\"student\""));
+    tdm_adaptive_result_free(&r);
+
+    /* the oracle failing on the teacher's image is an error naming it */
+    p.tau = 0.6;
+    q = (seq_oracle){{0.5f, -1.0f, 0.0f, 0.0f}, 0};
+    tdm_status est = {0};
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r, &est) == TDM_ERR_INVALID_ARG);
+    CHECK_MSG(strstr(est.msg, "teacher's image") && strstr(est.msg, "refused"), "%s", est.msg);
+    CHECK(r.image.pixels == NULL);
+
+    /* off (default): the teacher's image whatever it scores, and one oracle call */
+    p.keep_better = 0;
+    q = (seq_oracle){{0.5f, 0.1f, 0.0f, 0.0f}, 0};
+    CHECK(run(m->e1, m->lcm, m->sd, &p, &r) == TDM_OK);
+    CHECK(q.calls == 1 && !r.selected_student && !tdm_test_same_image(&r.image, &student));
+    CHECK(strstr(r.metadata_json, "keep_better") == NULL && strstr(r.metadata_json, "selected") == NULL);
+    tdm_adaptive_result_free(&r);
+
+    tdm_image_free(&student);
+    tdm_image_free(&teacher);
+    tdm_oracle_free(o);
+}
+
 /* Teacher step counts under both conventions. */
 static void test_refine_counts(models *m) {
     const tdm_sd_model *t = tdm_model_sd(m->sd);
@@ -787,6 +889,14 @@ static void test_cli(void) {
     snprintf(png, sizeof png, "%s/cli.png", tdm_test_tmpdir());
     CHECK(tdm_image_read_text(png, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"decision\":\"refine\""));
     tdm_free(chunk);
+    /* --keep-better: the teacher's image is scored too (constant: a tie, so the teacher's) */
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --keep-better -o kb.png", base);
+    CLI(0, "", args);
+    snprintf(png, sizeof png, "%s/kb.png", tdm_test_tmpdir());
+    chunk = NULL;
+    CHECK(tdm_image_read_text(png, "tandem", &chunk, &st) == TDM_OK && chunk &&
+          strstr(chunk, "\"teacher_score\":0.2") && strstr(chunk, "\"selected\":\"teacher\""));
+    tdm_free(chunk);
     snprintf(args, sizeof args, "%s --oracle nonsense --tau 0.5", base);
     CLI(1, "unknown oracle 'nonsense'", args);
     snprintf(args, sizeof args, "%s --k 100 --calibration c.json", base);
@@ -839,6 +949,7 @@ int main(int argc, char **argv) {
     }
     test_stage_matches_generate(&m);
     test_decisions(&m);
+    test_keep_better(&m);
     test_controls(&m);
     test_refine_counts(&m);
     test_calibrate_run(&m);

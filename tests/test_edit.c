@@ -512,8 +512,10 @@ static void test_edit_eval(const models *m) {
     if (results) {
         int lines = 0;
         for (const char *c = results; *c; c++) lines += *c == '\n';
-        CHECK_MSG(lines == 3 * 6, "%d result lines", lines); /* student, teacher, refine-all, regenerate-all, 2 adaptive */
+        /* student, teacher, refine-all, regenerate-all, 4 adaptive (refine, regenerate and their -best) */
+        CHECK_MSG(lines == 3 * 8, "%d result lines", lines);
         CHECK(strstr(results, "\"method\":\"adaptive-refine\"") && strstr(results, "\"instruction\":\"m"));
+        CHECK(strstr(results, "\"method\":\"adaptive-regenerate-best\"") && strstr(results, "\"selected\":"));
     }
     if (table) {
         CHECK(strstr(table, "| adaptive-regenerate | 50 |") && strstr(table, "success") && strstr(table, "preserved") &&

@@ -142,21 +142,37 @@ static void check_results(const models *m, const char *dir) {
         } else if (!strcmp(meth, "regenerate-all")) {
             CHECK(es == 2 && et == 6 && !strcmp(dec->valuestring, "regenerate") && orc == teacher_oracle[i]);
         } else {
-            const int mi = !strcmp(meth, "adaptive-refine") ? TDM_EVAL_ADAPTIVE_REFINE : TDM_EVAL_ADAPTIVE_REGENERATE;
+            int mi = -1;
+            for (int m2 = TDM_EVAL_ADAPTIVE_REFINE; m2 < TDM_EVAL_N_METHODS; m2++)
+                if (!strcmp(meth, tdm_eval_method_name((tdm_eval_method)m2))) mi = m2;
+            CHECK_MSG(mi >= 0, "method %s", meth);
+            if (mi < 0) mi = TDM_EVAL_ADAPTIVE_REFINE;
+            const int refine = mi == TDM_EVAL_ADAPTIVE_REFINE || mi == TDM_EVAL_ADAPTIVE_REFINE_BEST;
+            const int best = mi >= TDM_EVAL_ADAPTIVE_REFINE_BEST;
             const double k = cJSON_GetObjectItem(o, "k")->valuedouble, tau = cJSON_GetObjectItem(o, "tau")->valuedouble;
             const int kj = k == 25 ? 0 : k == 50 ? 1 : 2;
             const int keep = student_oracle[i] >= tau;
-            CHECK(!strcmp(dec->valuestring, keep ? "keep" : mi == TDM_EVAL_ADAPTIVE_REFINE ? "refine" : "regenerate"));
-            CHECK(es == 2 && et == (keep ? 0 : 6) && cJSON_GetObjectItem(o, "seconds_oracle")->valuedouble == 0.25);
-            CHECK(orc == (keep ? student_oracle[i] : mi == TDM_EVAL_ADAPTIVE_REFINE ? refine_oracle[i] : teacher_oracle[i]));
+            CHECK(!strcmp(dec->valuestring, keep ? "keep" : refine ? "refine" : "regenerate"));
+            /* -best scores the teacher's image too: the oracle's seconds twice when the teacher ran */
+            CHECK(es == 2 && et == (keep ? 0 : 6) &&
+                  cJSON_GetObjectItem(o, "seconds_oracle")->valuedouble == (best && !keep ? 0.5 : 0.25));
+            const float teacher_side = refine ? refine_oracle[i] : teacher_oracle[i];
+            /* keep_better: the student's image when the oracle scores it higher than the teacher's */
+            const float want = keep ? student_oracle[i]
+                               : best && teacher_side < student_oracle[i] ? student_oracle[i] : teacher_side;
+            CHECK_MSG(orc == want, "%s k %g sample %d", meth, k, i);
+            const cJSON *sel = cJSON_GetObjectItem(o, "selected");
+            const int student_kept = keep || (best && teacher_side < student_oracle[i]);
+            CHECK(best ? cJSON_IsString(sel) && !strcmp(sel->valuestring, student_kept ? "student" : "teacher")
+                       : sel == NULL);
             sum_evals[mi][kj] += evals;
             routed[mi][kj] += !keep;
         }
         cJSON_Delete(o);
     }
-    CHECK_MSG(lines == 4 * (4 + 2 * 3), "%d records", lines);
+    CHECK_MSG(lines == 4 * (4 + 4 * 3), "%d records", lines);
     /* the adaptive budget = student + share x teacher; k = 50 of 4 scores routes exactly 2 */
-    for (int mi = TDM_EVAL_ADAPTIVE_REFINE; mi <= TDM_EVAL_ADAPTIVE_REGENERATE; mi++)
+    for (int mi = TDM_EVAL_ADAPTIVE_REFINE; mi < TDM_EVAL_N_METHODS; mi++)
         for (int j = 0; j < 3; j++) CHECK(sum_evals[mi][j] == 4 * 2 + routed[mi][j] * 6);
     CHECK(routed[TDM_EVAL_ADAPTIVE_REFINE][1] == 2 && routed[TDM_EVAL_ADAPTIVE_REFINE][0] == 1 &&
           routed[TDM_EVAL_ADAPTIVE_REFINE][2] == 3);
@@ -431,10 +447,61 @@ static void test_cli(void) {
     CLI(0, "", "eval --help");
 }
 
+/* The routing of every method on made-up samples, the -best methods (keep_better) included. */
+static void test_records(void) {
+    tdm_eval_sample s;
+    memset(&s, 0, sizeof s);
+    s.has_checker = 1;
+    const float oracle[3] = {0.5f, 0.3f, 0.7f}; /* student, teacher, refinement */
+    for (int r = 0; r < 3; r++) {
+        s.oracle[r] = oracle[r];
+        s.evals[r] = r == 0 ? 4 : 20;
+        s.seconds[r] = 1.0;
+    }
+    s.seconds_oracle = 0.125;
+    tdm_eval_record rec;
+    /* routed (0.5 < tau 0.6): plain methods return the teacher's run; -best the better by the oracle */
+    const struct {
+        tdm_eval_method m;
+        double tau;
+        int run;
+        double seconds_oracle;
+    } cases[] = {
+        {TDM_EVAL_ADAPTIVE_REFINE, 0.6, TDM_EVAL_RUN_REFINE, 0.125},
+        {TDM_EVAL_ADAPTIVE_REGENERATE, 0.6, TDM_EVAL_RUN_TEACHER, 0.125},
+        {TDM_EVAL_ADAPTIVE_REFINE_BEST, 0.6, TDM_EVAL_RUN_REFINE, 0.25},     /* 0.7 > 0.5 */
+        {TDM_EVAL_ADAPTIVE_REGENERATE_BEST, 0.6, TDM_EVAL_RUN_STUDENT, 0.25}, /* 0.3 < 0.5 */
+        {TDM_EVAL_ADAPTIVE_REGENERATE_BEST, 0.4, TDM_EVAL_RUN_STUDENT, 0.125}, /* kept: one scoring */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tdm_eval_record_make(&s, cases[c].m, 50, cases[c].tau, &rec);
+        CHECK_MSG(rec.run == cases[c].run && rec.seconds_oracle == cases[c].seconds_oracle, "case %zu: run %d",
+                  c, rec.run);
+        CHECK(rec.teacher_ran == (cases[c].tau > 0.5) && rec.evals_teacher == (cases[c].tau > 0.5 ? 20 : 0));
+        cJSON *o = cJSON_CreateObject();
+        tdm_eval_record_add_decision(o, &rec);
+        const cJSON *sel = cJSON_GetObjectItem(o, "selected");
+        if (cases[c].m >= TDM_EVAL_ADAPTIVE_REFINE_BEST)
+            CHECK(sel && !strcmp(sel->valuestring, rec.run == TDM_EVAL_RUN_STUDENT ? "student" : "teacher"));
+        else
+            CHECK(sel == NULL);
+        cJSON_Delete(o);
+    }
+    /* a tie goes to the teacher */
+    s.oracle[TDM_EVAL_RUN_TEACHER] = 0.5f;
+    tdm_eval_record_make(&s, TDM_EVAL_ADAPTIVE_REGENERATE_BEST, 50, 0.6, &rec);
+    CHECK(rec.run == TDM_EVAL_RUN_TEACHER);
+    tdm_eval_method am[4];
+    CHECK(tdm_eval_adaptive_methods(1, am) == 4 && am[3] == TDM_EVAL_ADAPTIVE_REGENERATE_BEST);
+    CHECK(tdm_eval_adaptive_methods(0, am) == 2 && am[1] == TDM_EVAL_ADAPTIVE_REFINE_BEST);
+    CHECK(!strcmp(tdm_eval_method_name(TDM_EVAL_ADAPTIVE_REFINE_BEST), "adaptive-refine-best"));
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     tdm_test_cli_path(argv[0], 1, g_bin, sizeof g_bin); /* the CLI runs in the temp dir */
     test_seeds();
+    test_records();
     if (!tdm_test_tiny_present()) {
         printf("tiny-model parts skipped: fixtures absent\n");
         return tdm_test_result();

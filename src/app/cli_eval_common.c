@@ -62,13 +62,16 @@ void tdm_cli_threshold_init(tdm_cli_threshold_opts *o) {
     o->tau = o->k = o->share = NAN;
     o->calibration = NULL;
     o->strategy = TDM_ADAPTIVE_REFINE;
+    o->keep_better = 0;
 }
 
 int tdm_cli_threshold_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli_threshold_opts *o) {
     const char *v;
     int err = 0;
 #define TOPT(...) ((v = tdm_arg_value(cmd, argc, argv, i, (const char *const[]){__VA_ARGS__, NULL}, &err)) || err)
-    if (TOPT("--tau")) {
+    if (strcmp(argv[*i], "--keep-better") == 0) {
+        o->keep_better = 1;
+    } else if (TOPT("--tau")) {
         if (err || !tdm_cli_arg_double(cmd, "--tau", v, -1e30, 1e30, 0, 0, &o->tau)) return -1;
     } else if (TOPT("--k")) {
         if (err || !tdm_cli_arg_double(cmd, "--k", v, 0, 100, 1, 1, &o->k)) return -1;

@@ -35,11 +35,12 @@ int tdm_cli_pair_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli_c
                        tdm_cli_teacher_opts *t);
 
 /* The adaptive decision's options: --tau F, --k K, --teacher-share Q, --calibration FILE,
- * --strategy refine|regenerate. */
+ * --strategy refine|regenerate, --keep-better. */
 typedef struct tdm_cli_threshold_opts {
     double tau, k, share; /* NAN when not given */
     const char *calibration;
     int strategy;         /* tdm_adaptive_strategy (default refine) */
+    int keep_better;      /* tdm_adaptive_params.keep_better */
 } tdm_cli_threshold_opts;
 void tdm_cli_threshold_init(tdm_cli_threshold_opts *o);
 int tdm_cli_threshold_parse(const char *cmd, int argc, char **argv, int *i, tdm_cli_threshold_opts *o); /* as above */

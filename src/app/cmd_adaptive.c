@@ -312,6 +312,8 @@ static void adaptive_help(const char *cmd) {
            "  --refine-steps T       teacher steps of a refinement (default: --teacher-steps); e.g. refine in\n"
            "                         10 steps while the teacher alone would run 50\n"
            "  --refine-through-pixels  decode / re-encode even when the VAE is shared (default: latent hand-off)\n"
+           "  --keep-better          when the teacher ran, the oracle scores its image too and the student's image\n"
+           "                         is returned when it scores higher (one more oracle call, no UNet evaluation)\n"
            "common:\n"
            "  --prompt TEXT, --negative-prompt TEXT, --seed N (-1 random), --width N, --height N, --clip-skip N,\n"
            "  --no-emphasis, --tokenizer DIR, --threads N\n"
@@ -445,6 +447,7 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
     p.teacher_share = share;
     p.calibration = calibration;
     p.strategy = (tdm_adaptive_strategy)strategy;
+    p.keep_better = th.keep_better;
     tdm_cli_teacher_apply(&t, &p);
     p.preset = preset ? preset->name : NULL;
     p.keep_student_image = student_out != NULL;
@@ -478,6 +481,9 @@ int tdm_cmd_adaptive_generate(const char *cmd, int argc, char **argv) {
                 output, tdm_adaptive_decision_name(res.decision), tdm_oracle_get_name(oracle), (double)res.oracle_score,
                 res.decision == TDM_DECISION_KEEP ? ">=" : "<", res.tau, res.unet_evals_student, res.unet_evals_teacher,
                 res.seconds_total, res.seconds_student, res.seconds_oracle, res.seconds_teacher);
+        if (res.decision != TDM_DECISION_KEEP && !isnan(res.teacher_oracle_score))
+            fprintf(stderr, "keep-better: the teacher's image scores %.4g, the %s's image is returned\n",
+                    (double)res.teacher_oracle_score, res.selected_student ? "student" : "teacher");
         if (res.decision == TDM_DECISION_REFINE)
             fprintf(stderr, "refined through the %s (%s): %d of %d grid steps from t = %g (1 - alphabar = %.3f)\n",
                     res.handoff_latent ? "latent" : "pixels", res.handoff_reason, res.refine_steps, res.refine_grid_steps,

@@ -107,7 +107,7 @@ static void edit_help(void) {
            "  --student-lora PATH[:SCALE] (repeatable; on the teacher's model it shares the teacher's weights),\n"
            "  --student-lora-no-share\n"
            "  --teacher PATH, --teacher-steps N, --teacher-guidance F, --teacher-sampler NAME, --teacher-eta F,\n"
-           "  --teacher-unet NAME, --strategy refine|regenerate, --refine-strength S | --refine-noise SIGMA,\n"
+           "  --teacher-unet NAME, --strategy refine|regenerate, --keep-better, --refine-strength S | --refine-noise SIGMA,\n"
            "  --refine-steps T, --refine-through-pixels, --oracle NAME (default checker; none: no score in the one-model modes),\n"
            "  --oracle-model PATH, --tau F, --k K, --teacher-share Q, --calibration FILE\n"
            "  --negative-prompt TEXT, --seed N (-1 random, the default), --width N --height N (force a size),\n"
@@ -267,6 +267,7 @@ int tdm_cmd_edit(int argc, char **argv) {
     p.teacher_share = share;
     p.calibration = calibration;
     p.strategy = (tdm_adaptive_strategy)th.strategy;
+    p.keep_better = th.keep_better;
     p.keep_student_image = student_out != NULL;
     p.init_image = &src;
     p.strength = (float)strength;
@@ -303,6 +304,9 @@ int tdm_cmd_edit(int argc, char **argv) {
                 mode == TDM_EDIT_ADAPTIVE ? tdm_adaptive_decision_name(res.decision) : "edit");
         if (oracle) fprintf(stderr, ", oracle %s %.4g", tdm_oracle_get_name(oracle), (double)res.oracle_score);
         if (mode == TDM_EDIT_ADAPTIVE) fprintf(stderr, " (tau %.4g)", res.tau);
+        if (mode == TDM_EDIT_ADAPTIVE && res.decision != TDM_DECISION_KEEP && !isnan(res.teacher_oracle_score))
+            fprintf(stderr, ", keep-better: teacher %.4g, the %s's edit returned", (double)res.teacher_oracle_score,
+                    res.selected_student ? "student" : "teacher");
         fprintf(stderr, ", UNet evals %d + %d, %.1f s\n", res.unet_evals_student, res.unet_evals_teacher,
                 res.seconds_total);
         if (q.has_checker) fprintf(stderr, "checker on the prompt: %.3f%s\n", (double)q.checker, q.checker >= 1 ? " (success)" : "");

@@ -208,7 +208,13 @@ static char *metadata_json(const meta_in *mi, const tdm_adaptive_result *r) {
     if (p->oracle_model) cJSON_AddStringToObject(orc, "model", p->oracle_model);
     else cJSON_AddNullToObject(orc, "model");
     add_num(orc, "score", r->oracle_score);
+    if (p->keep_better && r->decision != TDM_DECISION_KEEP) add_num(orc, "teacher_score", r->teacher_oracle_score);
     add_num(orc, "seconds", r->seconds_oracle);
+    if (p->keep_better) { /* the better of the two by the oracle */
+        cJSON_AddBoolToObject(o, "keep_better", 1);
+        cJSON_AddStringToObject(o, "selected", r->decision == TDM_DECISION_KEEP || r->selected_student ? "student"
+                                                                                                         : "teacher");
+    }
     cJSON *th = cJSON_AddObjectToObject(o, "threshold");
     add_num(th, "tau", r->tau);
     add_num(th, "k", r->k);
@@ -289,6 +295,9 @@ static char *parameters_text(const tdm_model *student, const tdm_generate_params
             len += snprintf(extra + len, sizeof extra - (size_t)len, ", Refine noise: %g",
                             tdm_float_as_decimal(p->refine_noise));
     }
+    if (p->keep_better && r->decision != TDM_DECISION_KEEP)
+        len += snprintf(extra + len, sizeof extra - (size_t)len, ", Teacher oracle score: %.6g, Selected: %s",
+                        (double)r->teacher_oracle_score, r->selected_student ? "student" : "teacher");
     snprintf(extra + len, sizeof extra - (size_t)len, ", UNet evals: %d, Version: tandem %s",
              r->unet_evals_student + r->unet_evals_teacher, TDM_VERSION_STRING);
     size_t n = strlen(base) + strlen(extra) + 1;
@@ -408,6 +417,7 @@ static tdm_code adaptive_run(tdm_engine *engine, const tdm_model *student, const
     if (!r) return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_adaptive_generate: result is NULL");
     memset(r, 0, sizeof *r);
     r->tau = r->k = r->teacher_share = r->refine_sigma = NAN;
+    r->teacher_oracle_score = NAN;
     if (!engine || !student || !teacher || !p)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "tdm_adaptive_generate: engine, student, teacher and params are required");
     if (!p->prompt) return tdm_fail(st, TDM_ERR_INVALID_ARG, "adaptive: prompt is NULL");
@@ -512,13 +522,33 @@ static tdm_code adaptive_run(tdm_engine *engine, const tdm_model *student, const
             r->refine_start_timestep = tres.first_timestep;
             r->refine_sigma = tres.start_sigma;
         }
-        r->image = tres.image;
-        tres.image.pixels = NULL;
-        tdm_gen_result_free(&tres);
-        if (p->keep_student_image) {
-            r->student_image = sres.image;
-            sres.image.pixels = NULL;
+        /* keep_better: the oracle scores the teacher's image too; the student's is returned when it scores higher */
+        if (p->keep_better) {
+            t0 = now_seconds();
+            rc = tdm_oracle_score(oracle, p->prompt, &tres.image, &r->teacher_oracle_score, st);
+            r->seconds_oracle += now_seconds() - t0;
+            if (rc) {
+                tdm_fail_context(st, "oracle (teacher's image)");
+                tdm_gen_result_free(&tres);
+                tdm_gen_result_free(&sres);
+                goto done;
+            }
+            r->selected_student = r->teacher_oracle_score < r->oracle_score;
         }
+        tdm_gen_result *final = r->selected_student ? &sres : &tres;
+        r->image = final->image;
+        final->image.pixels = NULL;
+        if (p->keep_student_image) {
+            if (r->selected_student) {
+                tdm_status ist = {0};
+                if (tdm_image_alloc(&r->student_image, r->image.width, r->image.height, &ist) == TDM_OK)
+                    memcpy(r->student_image.pixels, r->image.pixels, (size_t)r->image.width * r->image.height * 3);
+            } else {
+                r->student_image = sres.image;
+                sres.image.pixels = NULL;
+            }
+        }
+        tdm_gen_result_free(&tres);
     } else {
         r->image = sres.image;
         sres.image.pixels = NULL;

@@ -13,6 +13,10 @@
  *   adaptive-refine k    s if score_s >= tau_k     e_s [+ e_r]            sec_s + sec_oracle [+ sec_r]
  *                        else r
  *   adaptive-regenerate k  as adaptive-refine with t in place of r
+ *   adaptive-refine-best k, adaptive-regenerate-best k   as above with keep_better (tdm_adaptive_params): when
+ *                        routed, the result is the student's run if its oracle score is higher than the teacher
+ *                        run's (ties: the teacher's); seconds_oracle counts the second scoring (taken as long as
+ *                        the first: same oracle, same image size)
  * The regenerate methods need the same latent shape for both models; they are left out otherwise. */
 #ifndef TDM_PIPELINE_EVAL_H
 #define TDM_PIPELINE_EVAL_H
@@ -30,10 +34,17 @@ typedef enum tdm_eval_method {
     TDM_EVAL_REGENERATE_ALL,
     TDM_EVAL_ADAPTIVE_REFINE,
     TDM_EVAL_ADAPTIVE_REGENERATE,
+    TDM_EVAL_ADAPTIVE_REFINE_BEST,
+    TDM_EVAL_ADAPTIVE_REGENERATE_BEST,
     TDM_EVAL_N_METHODS
 } tdm_eval_method;
 
 const char *tdm_eval_method_name(tdm_eval_method m); /* "student", "teacher", "refine-all", ... */
+/* The adaptive methods in table order (adaptive-refine, adaptive-regenerate, adaptive-refine-best,
+ * adaptive-regenerate-best; the regenerate ones only with with_regenerate) into out[4]; returns the count. */
+int tdm_eval_adaptive_methods(int with_regenerate, tdm_eval_method out[4]);
+/* 1 for the adaptive methods (a threshold k / tau). */
+int tdm_eval_method_adaptive(tdm_eval_method m);
 
 /* What one (prompt, seed) produced: the three runs' scores and costs. */
 typedef struct tdm_eval_sample {
@@ -60,6 +71,11 @@ typedef struct tdm_eval_record {
 /* The record of `method` on sample s (k / tau: the adaptive methods' threshold; keep when score >= tau). */
 void tdm_eval_record_make(const tdm_eval_sample *s, tdm_eval_method method, double k, double tau,
                           tdm_eval_record *r);
+
+struct cJSON;
+/* Adds "decision" ("keep", "refine", "regenerate"; null for the student / teacher methods) and, for the -best
+ * methods, "selected" ("student" | "teacher") to a results line. */
+void tdm_eval_record_add_decision(struct cJSON *o, const tdm_eval_record *r);
 
 /* What the report needs besides the samples. */
 typedef struct tdm_eval_report_in {

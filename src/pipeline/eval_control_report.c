@@ -74,7 +74,7 @@ static int write_table(FILE *f, const tdm_ceval_report_in *in) {
     }
     fprintf(f, "| method | k | tau | teacher share | mean checker | mean IoU | mean oracle | UNet evals / image | "
                "ControlNet calls / image | seconds / image |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    const int n_rows_max = 4 + 2 * (in->n_k > 0 ? in->n_k : 0);
+    const int n_rows_max = 4 + 4 * (in->n_k > 0 ? in->n_k : 0);
     row *rows = calloc((size_t)n_rows_max, sizeof *rows);
     if (!rows) return 0;
     int nr = 0;
@@ -83,11 +83,10 @@ static int write_table(FILE *f, const tdm_ceval_report_in *in) {
         if (base[b] == TDM_EVAL_REGENERATE_ALL && !in->with_regenerate) continue;
         row_compute(in, base[b], NAN, NAN, &rows[nr++]);
     }
-    for (int a = 0; a < 2; a++) {
-        const tdm_eval_method m = a ? TDM_EVAL_ADAPTIVE_REGENERATE : TDM_EVAL_ADAPTIVE_REFINE;
-        if (m == TDM_EVAL_ADAPTIVE_REGENERATE && !in->with_regenerate) continue;
-        for (int j = 0; j < in->n_k; j++) row_compute(in, m, in->k[j], in->tau[j], &rows[nr++]);
-    }
+    tdm_eval_method am[4];
+    const int n_am = tdm_eval_adaptive_methods(in->with_regenerate, am);
+    for (int a = 0; a < n_am; a++)
+        for (int j = 0; j < in->n_k; j++) row_compute(in, am[a], in->k[j], in->tau[j], &rows[nr++]);
     for (int r = 0; r < nr; r++) row_print(f, &rows[r]);
 
     /* acceptance (issue 6) */
@@ -101,7 +100,7 @@ static int write_table(FILE *f, const tdm_ceval_report_in *in) {
     const row *best = NULL;
     for (int r = 0; r < nr; r++) { /* the cheapest adaptive row that reaches the teacher's checker score */
         const row *x = &rows[r];
-        if (x->method != TDM_EVAL_ADAPTIVE_REFINE && x->method != TDM_EVAL_ADAPTIVE_REGENERATE) continue;
+        if (!tdm_eval_method_adaptive(x->method)) continue;
         const double ck = mean_of(x->s.checker, x->s.n), ev = mean_of(x->s.evals, x->s.n);
         if (ck >= t_ck && ev <= ACCEPT_BUDGET * t_ev && (!best || ev < mean_of(best->s.evals, best->s.n))) best = x;
     }
@@ -119,7 +118,8 @@ static int write_table(FILE *f, const tdm_ceval_report_in *in) {
                "largest overlap, IoU of the two masks, mean over the objects, 0 for a missing object. teacher share: "
                "the share of scenes the teacher worked on; UNet evals count a guided step as 2; ControlNet calls: one "
                "per controlled step; refine-all / regenerate-all include the student's run; adaptive seconds include "
-               "the oracle's scoring of the student's image.\n");
+               "the oracle's scoring of the student's image; -best: the better of the two images by the oracle when "
+               "the teacher ran (keep_better), its seconds include the second scoring.\n");
     return 1;
 }
 

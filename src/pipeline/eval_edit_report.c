@@ -9,7 +9,7 @@
 #include "base/error.h"
 #include "pipeline/eval_edit.h"
 
-/* The methods in table order: the base ones, then per k adaptive-refine and adaptive-regenerate. */
+/* The methods in table order: the base ones, then per k the adaptive ones (tdm_eval_adaptive_methods). */
 typedef struct method_ref {
     tdm_eval_method m;
     int j; /* k index (adaptive), -1 */
@@ -20,22 +20,16 @@ static int list_methods(const tdm_eeval_report_in *in, method_ref *out) {
     const tdm_eval_method base[4] = {TDM_EVAL_STUDENT, TDM_EVAL_TEACHER, TDM_EVAL_REFINE_ALL, TDM_EVAL_REGENERATE_ALL};
     for (int b = 0; b < 4; b++)
         if (base[b] != TDM_EVAL_REGENERATE_ALL || in->with_regenerate) out[n++] = (method_ref){base[b], -1};
-    for (int j = 0; j < in->n_k; j++) {
-        out[n++] = (method_ref){TDM_EVAL_ADAPTIVE_REFINE, j};
-        if (in->with_regenerate) out[n++] = (method_ref){TDM_EVAL_ADAPTIVE_REGENERATE, j};
-    }
+    tdm_eval_method am[4];
+    const int n_am = tdm_eval_adaptive_methods(in->with_regenerate, am);
+    for (int j = 0; j < in->n_k; j++)
+        for (int a = 0; a < n_am; a++) out[n++] = (method_ref){am[a], j};
     return n;
 }
 
 static void record(const tdm_eeval_report_in *in, int i, const method_ref *mr, tdm_eval_record *r) {
     const double k = mr->j >= 0 ? in->k[mr->j] : NAN, tau = mr->j >= 0 ? in->tau[mr->j] : NAN;
     tdm_eval_record_make(&in->pairs[i].base, mr->m, k, tau, r);
-}
-
-static const char *decision_of(const tdm_eval_record *r) {
-    if (r->teacher_ran < 0) return NULL;
-    if (!r->teacher_ran) return "keep";
-    return r->run == TDM_EVAL_RUN_REFINE ? "refine" : "regenerate";
 }
 
 static void add_num(cJSON *o, const char *key, double v) {
@@ -65,9 +59,7 @@ static tdm_code write_results(FILE *f, const tdm_eeval_report_in *in, const meth
             cJSON_AddStringToObject(o, "method", tdm_eval_method_name(r.method));
             add_num(o, "k", r.k);
             add_num(o, "tau", r.tau);
-            const char *dec = decision_of(&r);
-            if (dec) cJSON_AddStringToObject(o, "decision", dec);
-            else cJSON_AddNullToObject(o, "decision");
+            tdm_eval_record_add_decision(o, &r);
             cJSON_AddNumberToObject(o, "checker", p->base.checker[r.run]);
             cJSON_AddBoolToObject(o, "success", p->base.checker[r.run] >= 1.0f);
             cJSON_AddBoolToObject(o, "preserved", p->preserved[r.run]);
@@ -197,7 +189,8 @@ static tdm_code write_table(FILE *f, const tdm_eeval_report_in *in, const method
     fprintf(f, "\nsuccess: checker score 1 on the target caption; preserved: every attribute the edit did not ask to "
                "change is found in the edit (checker analysis; the object count included); attributes kept: the unchanged "
                "attributes found, over all pairs (kept / checked); similarity: cosine of the "
-               "CLIP image embeddings of source and edit; UNet evals: a guided step counts 2.\n");
+               "CLIP image embeddings of source and edit; UNet evals: a guided step counts 2; -best: the better of the two "
+               "edits by the oracle when the teacher ran (keep_better).\n");
     free(all);
     return TDM_OK;
 }
@@ -231,7 +224,7 @@ static tdm_code write_file(const char *dir, const char *name, fill_fn fill, cons
 }
 
 tdm_code tdm_eeval_write_report(const tdm_eeval_report_in *in, tdm_status *st) {
-    method_ref ms[4 + 2 * 128];
+    method_ref ms[4 + 4 * 128];
     const int nm = list_methods(in, ms);
     TDM_TRY(write_file(in->out_dir, "results.jsonl", write_results, in, ms, nm, st));
     return write_file(in->out_dir, "table.md", write_table, in, ms, nm, st);

@@ -10,11 +10,23 @@
 #include "pipeline/eval.h"
 
 static const char *const k_method_names[TDM_EVAL_N_METHODS] = {
-    "student", "teacher", "refine-all", "regenerate-all", "adaptive-refine", "adaptive-regenerate"};
+    "student",         "teacher",         "refine-all", "regenerate-all", "adaptive-refine", "adaptive-regenerate",
+    "adaptive-refine-best", "adaptive-regenerate-best"};
 
 const char *tdm_eval_method_name(tdm_eval_method m) {
     return m >= 0 && m < TDM_EVAL_N_METHODS ? k_method_names[m] : "?";
 }
+
+int tdm_eval_adaptive_methods(int with_regenerate, tdm_eval_method out[4]) {
+    int n = 0;
+    out[n++] = TDM_EVAL_ADAPTIVE_REFINE;
+    if (with_regenerate) out[n++] = TDM_EVAL_ADAPTIVE_REGENERATE;
+    out[n++] = TDM_EVAL_ADAPTIVE_REFINE_BEST;
+    if (with_regenerate) out[n++] = TDM_EVAL_ADAPTIVE_REGENERATE_BEST;
+    return n;
+}
+
+int tdm_eval_method_adaptive(tdm_eval_method m) { return m >= TDM_EVAL_ADAPTIVE_REFINE && m < TDM_EVAL_N_METHODS; }
 
 void tdm_eval_record_make(const tdm_eval_sample *s, tdm_eval_method method, double k, double tau,
                           tdm_eval_record *r) {
@@ -45,7 +57,9 @@ void tdm_eval_record_make(const tdm_eval_sample *s, tdm_eval_method method, doub
         r->seconds_teacher = s->seconds[r->run];
         break;
     default: { /* adaptive: keep when the student's oracle score >= tau (tdm_adaptive_generate's rule) */
-        const int teacher_run = method == TDM_EVAL_ADAPTIVE_REFINE ? R : T;
+        const int refine = method == TDM_EVAL_ADAPTIVE_REFINE || method == TDM_EVAL_ADAPTIVE_REFINE_BEST;
+        const int best = method == TDM_EVAL_ADAPTIVE_REFINE_BEST || method == TDM_EVAL_ADAPTIVE_REGENERATE_BEST;
+        const int teacher_run = refine ? R : T;
         r->k = k;
         r->tau = tau;
         r->teacher_ran = !((double)s->oracle[S] >= tau);
@@ -56,6 +70,10 @@ void tdm_eval_record_make(const tdm_eval_sample *s, tdm_eval_method method, doub
         if (r->teacher_ran) { /* regenerate: the teacher-only sample, counted as if run */
             r->evals_teacher = s->evals[teacher_run];
             r->seconds_teacher = s->seconds[teacher_run];
+            if (best) { /* keep_better: the student's image when the oracle scores it higher */
+                if (s->oracle[teacher_run] < s->oracle[S]) r->run = S;
+                r->seconds_oracle += s->seconds_oracle;
+            }
         }
         break;
     }
@@ -67,10 +85,16 @@ static void add_num(cJSON *o, const char *key, double v) {
     else cJSON_AddNullToObject(o, key);
 }
 
-static const char *decision_of(const tdm_eval_record *r) {
-    if (r->teacher_ran < 0) return NULL;
-    if (!r->teacher_ran) return "keep";
-    return r->run == TDM_EVAL_RUN_REFINE ? "refine" : "regenerate";
+void tdm_eval_record_add_decision(cJSON *o, const tdm_eval_record *r) {
+    if (r->teacher_ran < 0) {
+        cJSON_AddNullToObject(o, "decision");
+        return;
+    }
+    const int refine = r->method == TDM_EVAL_REFINE_ALL || r->method == TDM_EVAL_ADAPTIVE_REFINE ||
+                       r->method == TDM_EVAL_ADAPTIVE_REFINE_BEST;
+    cJSON_AddStringToObject(o, "decision", !r->teacher_ran ? "keep" : refine ? "refine" : "regenerate");
+    if (r->method == TDM_EVAL_ADAPTIVE_REFINE_BEST || r->method == TDM_EVAL_ADAPTIVE_REGENERATE_BEST)
+        cJSON_AddStringToObject(o, "selected", r->run == TDM_EVAL_RUN_STUDENT ? "student" : "teacher");
 }
 
 char *tdm_eval_record_json(const tdm_eval_sample *s, const char *prompt, int sample_index, const tdm_eval_record *r) {
@@ -90,9 +114,7 @@ char *tdm_eval_record_json(const tdm_eval_sample *s, const char *prompt, int sam
     if (s->has_checker) cJSON_AddNumberToObject(o, "checker", s->checker[r->run]);
     else cJSON_AddNullToObject(o, "checker");
     cJSON_AddNumberToObject(o, "oracle", s->oracle[r->run]);
-    const char *d = decision_of(r);
-    if (d) cJSON_AddStringToObject(o, "decision", d);
-    else cJSON_AddNullToObject(o, "decision");
+    tdm_eval_record_add_decision(o, r);
     cJSON_AddNumberToObject(o, "unet_evals", r->evals_student + r->evals_teacher);
     cJSON_AddNumberToObject(o, "unet_evals_student", r->evals_student);
     cJSON_AddNumberToObject(o, "unet_evals_teacher", r->evals_teacher);
@@ -186,9 +208,10 @@ static tdm_code write_table(FILE *f, const tdm_eval_report_in *in) {
         }
         row_print(f, tdm_eval_method_name(base[b]), NAN, NAN, base[b] != TDM_EVAL_TEACHER, &rs);
     }
-    for (int a = 0; a < 2; a++) {
-        const tdm_eval_method m = a ? TDM_EVAL_ADAPTIVE_REGENERATE : TDM_EVAL_ADAPTIVE_REFINE;
-        if (m == TDM_EVAL_ADAPTIVE_REGENERATE && !in->with_regenerate) continue;
+    tdm_eval_method am[4];
+    const int n_am = tdm_eval_adaptive_methods(in->with_regenerate, am);
+    for (int a = 0; a < n_am; a++) {
+        const tdm_eval_method m = am[a];
         for (int j = 0; j < in->n_k; j++) {
             row_stats rs;
             memset(&rs, 0, sizeof rs);
@@ -205,7 +228,9 @@ static tdm_code write_table(FILE *f, const tdm_eval_report_in *in) {
     wins_line(f, "oracle", in, 0);
     fprintf(f, "\nteacher share: the share of samples the teacher worked on; UNet evals count a guided step as 2; "
                "refine-all / regenerate-all include the student's run (regenerate: the teacher-only sample, "
-               "counted as run); adaptive seconds include the oracle's scoring of the student's image.\n");
+               "counted as run); adaptive seconds include the oracle's scoring of the student's image; -best: the "
+               "better of the two images by the oracle when the teacher ran (keep_better), its seconds include the "
+               "second scoring.\n");
     return TDM_OK;
 }
 
@@ -241,17 +266,17 @@ static tdm_code write_atomic(const char *dir, const char *name, tdm_code (*fill)
 static tdm_code fill_results(FILE *f, const tdm_eval_report_in *in) {
     for (int i = 0; i < in->n; i++) {
         const tdm_eval_sample *s = &in->samples[i];
-        tdm_eval_record recs[4 + 2 * 128];
+        tdm_eval_record recs[4 + 4 * 128];
         int nr = 0;
         for (int m = TDM_EVAL_STUDENT; m <= TDM_EVAL_REGENERATE_ALL; m++) {
             if (m == TDM_EVAL_REGENERATE_ALL && !in->with_regenerate) continue;
             tdm_eval_record_make(s, (tdm_eval_method)m, NAN, NAN, &recs[nr++]);
         }
-        for (int a = 0; a < 2; a++) {
-            const tdm_eval_method m = a ? TDM_EVAL_ADAPTIVE_REGENERATE : TDM_EVAL_ADAPTIVE_REFINE;
-            if (m == TDM_EVAL_ADAPTIVE_REGENERATE && !in->with_regenerate) continue;
-            for (int j = 0; j < in->n_k && j < 128; j++) tdm_eval_record_make(s, m, in->k[j], in->tau[j], &recs[nr++]);
-        }
+        tdm_eval_method am[4];
+        const int n_am = tdm_eval_adaptive_methods(in->with_regenerate, am);
+        for (int a = 0; a < n_am; a++)
+            for (int j = 0; j < in->n_k && j < 128; j++)
+                tdm_eval_record_make(s, am[a], in->k[j], in->tau[j], &recs[nr++]);
         for (int r = 0; r < nr; r++) {
             char *line = tdm_eval_record_json(s, in->prompts[s->prompt_index], i, &recs[r]);
             if (!line) return TDM_ERR_NOMEM;
