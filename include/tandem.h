@@ -365,6 +365,11 @@ typedef struct tdm_adaptive_params {
      * size, fitted (cropped, resized) as the source; pixels brighter than mid-grey (luma > 127) are edited.
      * Dilated by mask_dilate latent pixels; no UNet evaluation. Not together with source_prompt. */
     const tdm_image *mask_image;
+    /* Paste-back (with a given or estimated region): every stage's decoded image keeps the source's pixels
+     * outside the region, as inpainting tools paste the unmasked part back (a given region: its pixels as
+     * fitted; an estimated one: each latent pixel's block). Blended denoising alone keeps the source's
+     * latent there, which the VAE decodes only approximately. 0 (default): off. */
+    int mask_paste;
     /* Teacher steps T of a refinement (0, default: teacher.steps). Lets a run refine with fewer teacher
      * steps than the teacher-only baseline uses (e.g. refine with 10 DDIM steps, compare with 50). */
     int refine_steps;

@@ -651,6 +651,16 @@ static void test_cli(const tdm_image *src) {
     snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --source-prompt 'a circle'",
              base);
     CLI(1, "not both", args);
+    /* --mask-paste: recorded; without a region it is an error; edit-eval needs --mask / --mask-given for it */
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --mask-paste -o mp.png", base);
+    CLI(0, "", args);
+    snprintf(path, sizeof path, "%s/mp.png", tdm_test_tmpdir());
+    CHECK(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"paste\":true"));
+    tdm_free(chunk);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-paste", base);
+    CLI(1, "paste-back needs an edit region", args);
+    CLI(1, "paste-back needs masked editing", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-p --width 64 "
+                                             "--height 64 --steps 1 --teacher-steps 2 --oracle brightness --mask-paste -q");
     CLI(0, "", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee --width 64 --height 64 --steps 1 "
                "--teacher-steps 2 --oracle brightness --k 50 -q");
     snprintf(path, sizeof path, "%s/ee/table.md", tdm_test_tmpdir());
@@ -783,7 +793,45 @@ static void test_masked(const models *m, const tdm_image *src) {
     CHECK(mk && cJSON_GetObjectItem(mk, "region_source") && !cJSON_GetObjectItem(mk, "maps") &&
           fabs(cJSON_GetObjectItem(mk, "area")->valuedouble - 0.5) < 1e-9);
     cJSON_Delete(j);
+    CHECK(!strstr(r1.metadata_json, "\"paste\""));
+    /* paste-back: outside the painted half every stage's image is the source's, pixel for pixel (without it
+     * the decoded latent only approximates it); the metadata says so */
+    int kept_pixels = 1;
+    for (int y = 0; y < src->height; y++)
+        for (int x = src->width / 2; x < src->width; x++)
+            kept_pixels &= !memcmp(r1.image.pixels + 3 * ((size_t)y * src->width + x),
+                                   src->pixels + 3 * ((size_t)y * src->width + x), 3);
+    CHECK_MSG(!kept_pixels, "without paste-back the decoded image differs from the source somewhere");
     tdm_adaptive_result_free(&r1);
+    p.mask_paste = 1;
+    for (int mode = 0; mode < 3; mode++) { /* adaptive refine, adaptive regenerate, teacher-only */
+        p.strategy = mode == 1 ? TDM_ADAPTIVE_REGENERATE : TDM_ADAPTIVE_REFINE;
+        tdm_code rc = mode < 2 ? edit(m->e1, m, &p, &r1) : tdm_edit(m->e1, m->lcm, m->sd, &p, TDM_EDIT_TEACHER_ONLY, &r1, &st);
+        CHECK(rc == TDM_OK);
+        if (rc) continue;
+        int same_out = 1, diff_in = 0;
+        for (int y = 0; y < src->height; y++)
+            for (int x = 0; x < src->width; x++) {
+                const int same = !memcmp(r1.image.pixels + 3 * ((size_t)y * src->width + x),
+                                         src->pixels + 3 * ((size_t)y * src->width + x), 3);
+                if (x >= src->width / 2) same_out &= same;
+                else diff_in |= !same;
+            }
+        CHECK_MSG(same_out && diff_in, "paste-back, mode %d: outside the region the source's pixels", mode);
+        CHECK(strstr(r1.metadata_json, "\"paste\":true") != NULL);
+        tdm_adaptive_result_free(&r1);
+    }
+    p.strategy = TDM_ADAPTIVE_REFINE;
+    p.mask_image = NULL; /* paste-back needs a region */
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r1, &st) == TDM_ERR_INVALID_ARG &&
+          strstr(st.msg, "paste-back needs an edit region"));
+    p.source_prompt = "a red circle on the left"; /* an estimated region: pasted outside its latent blocks */
+    p.mask_maps = 3;
+    CHECK(edit(m->e1, m, &p, &r1) == TDM_OK && strstr(r1.metadata_json, "\"paste\":true"));
+    tdm_adaptive_result_free(&r1);
+    p.source_prompt = NULL;
+    p.mask_image = &painted;
+    p.mask_paste = 0;
     p.source_prompt = "a red circle on the left";
     CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r1, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "not both"));
     p.source_prompt = NULL;

@@ -21,7 +21,7 @@
 /* Masked-editing options shared by edit and edit-eval (edit_mask.c defaults: 4 maps, strength 0.5,
  * threshold 0.5, dilation 1). */
 typedef struct mask_opts {
-    int maps, dilate;
+    int maps, dilate, paste;
     double strength, threshold;
 } mask_opts;
 
@@ -30,13 +30,15 @@ static void mask_opts_init(mask_opts *m) {
     m->dilate = 1;
     m->strength = 0.5;
     m->threshold = 0.5;
+    m->paste = 0;
 }
 
 /* 1: argv[*pi] was a mask option (consumed), 0: not one, -1: a bad value (message printed). */
 static int mask_opts_parse(const char *cmd, int argc, char **argv, int *pi, mask_opts *m) {
     int i = *pi, err = 0, r = 0;
     const char *v;
-    if (OPT("--mask-maps")) r = !err && tdm_arg_int(cmd, "--mask-maps", v, 1, 64, &m->maps) ? 1 : -1;
+    if (strcmp(argv[i], "--mask-paste") == 0) r = (m->paste = 1);
+    else if (OPT("--mask-maps")) r = !err && tdm_arg_int(cmd, "--mask-maps", v, 1, 64, &m->maps) ? 1 : -1;
     else if (OPT("--mask-strength"))
         r = !err && tdm_cli_arg_double(cmd, "--mask-strength", v, 0, 1, 1, 1, &m->strength) ? 1 : -1;
     else if (OPT("--mask-threshold"))
@@ -51,13 +53,16 @@ static void mask_opts_apply(const mask_opts *m, tdm_adaptive_params *p) {
     p->mask_dilate = m->dilate;
     p->mask_strength = (float)m->strength;
     p->mask_threshold = (float)m->threshold;
+    p->mask_paste = m->paste;
 }
 
 #define MASK_HELP                                                                                                 \
     "  --mask-maps N          masked editing: noise samples of the region estimate (1..64, default 4)\n"         \
     "  --mask-strength S      their noise level, a fraction of the timesteps (default 0.5)\n"                   \
     "  --mask-threshold T     DiffEdit binarisation of the map clamped at 3x its mean (default 0.5)\n"          \
-    "  --mask-dilate N        latent pixels added around the region (0..16, default 1)\n"
+    "  --mask-dilate N        latent pixels added around the region (0..16, default 1)\n"                     \
+    "  --mask-paste           paste the source's pixels back outside the region after decoding (a given\n"     \
+    "                         region: its pixels; an estimate: its latent blocks), as inpainting tools do\n"
 
 static int on_progress(void *user, tdm_stage stage, int step, int total) {
     const int *tty = user;

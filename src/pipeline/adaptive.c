@@ -370,6 +370,8 @@ tdm_code tdm_adaptive_run_student(const tdm_adaptive_setup *s, int want_latent, 
         rq.start = TDM_GEN_START_PIXELS;
         rq.init = s->sgp.init_image;
         rq.edit_mask = s->mask.active ? s->mask.mask : NULL;
+        rq.paste_region = s->mask.active ? s->mask.paste : NULL;
+        rq.paste_source = s->sgp.init_image;
     }
     return tdm_gen_execute(s->sm, s->ex, &rq, out, st);
 }
@@ -405,6 +407,8 @@ tdm_code tdm_adaptive_run_teacher(const tdm_adaptive_setup *s, tdm_adaptive_deci
                             "masked editing: the teacher's latent (%dx%d image) does not match the mask (%dx%d latent)",
                             s->tp.width, s->tp.height, s->mask.w, s->mask.h);
         rq.edit_mask = s->mask.mask;
+        rq.paste_region = s->mask.paste;
+        rq.paste_source = s->sgp.init_image;
     }
     return tdm_gen_execute(s->tm, s->ex, &rq, out, st);
 }

@@ -84,6 +84,8 @@ typedef struct tdm_edit_mask_info {
     double area;             /* share of latent pixels in the region */
     int unet_evals;          /* UNet evaluations of the estimate (maps x 2) */
     double seconds;
+    unsigned char *paste;    /* [H, W] image pixels, 1 = edited, 0 = the source's pixel pasted back after decoding
+                                (tdm_adaptive_setup_mask_paste; malloc, freed with the mask); NULL: no paste-back */
 } tdm_edit_mask_info;
 
 typedef struct tdm_adaptive_setup {
@@ -107,6 +109,11 @@ tdm_code tdm_adaptive_setup_refine(tdm_adaptive_setup *s, const tdm_adaptive_par
 /* Masked editing (edit_mask.c): estimates the edit region of s->sgp's edit (prompt, init_image, seed, size)
  * with the student's UNet against source_prompt, with p's mask settings, into s->mask (replacing a previous
  * one). */
+/* Paste-back for the active mask (mask_paste): every stage's decoded image keeps the source's pixels outside
+ * `region` ([height, width] image pixels, 1 = edited; the edit's size), or, with region NULL, outside the latent
+ * mask upsampled to pixels (each latent pixel's block). */
+tdm_code tdm_adaptive_setup_mask_paste(tdm_adaptive_setup *s, const unsigned char *region, int width, int height,
+                                       tdm_status *st);
 tdm_code tdm_adaptive_setup_mask(tdm_adaptive_setup *s, const tdm_adaptive_params *p, const char *source_prompt,
                                  tdm_status *st);
 /* Masked editing with a given region instead of the estimate: region [height, width] (nonzero = edit) at

@@ -179,8 +179,14 @@ tdm_code tdm_edit_input_make(const tdm_model *student, const tdm_adaptive_params
 tdm_code tdm_edit_setup_mask(struct tdm_adaptive_setup *su, const tdm_edit_input *e, tdm_status *st) {
     if (!e || !e->active) return TDM_OK;
     if (e->region)
-        return tdm_adaptive_setup_mask_given(su, e->region, e->image.width, e->image.height, e->params.mask_dilate, st);
-    if (e->params.source_prompt) return tdm_adaptive_setup_mask(su, &e->params, e->params.source_prompt, st);
+        TDM_TRY(tdm_adaptive_setup_mask_given(su, e->region, e->image.width, e->image.height, e->params.mask_dilate, st));
+    else if (e->params.source_prompt)
+        TDM_TRY(tdm_adaptive_setup_mask(su, &e->params, e->params.source_prompt, st));
+    else if (e->params.mask_paste)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "paste-back needs an edit region (a mask image or a source prompt)");
+    else
+        return TDM_OK;
+    if (e->params.mask_paste) return tdm_adaptive_setup_mask_paste(su, e->region, e->image.width, e->image.height, st);
     return TDM_OK;
 }
 
@@ -219,6 +225,7 @@ void tdm_edit_metadata_add(cJSON *o, const tdm_edit_input *e, const char *mode, 
         cJSON_AddNumberToObject(mk, "threshold", tdm_float_as_decimal(mask->threshold));
     }
     cJSON_AddNumberToObject(mk, "dilate", mask->dilate);
+    if (mask->paste) cJSON_AddBoolToObject(mk, "paste", 1);
     cJSON_AddNumberToObject(mk, "area", mask->area);
     cJSON_AddNumberToObject(mk, "unet_evals", mask->unet_evals);
     if (mask->h > 0 && mask->w > 0 && mask->w <= 256 && mask->h <= 256) { /* the region, one row a string */

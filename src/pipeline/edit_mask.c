@@ -38,7 +38,31 @@ static double now_seconds(void) {
 void tdm_adaptive_setup_clear_mask(tdm_adaptive_setup *s) {
     if (!s) return;
     free(s->mask.mask);
+    free(s->mask.paste);
     memset(&s->mask, 0, sizeof s->mask);
+}
+
+tdm_code tdm_adaptive_setup_mask_paste(tdm_adaptive_setup *s, const unsigned char *region, int width, int height,
+                                       tdm_status *st) {
+    tdm_edit_mask_info *mi = &s->mask;
+    if (!mi->active) return tdm_fail(st, TDM_ERR_INVALID_ARG, "paste-back: no edit region");
+    if (width != s->sp.width || height != s->sp.height)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "paste-back: the region is %dx%d, the edit %dx%d", width, height,
+                        s->sp.width, s->sp.height);
+    const int sc = tdm_vae_latent_scale(&s->sm->vae->cfg);
+    if (!region && (mi->h * sc != height || mi->w * sc != width))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "paste-back: the %dx%d latent mask does not cover the %dx%d edit",
+                        mi->w, mi->h, width, height);
+    unsigned char *paste = malloc((size_t)width * (size_t)height); /* [H, W] */
+    if (!paste) return tdm_fail(st, TDM_ERR_NOMEM, "paste-back: out of memory");
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) {
+            const int64_t i = (int64_t)y * width + x;
+            paste[i] = region ? region[i] != 0 : mi->mask[(int64_t)(y / sc) * mi->w + x / sc] > 0.5f;
+        }
+    free(mi->paste);
+    mi->paste = paste;
+    return TDM_OK;
 }
 
 static tdm_code check_mask_params(const tdm_adaptive_params *p, tdm_status *st) {

@@ -56,6 +56,7 @@ static cJSON *settings_json(const tdm_edit_eval_params *p, const tdm_model *stud
         cJSON *mk = cJSON_AddObjectToObject(o, "mask");
         cJSON_AddStringToObject(mk, "region", "given: the pixels where the source and target renders differ");
         cJSON_AddNumberToObject(mk, "dilate", a->mask_dilate);
+        if (a->mask_paste) cJSON_AddBoolToObject(mk, "paste", 1); /* absent otherwise: older logs stay valid */
     } else if (p->masked) { /* masked editing with the pair's source caption (edit_mask.c) */
         cJSON *mk = cJSON_AddObjectToObject(o, "mask");
         cJSON_AddStringToObject(mk, "source_prompt", "the pair's source caption");
@@ -63,6 +64,7 @@ static cJSON *settings_json(const tdm_edit_eval_params *p, const tdm_model *stud
         cJSON_AddNumberToObject(mk, "strength", tdm_float_as_decimal(a->mask_strength));
         cJSON_AddNumberToObject(mk, "threshold", tdm_float_as_decimal(a->mask_threshold));
         cJSON_AddNumberToObject(mk, "dilate", a->mask_dilate);
+        if (a->mask_paste) cJSON_AddBoolToObject(mk, "paste", 1);
     } else {
         cJSON_AddNullToObject(o, "mask");
     }
@@ -276,10 +278,12 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
         unsigned char *region = NULL; /* [H, W] */
         rc = pair_region(wp, &src, &region, st);
         if (!rc) rc = tdm_adaptive_setup_mask_given(su, region, src.width, src.height, p->settings.mask_dilate, st);
+        if (!rc && p->settings.mask_paste) rc = tdm_adaptive_setup_mask_paste(su, region, src.width, src.height, st);
         free(region);
     } else if (p->masked) { /* the region from the student's UNet, shared by the three runs */
         const double t0 = c->clock(c->clock_user);
         rc = tdm_adaptive_setup_mask(su, &p->settings, wp->source_caption, st);
+        if (!rc && p->settings.mask_paste) rc = tdm_adaptive_setup_mask_paste(su, NULL, src.width, src.height, st);
         mask_seconds = c->clock(c->clock_user) - t0;
     }
     if (!rc) rc = tdm_evalc_run_three(&r, &s->base, p->controlnet ? s->cn_calls : NULL, st);
@@ -312,6 +316,8 @@ static tdm_code check_params(const tdm_edit_eval_params *p, tdm_status *st) {
     if (p->controlnet && !(isfinite(p->control_scale) && p->control_scale >= 0.0f && p->control_scale <= 100.0f))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: control scale %g is out of range [0, 100]",
                         (double)p->control_scale);
+    if (p->settings.mask_paste && !p->masked)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: paste-back needs masked editing (--mask or --mask-given)");
     const float s = p->settings.strength;
     if (!isfinite(s) || !(s > 0.0f && s <= 1.0f))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: strength %g is out of range (0, 1]", (double)s);

@@ -460,6 +460,10 @@ static tdm_code check_request(const gen_ctx *g, tdm_status *st) {
     }
     if (rq->edit_mask && rq->start == TDM_GEN_START_NOISE)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: an edit mask needs a start image or latent (img2img)");
+    if (rq->paste_region && (!rq->paste_source || !rq->paste_source->pixels || rq->paste_source->channels != 3 ||
+                             rq->paste_source->width != g->plan.width || rq->paste_source->height != g->plan.height))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: paste-back needs an RGB8 source of the output's size (%dx%d)",
+                        g->plan.width, g->plan.height);
     if (rq->start != TDM_GEN_START_NOISE && (rq->grid_steps < 0 || rq->grid_steps > 1000))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: schedule length %d is out of range [1, 1000]", rq->grid_steps);
     const tdm_text_cond *tc = rq->text;
@@ -567,6 +571,11 @@ tdm_code tdm_gen_execute(const tdm_sd_model *m, const tdm_exec *ex, const tdm_ge
         tdm_sd_model_release_pages(m, TDM_SD_UNET);
         rc = decode(&g, x, &out->image, st);
         tdm_sd_model_release_pages(m, TDM_SD_VAE);
+    }
+    if (!rc && req->paste_region) { /* masked editing: the source's pixels outside the region */
+        const int64_t npx = (int64_t)out->image.width * out->image.height;
+        for (int64_t i = 0; i < npx; i++)
+            if (!req->paste_region[i]) memcpy(out->image.pixels + 3 * i, req->paste_source->pixels + 3 * i, 3);
     }
 done:
     g.stats.arena_peak = g.arena.peak;

@@ -161,6 +161,10 @@ typedef struct tdm_gen_request {
     tdm_gen_streams streams;
     int want_latent;       /* also return the final latent (what the VAE decodes) */
     const float *edit_mask; /* LATENT / PIXELS: [h, w] latent-resolution mask, 1 = edited, 0 = kept (NULL: none) */
+    /* Paste-back (masked editing): after decoding, every pixel where paste_region is 0 is paste_source's
+     * ([H, W] and an RGB8 image of the output's size; NULL: none). */
+    const unsigned char *paste_region;
+    const tdm_image *paste_source;
 } tdm_gen_request;
 
 /* x0 [Cl, H/s, W/s] = scaling_factor * a sample (noise stream `stream` of seed) of the VAE posterior of img
