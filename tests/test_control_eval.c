@@ -307,6 +307,11 @@ static void check_table(const char *dir) {
     /* k = 50 of 4 scores routes 2: 2 + 0.5 x 6 evals, 2 + 0.5 x 3 ControlNet calls */
     const char *row = strstr(t, "| adaptive-refine + ControlNet | 50 |");
     CHECK(row && strstr(row, "| 0.500 |") && strstr(row, "| 5.00 | 3.50 |"));
+    /* -best (keep_better) pays the same whichever image it returns */
+    row = strstr(t, "| adaptive-refine-best + ControlNet | 50 |");
+    CHECK(row && strstr(row, "| 0.500 |") && strstr(row, "| 5.00 | 3.50 |"));
+    row = strstr(t, "| adaptive-regenerate-best + ControlNet | 50 |");
+    CHECK(row && strstr(row, "| 0.500 |") && strstr(row, "| 5.00 | 3.50 |"));
     CHECK(strstr(t, "| adaptive-regenerate + ControlNet | 25 |") != NULL);
     CHECK(strstr(t, "at least 300 scenes: NOT met, 4 here") && strstr(t, "teacher + ControlNet places the objects: "
                                                                           "mean IoU"));

@@ -45,6 +45,10 @@ const char *tdm_eval_method_name(tdm_eval_method m); /* "student", "teacher", "r
 int tdm_eval_adaptive_methods(int with_regenerate, tdm_eval_method out[4]);
 /* 1 for the adaptive methods (a threshold k / tau). */
 int tdm_eval_method_adaptive(tdm_eval_method m);
+/* The teacher run a method pays for when the teacher works (TDM_EVAL_RUN_REFINE for the refine methods,
+ * TDM_EVAL_RUN_TEACHER for teacher, regenerate-all and the regenerate methods); -1 for student. With
+ * keep_better the result may still be the student's run (tdm_eval_record.run). */
+int tdm_eval_method_teacher_run(tdm_eval_method m);
 
 /* What one (prompt, seed) produced: the three runs' scores and costs. */
 typedef struct tdm_eval_sample {

@@ -43,7 +43,7 @@ static void row_compute(const tdm_ceval_report_in *in, tdm_eval_method m, double
         s->evals += rec.evals_student + rec.evals_teacher;
         /* ControlNet calls of the runs the method pays for (as its UNet evaluations) */
         if (m != TDM_EVAL_TEACHER) s->cn_calls += cs->cn_calls[TDM_EVAL_RUN_STUDENT];
-        if (m == TDM_EVAL_TEACHER || rec.teacher_ran > 0) s->cn_calls += cs->cn_calls[rec.run];
+        if (m == TDM_EVAL_TEACHER || rec.teacher_ran > 0) s->cn_calls += cs->cn_calls[tdm_eval_method_teacher_run(m)];
         s->seconds += rec.seconds_student + rec.seconds_oracle + rec.seconds_teacher;
     }
 }

@@ -28,6 +28,16 @@ int tdm_eval_adaptive_methods(int with_regenerate, tdm_eval_method out[4]) {
 
 int tdm_eval_method_adaptive(tdm_eval_method m) { return m >= TDM_EVAL_ADAPTIVE_REFINE && m < TDM_EVAL_N_METHODS; }
 
+int tdm_eval_method_teacher_run(tdm_eval_method m) {
+    switch (m) {
+    case TDM_EVAL_STUDENT: return -1;
+    case TDM_EVAL_REFINE_ALL:
+    case TDM_EVAL_ADAPTIVE_REFINE:
+    case TDM_EVAL_ADAPTIVE_REFINE_BEST: return TDM_EVAL_RUN_REFINE;
+    default: return TDM_EVAL_RUN_TEACHER;
+    }
+}
+
 void tdm_eval_record_make(const tdm_eval_sample *s, tdm_eval_method method, double k, double tau,
                           tdm_eval_record *r) {
     memset(r, 0, sizeof *r);
@@ -57,9 +67,8 @@ void tdm_eval_record_make(const tdm_eval_sample *s, tdm_eval_method method, doub
         r->seconds_teacher = s->seconds[r->run];
         break;
     default: { /* adaptive: keep when the student's oracle score >= tau (tdm_adaptive_generate's rule) */
-        const int refine = method == TDM_EVAL_ADAPTIVE_REFINE || method == TDM_EVAL_ADAPTIVE_REFINE_BEST;
         const int best = method == TDM_EVAL_ADAPTIVE_REFINE_BEST || method == TDM_EVAL_ADAPTIVE_REGENERATE_BEST;
-        const int teacher_run = refine ? R : T;
+        const int teacher_run = tdm_eval_method_teacher_run(method);
         r->k = k;
         r->tau = tau;
         r->teacher_ran = !((double)s->oracle[S] >= tau);
@@ -90,8 +99,7 @@ void tdm_eval_record_add_decision(cJSON *o, const tdm_eval_record *r) {
         cJSON_AddNullToObject(o, "decision");
         return;
     }
-    const int refine = r->method == TDM_EVAL_REFINE_ALL || r->method == TDM_EVAL_ADAPTIVE_REFINE ||
-                       r->method == TDM_EVAL_ADAPTIVE_REFINE_BEST;
+    const int refine = tdm_eval_method_teacher_run(r->method) == TDM_EVAL_RUN_REFINE;
     cJSON_AddStringToObject(o, "decision", !r->teacher_ran ? "keep" : refine ? "refine" : "regenerate");
     if (r->method == TDM_EVAL_ADAPTIVE_REFINE_BEST || r->method == TDM_EVAL_ADAPTIVE_REGENERATE_BEST)
         cJSON_AddStringToObject(o, "selected", r->run == TDM_EVAL_RUN_STUDENT ? "student" : "teacher");
