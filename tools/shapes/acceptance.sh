@@ -72,11 +72,11 @@ if wants edit; then
     "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" \
         --similarity-model "$MODELS/clip" --out "$OUT/edit"
     if [ -d "$MODELS/controlnet" ]; then
-        echo "== issue 6: layout-guided editing (given region + ControlNet on the target layout), $N_EDIT pairs"
+        echo "== issue 6: layout-guided editing (given region + paste-back + ControlNet on the target layout), $N_EDIT pairs"
         # shellcheck disable=SC2086
-        "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" --mask-given \
+        "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" --mask-given --mask-paste \
             --controlnet "$MODELS/controlnet" --control-scale "$CONTROL_SCALE" --similarity-model "$MODELS/clip" \
-            --out "$OUT/edit_control"
+            --out "$OUT/edit_control_paste"
     fi
 fi
 
@@ -85,5 +85,12 @@ if wants control && [ -d "$MODELS/controlnet" ]; then
     # shellcheck disable=SC2086
     "$TANDEM" control-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_CONTROL" \
         --controlnet "$MODELS/controlnet" --control-scale "$CONTROL_SCALE" --out "$OUT/control"
+    if [ -f "$MODELS/lcm_lora/pytorch_lora_weights.safetensors" ]; then
+        echo "== issue 6: ControlNet with the LCM-LoRA student, $N_CONTROL scenes (the -best rows: --keep-better)"
+        # shellcheck disable=SC2086
+        "$TANDEM" control-eval --model "$MODELS" --student-lora "$MODELS/lcm_lora/pytorch_lora_weights.safetensors" \
+            --student-unet unet --sampler lcm --steps 4 --guidance 1 $TEACHER $REFINE $ORACLE $K --n "$N_CONTROL" \
+            --controlnet "$MODELS/controlnet" --control-scale "$CONTROL_SCALE" --out "$OUT/control_lora"
+    fi
 fi
 echo "== tables: $OUT/*/table.md"
