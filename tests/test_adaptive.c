@@ -391,6 +391,23 @@ out:
     tdm_controlnet_free(cn);
 }
 
+/* tdm_generate's images with base_params' student (tiny LCM, 2 steps) and teacher (tiny SD, DDIM 4, w 7.5)
+ * settings: what a kept and a regenerated adaptive run return. */
+static void reference_images(const models *m, const tdm_adaptive_params *p, tdm_image *student, tdm_image *teacher) {
+    tdm_status st = {0};
+    tdm_generate_params gp;
+    tdm_generate_params_init(&gp);
+    gp.prompt = p->prompt;
+    gp.seed = p->seed;
+    gp.width = gp.height = 64;
+    gp.steps = p->student.steps;
+    CHECK(tdm_generate(m->e1, m->lcm, &gp, student, NULL, &st) == TDM_OK);
+    gp.steps = p->teacher.steps;
+    gp.sampler = p->teacher.sampler;
+    gp.guidance_scale = p->teacher.guidance;
+    CHECK(tdm_generate(m->e1, m->sd, &gp, teacher, NULL, &st) == TDM_OK);
+}
+
 static void test_decisions(models *m) {
     float score = 0.5f;
     tdm_oracle *o = NULL;
@@ -400,19 +417,9 @@ static void test_decisions(models *m) {
     base_params(&p, o);
     p.keep_student_image = 1;
 
-    /* plain student output, for comparison */
-    tdm_generate_params gp;
-    tdm_generate_params_init(&gp);
-    gp.prompt = p.prompt;
-    gp.seed = p.seed;
-    gp.width = gp.height = 64;
-    gp.steps = 2;
+    /* plain student and teacher outputs, for comparison */
     tdm_image student = {0}, teacher = {0};
-    CHECK(tdm_generate(m->e1, m->lcm, &gp, &student, NULL, &st) == TDM_OK);
-    gp.steps = 4;
-    gp.sampler = "ddim";
-    gp.guidance_scale = 7.5f;
-    CHECK(tdm_generate(m->e1, m->sd, &gp, &teacher, NULL, &st) == TDM_OK);
+    reference_images(m, &p, &student, &teacher);
 
     /* keep: score 0.5 >= tau 0.4 */
     tdm_adaptive_result r;
@@ -531,18 +538,8 @@ static void test_keep_better(models *m) {
     p.keep_student_image = 1;
     p.keep_better = 1;
     p.strategy = TDM_ADAPTIVE_REGENERATE;
-    tdm_generate_params gp;
-    tdm_generate_params_init(&gp);
-    gp.prompt = p.prompt;
-    gp.seed = p.seed;
-    gp.width = gp.height = 64;
-    gp.steps = 2;
     tdm_image student = {0}, teacher = {0};
-    CHECK(tdm_generate(m->e1, m->lcm, &gp, &student, NULL, &st) == TDM_OK);
-    gp.steps = 4;
-    gp.sampler = "ddim";
-    gp.guidance_scale = 7.5f;
-    CHECK(tdm_generate(m->e1, m->sd, &gp, &teacher, NULL, &st) == TDM_OK);
+    reference_images(m, &p, &student, &teacher);
 
     /* routed (0.5 < 0.6), the teacher's image scores 0.3 < 0.5: the student's image, the teacher's cost */
     tdm_adaptive_result r;

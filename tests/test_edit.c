@@ -5,6 +5,7 @@
  * one-model baselines, the measures, a small resumable edit-eval and the CLI. */
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -605,6 +606,19 @@ static void test_edit_eval(const models *m) {
 
 /* ---- CLI ---- */
 
+/* The "tandem" chunk of NAME in the temporary folder holds each of the needles (NULL-terminated list). */
+static void expect_chunk(const char *name, const char *needle, ...) {
+    char path[PATH_MAX], *chunk = NULL;
+    tdm_status st = {0};
+    snprintf(path, sizeof path, "%s/%s", tdm_test_tmpdir(), name);
+    CHECK_MSG(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk, "%s: no tandem chunk", name);
+    va_list ap;
+    va_start(ap, needle);
+    for (const char *n = needle; n && chunk; n = va_arg(ap, const char *)) CHECK_MSG(strstr(chunk, n), "%s: %s", name, n);
+    va_end(ap);
+    tdm_free(chunk);
+}
+
 static void test_cli(const tdm_image *src) {
     if (access(g_bin, X_OK) != 0) {
         printf("CLI part skipped: %s is absent\n", g_bin);
@@ -619,11 +633,7 @@ static void test_cli(const tdm_image *src) {
     char args[2048];
     snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --strength 0.5 -o e.png --sidecar e.json", base);
     CLI(0, "", args);
-    snprintf(path, sizeof path, "%s/e.png", tdm_test_tmpdir());
-    char *chunk = NULL;
-    CHECK(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"decision\":\"refine\"") &&
-          strstr(chunk, "\"edit\":{") && strstr(chunk, "\"quality\":{"));
-    tdm_free(chunk);
+    expect_chunk("e.png", "\"decision\":\"refine\"", "\"edit\":{", "\"quality\":{", NULL);
     snprintf(args, sizeof args, "%s --student-only --oracle none -o s.png", base);
     CLI(0, "", args);
     snprintf(args, sizeof args, "%s --teacher-only --oracle brightness -o t.png", base);
@@ -637,15 +647,14 @@ static void test_cli(const tdm_image *src) {
     snprintf(args, sizeof args, "%s --tau 0.5 --strength 0", base);
     CLI(2, "--strength", args);
     CLI(2, "required", "edit --model tiny-lcm --prompt x --tau 1");
+    snprintf(path, sizeof path, "%s/e.png", tdm_test_tmpdir()); /* a corrupt image in e.png's place */
     tdm_test_write_file(path, "\x89PNG\r\n\x1a\ngarbage", 16);
     CLI(1, "e.png", "edit --model tiny-lcm --image e.png --prompt x --tau 1 -q");
     CLI(1, "missing.png", "edit --model tiny-lcm --image missing.png --prompt x --tau 1 -q");
     /* a painted region: the source itself as the mask (bright pixels edited); a missing mask file names it */
     snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png -o m.png", base);
     CLI(0, "", args);
-    snprintf(path, sizeof path, "%s/m.png", tdm_test_tmpdir());
-    CHECK(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"region_source\""));
-    tdm_free(chunk);
+    expect_chunk("m.png", "\"region_source\"", NULL);
     snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image nomask.png", base);
     CLI(1, "nomask.png", args);
     snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --source-prompt 'a circle'",
@@ -654,9 +663,7 @@ static void test_cli(const tdm_image *src) {
     /* --mask-paste: recorded; without a region it is an error; edit-eval needs --mask / --mask-given for it */
     snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --mask-paste -o mp.png", base);
     CLI(0, "", args);
-    snprintf(path, sizeof path, "%s/mp.png", tdm_test_tmpdir());
-    CHECK(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"paste\":true"));
-    tdm_free(chunk);
+    expect_chunk("mp.png", "\"paste\":true", NULL);
     snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-paste", base);
     CLI(1, "paste-back needs an edit region", args);
     CLI(1, "paste-back needs masked editing", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-p --width 64 "
@@ -678,9 +685,7 @@ static void test_cli(const tdm_image *src) {
     snprintf(cargs, sizeof cargs, "%s --oracle constant:0.2 --tau 0.5 --controlnet %s --control-image src.png -o c.png",
              base, cn);
     CLI(0, "", cargs);
-    snprintf(path, sizeof path, "%s/c.png", tdm_test_tmpdir());
-    CHECK(tdm_image_read_text(path, "tandem", &chunk, &st) == TDM_OK && chunk && strstr(chunk, "\"controls\":["));
-    tdm_free(chunk);
+    expect_chunk("c.png", "\"controls\":[", NULL);
     snprintf(cargs, sizeof cargs, "%s --oracle constant:0.2 --tau 0.5 --controlnet %s", base, cn);
     CLI(2, "no --control-image", cargs);
     snprintf(cargs, sizeof cargs, "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out eec --width 64 --height 64 "
