@@ -16,8 +16,9 @@
 static void eval_help(void) {
     printf("usage: tandem eval --model STUDENT --teacher TEACHER --prompts FILE --seeds SEEDS --out DIR [options]\n\n"
            "Runs, on every prompt of FILE with every seed: the student, the teacher alone, refine-all,\n"
-           "regenerate-all and adaptive refine / regenerate at each k; every sample is generated once (student,\n"
-           "teacher-only, refinement) and reused by every method. Writes DIR/samples.jsonl (resumable log),\n"
+           "regenerate-all and adaptive refine / regenerate at each k (and their -best forms: the better image by\n"
+           "the oracle, as --keep-better); every sample is generated once (student, teacher-only, refinement)\n"
+           "and reused by every method. Writes DIR/samples.jsonl (resumable log),\n"
            "DIR/results.jsonl (one record per sample and method) and DIR/table.md (printed at the end).\n"
            "An interrupted run continues where it stopped when rerun with the same options.\n\n"
            "  --prompts FILE         UTF-8, one prompt per line, no blank lines (required)\n"
