@@ -10,7 +10,7 @@
 #include "pipeline/eval.h"
 
 static const char *const k_method_names[TDM_EVAL_N_METHODS] = {
-    "student",         "teacher",         "refine-all", "regenerate-all", "adaptive-refine", "adaptive-regenerate",
+    "student", "teacher", "refine-all", "regenerate-all", "adaptive-refine", "adaptive-regenerate",
     "adaptive-refine-best", "adaptive-regenerate-best"};
 
 const char *tdm_eval_method_name(tdm_eval_method m) {
