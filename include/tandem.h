@@ -298,6 +298,14 @@ typedef struct tdm_stage_settings {
     float eta;
 } tdm_stage_settings;
 
+/* A drag-move of an edit (tandem edit --drag): the object under (x0, y0) of the source image (a 4-connected
+ * region of nearly its colour) is cut out and put back so that that point lands on (x1, y1); pixels of the
+ * source image as given (before the edit's crop and resize). */
+typedef struct tdm_edit_drag {
+    int x0, y0, x1, y1;
+} tdm_edit_drag;
+#define TDM_EDIT_MAX_DRAGS 16
+
 typedef struct tdm_adaptive_params {
     const char *prompt;          /* required */
     const char *negative_prompt; /* NULL: "" */
@@ -370,6 +378,19 @@ typedef struct tdm_adaptive_params {
      * fitted; an estimated one: each latent pixel's block). Blended denoising alone keeps the source's
      * latent there, which the VAE decodes only approximately. 0 (default): off. */
     int mask_paste;
+    /* Region fill (with a given or estimated region): the edits that start from the source (the student's edit,
+     * the teacher's regeneration) start inside the region from the source with the region filled from the
+     * colours around it (pull-push), as inpainting front ends' "fill" masked content, so the edit is not drawn
+     * over what the region held (a moved object's old colours, a shrunk object's old outline). 0 (default):
+     * the source's own pixels ("original"). */
+    int mask_fill;
+    /* Drag-moves (edit_drag.c): before the edit, each dragged object is moved (cut out, its hole filled from
+     * the colours around it, pasted at the new place) and the edit region is the old and the new places
+     * (with mask_image: both regions); the edit then starts from that composite, as the stroke and collage
+     * inputs of SDEdit (Meng et al. 2022, Sec. 4). With mask_fill the pasted objects are not filled.
+     * Not together with source_prompt. At most TDM_EDIT_MAX_DRAGS. */
+    const tdm_edit_drag *drags;
+    int n_drags;
     /* Teacher steps T of a refinement (0, default: teacher.steps). Lets a run refine with fewer teacher
      * steps than the teacher-only baseline uses (e.g. refine with 10 DDIM steps, compare with 50). */
     int refine_steps;
@@ -772,6 +793,9 @@ typedef struct tdm_edit_eval_params {
     int masked;                /* masked editing (settings' mask_*), the pair's source caption as source prompt;
                                   the estimate's UNet evaluations count as the student's edit's (the teacher-only
                                   figure leaves them out: a cheaper baseline than it really is) */
+    int drag;                  /* with mask_given: position edits move their objects first (drag-moves from each
+                                  object's source centre to its target centre, tdm_adaptive_params.drags); the
+                                  edits start from that composite */
     int mask_given;            /* with masked: the region is where the renders of the pair's source and target
                                   differ (what a user would paint; dilated by settings.mask_dilate), not the
                                   estimate: no UNet evaluations; every method edits inside the same region */
@@ -784,6 +808,8 @@ typedef struct tdm_edit_eval_params {
     float control_scale;          /* default 1 */
     float control_start, control_end; /* window, defaults 0 / 1 */
     const char *out_dir;       /* created when missing */
+    int save_images;           /* also write out_dir/images/pairNNNNN_{source,student,teacher,refine}.png (the
+                                  edits of the pairs run now, not of resumed ones) */
     int restart;               /* discard an existing log */
     int (*on_pair)(void *user, const tdm_edit_eval_progress *progress); /* nonzero cancels */
     void *user;

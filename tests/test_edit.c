@@ -668,6 +668,62 @@ static void test_cli(const tdm_image *src) {
     CLI(1, "paste-back needs an edit region", args);
     CLI(1, "paste-back needs masked editing", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-p --width 64 "
                                              "--height 64 --steps 1 --teacher-steps 2 --oracle brightness --mask-paste -q");
+    /* --mask-fill: the same rules; edit-eval records it in the log header and writes images on request */
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --mask-fill -o mf.png", base);
+    CLI(0, "", args);
+    expect_chunk("mf.png", "\"content\":\"fill\"", NULL);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-fill", base);
+    CLI(1, "region fill needs an edit region", args);
+    CLI(1, "region fill needs masked editing", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-f --width 64 "
+                                               "--height 64 --steps 1 --teacher-steps 2 --oracle brightness --mask-fill -q");
+    CLI(0, "", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-fill --width 64 --height 64 --steps 1 "
+               "--teacher-steps 2 --oracle brightness --k 50 --mask-given --mask-fill --save-images -q");
+    snprintf(path, sizeof path, "%s/ee-fill/pairs.jsonl", tdm_test_tmpdir());
+    char *fill_log = NULL;
+    size_t fill_len = 0;
+    CHECK(tdm_read_file(path, (size_t)1 << 20, &fill_log, &fill_len, &st) == TDM_OK && fill_log &&
+          strstr(fill_log, "\"content\":\"fill\""));
+    free(fill_log);
+    /* --drag: an object's interior point (far from the corner's background colour) moved; recorded in the
+     * metadata; a point on the background, a malformed value, a source prompt and edit-eval without
+     * --mask-given are refused; edit-eval --drag writes the composite of a position edit (pair 9) */
+    int ox = -1, oy = -1;
+    for (int y = 1; y + 1 < src->height && ox < 0; y++)
+        for (int x = 1; x + 1 < src->width && ox < 0; x++) {
+            const uint8_t *px = src->pixels + 3 * ((size_t)y * src->width + x);
+            const int far = abs(px[0] - src->pixels[0]) + abs(px[1] - src->pixels[1]) + abs(px[2] - src->pixels[2]) > 150;
+            if (far && !memcmp(px, px - 3, 3) && !memcmp(px, px + 3, 3) && !memcmp(px, px + 3 * src->width, 3)) {
+                ox = x;
+                oy = y + 1;
+            }
+        }
+    CHECK(ox >= 0);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --drag %d,%d,%d,%d --mask-paste --mask-fill -o dr.png",
+             base, ox, oy, src->width / 2, src->height / 2);
+    CLI(0, "", args);
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"drags\":[[%d,%d,%d,%d]]", ox, oy, src->width / 2, src->height / 2);
+    expect_chunk("dr.png", needle, NULL);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --drag 0,0,5,5", base);
+    CLI(1, "background", args);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --drag 1,2,3", base);
+    CLI(2, "give X0,Y0,X1,Y1", args);
+    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --drag %d,%d,1,1 --source-prompt 'a circle'", base,
+             ox, oy);
+    CLI(1, "not with a source prompt", args);
+    CLI(1, "drag-moves need the given region", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-d "
+                                               "--width 64 --height 64 --steps 1 --teacher-steps 2 --oracle brightness --drag -q");
+    CLI(0, "", "edit-eval --model tiny-lcm --teacher tiny-sd --n 10 --out ee-drag --width 64 --height 64 --steps 1 "
+               "--teacher-steps 2 --oracle brightness --k 50 --mask-given --drag --save-images -q");
+    snprintf(path, sizeof path, "%s/ee-drag/images/pair00009_start.png", tdm_test_tmpdir());
+    CHECK_MSG(access(path, F_OK) == 0, "edit-eval --drag wrote the composite of the position edit %s", path);
+    snprintf(path, sizeof path, "%s/ee-drag/images/pair00008_start.png", tdm_test_tmpdir());
+    CHECK_MSG(access(path, F_OK) != 0, "no composite for a pair without a move");
+    static const char *const saved[] = {"source", "student", "teacher", "refine"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(path, sizeof path, "%s/ee-fill/images/pair00000_%s.png", tdm_test_tmpdir(), saved[k]);
+        CHECK_MSG(access(path, F_OK) == 0, "edit-eval --save-images wrote %s", path);
+    }
     CLI(0, "", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee --width 64 --height 64 --steps 1 "
                "--teacher-steps 2 --oracle brightness --k 50 -q");
     snprintf(path, sizeof path, "%s/ee/table.md", tdm_test_tmpdir());
@@ -697,6 +753,104 @@ static void test_cli(const tdm_image *src) {
     CHECK(tdm_read_file(path, (size_t)1 << 20, &log, &len, &st) == TDM_OK && log &&
           strstr(log, "\"controlnet\":{") && strstr(log, "\"scale\":0.5"));
     free(log);
+}
+
+/* A square of colour c over [x, x + s) x [y, y + s) */
+static void paint_square(tdm_image *img, int x, int y, int s, const uint8_t c[3]) {
+    for (int yy = y; yy < y + s; yy++)
+        for (int xx = x; xx < x + s; xx++) memcpy(img->pixels + 3 * ((size_t)yy * img->width + xx), c, 3);
+}
+
+static int pixel_is(const tdm_image *img, int x, int y, const uint8_t c[3]) {
+    return !memcmp(img->pixels + 3 * ((size_t)y * img->width + x), c, 3);
+}
+
+/* tdm_edit_drags_apply: a red square moved right, its old place filled with the background, region = both
+ * places, placed = the new one, the blue square untouched; a swap of two squares (both segmented before
+ * either moves); a point on the background, a drag leaving the image and too many drags are errors. */
+static void test_drags(void) {
+    static const uint8_t gray[3] = {128, 128, 128}, red[3] = {220, 20, 30}, blue[3] = {20, 40, 230};
+    tdm_status st = {0};
+    tdm_image img = {0};
+    CHECK(tdm_image_alloc(&img, 64, 48, &st) == TDM_OK);
+    unsigned char *region = calloc(64 * 48, 1), *placed = calloc(64 * 48, 1); /* [48, 64] */
+    CHECK(region && placed);
+    if (!img.pixels || !region || !placed) return;
+    for (int i = 0; i < 64 * 48; i++) memcpy(img.pixels + 3 * i, gray, 3);
+    paint_square(&img, 8, 8, 10, red);
+    paint_square(&img, 40, 30, 8, blue);
+    const tdm_edit_drag right = {12, 12, 42, 10}; /* red: +30, -2 */
+    CHECK_MSG(tdm_edit_drags_apply(&img, &right, 1, region, placed, &st) == TDM_OK, "%s", st.msg);
+    CHECK(pixel_is(&img, 38, 6, red) && pixel_is(&img, 47, 15, red) && pixel_is(&img, 12, 12, gray) &&
+          pixel_is(&img, 8, 8, gray) && pixel_is(&img, 44, 34, blue));
+    CHECK(region[12 * 64 + 12] && region[10 * 64 + 42] && !region[34 * 64 + 44] && !region[40 * 64 + 5]);
+    CHECK(placed[10 * 64 + 42] && !placed[12 * 64 + 12] && !placed[34 * 64 + 44]);
+    /* swap the red and the blue square */
+    const tdm_edit_drag swap[2] = {{42, 10, 44, 34}, {44, 34, 42, 10}};
+    CHECK_MSG(tdm_edit_drags_apply(&img, swap, 2, region, placed, &st) == TDM_OK, "%s", st.msg);
+    CHECK(pixel_is(&img, 44, 34, red) && pixel_is(&img, 49, 39, red) && pixel_is(&img, 42, 10, blue) &&
+          pixel_is(&img, 38, 6, blue) && pixel_is(&img, 47, 15, gray));
+    const tdm_edit_drag bg = {2, 40, 20, 40}, out = {12, 12, 64, 10};
+    CHECK(tdm_edit_drags_apply(&img, &bg, 1, region, placed, &st) == TDM_ERR_INVALID_ARG && strstr(st.msg, "drag 1") &&
+          strstr(st.msg, "background"));
+    CHECK(tdm_edit_drags_apply(&img, &out, 1, region, placed, &st) == TDM_ERR_INVALID_ARG &&
+          strstr(st.msg, "leaves the 64x48 image"));
+    CHECK(tdm_edit_drags_apply(&img, swap, TDM_EDIT_MAX_DRAGS + 1, region, placed, &st) == TDM_ERR_INVALID_ARG);
+    free(region);
+    free(placed);
+    tdm_image_free(&img);
+}
+
+/* Region fill (mask_fill) in the painted left half with paste-back on: every mode's edit differs from the
+ * one without the fill (it starts from the surroundings' colours) and keeps the source outside; on a uniform
+ * source the fill changes nothing, so the edits are bit for bit those without it (the same posterior and
+ * added noise); the metadata names it; without a region it is an error. */
+static void test_region_fill(const models *m, tdm_adaptive_params *p, const tdm_image *src) {
+    tdm_status st = {0};
+    tdm_image flat = {0};
+    CHECK(tdm_image_alloc(&flat, src->width, src->height, &st) == TDM_OK);
+    if (!flat.pixels) return;
+    memset(flat.pixels, 90, (size_t)src->width * src->height * 3);
+    const tdm_image *sources[2] = {src, &flat};
+    for (int mode = 0; mode < 3; mode++) { /* adaptive refine, adaptive regenerate, teacher-only */
+        p->strategy = mode == 1 ? TDM_ADAPTIVE_REGENERATE : TDM_ADAPTIVE_REFINE;
+        for (int s = 0; s < 2; s++) {
+            p->init_image = sources[s];
+            tdm_adaptive_result r[2];
+            for (int fill = 0; fill < 2; fill++) {
+                p->mask_fill = fill;
+                tdm_code rc = mode < 2 ? edit(m->e1, m, p, &r[fill])
+                                       : tdm_edit(m->e1, m->lcm, m->sd, p, TDM_EDIT_TEACHER_ONLY, &r[fill], &st);
+                CHECK_MSG(rc == TDM_OK, "region fill, mode %d: %s", mode, st.msg);
+                if (rc) return;
+            }
+            CHECK(strstr(r[1].metadata_json, "\"content\":\"fill\"") && !strstr(r[0].metadata_json, "\"content\""));
+            const int same = tdm_test_same_image(&r[0].image, &r[1].image);
+            CHECK_MSG(s == 0 ? !same : same, "region fill, mode %d, %s source: the edits %s", mode,
+                      s ? "uniform" : "drawn", same ? "are the same" : "differ");
+            int kept_out = 1;
+            for (int y = 0; y < src->height; y++)
+                for (int x = src->width / 2; x < src->width; x++)
+                    kept_out &= !memcmp(r[1].image.pixels + 3 * ((size_t)y * src->width + x),
+                                        sources[s]->pixels + 3 * ((size_t)y * src->width + x), 3);
+            CHECK_MSG(kept_out, "region fill, mode %d: paste-back still keeps the source outside", mode);
+            tdm_adaptive_result_free(&r[0]);
+            tdm_adaptive_result_free(&r[1]);
+        }
+    }
+    p->init_image = src;
+    const tdm_image *painted = p->mask_image;
+    p->mask_image = NULL;
+    tdm_adaptive_result r;
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, p, &r, &st) == TDM_ERR_INVALID_ARG &&
+          strstr(st.msg, "paste-back needs an edit region"));
+    p->mask_paste = 0;
+    CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, p, &r, &st) == TDM_ERR_INVALID_ARG &&
+          strstr(st.msg, "region fill needs an edit region"));
+    p->mask_paste = 1;
+    p->mask_fill = 0;
+    p->mask_image = painted;
+    tdm_image_free(&flat);
 }
 
 /* Masked editing: (a) the denoising loop keeps the start latent exactly outside a given mask (bit for bit
@@ -826,6 +980,7 @@ static void test_masked(const models *m, const tdm_image *src) {
         CHECK(strstr(r1.metadata_json, "\"paste\":true") != NULL);
         tdm_adaptive_result_free(&r1);
     }
+    test_region_fill(m, &p, src);
     p.strategy = TDM_ADAPTIVE_REFINE;
     p.mask_image = NULL; /* paste-back needs a region */
     CHECK(tdm_adaptive_generate(m->e1, m->lcm, m->sd, &p, &r1, &st) == TDM_ERR_INVALID_ARG &&
@@ -872,6 +1027,7 @@ int main(int argc, char **argv) {
     tdm_test_cli_path(argv[0], 1, g_bin, sizeof g_bin);
     test_pairs();
     test_measure();
+    test_drags();
     if (!tdm_test_tiny_present()) {
         printf("tiny-model parts skipped: fixtures absent\n");
         return tdm_test_result();

@@ -1,6 +1,6 @@
 /* Image I/O: PNG round trip with text chunks, colour-type conversions to RGB8, corrupt / truncated /
  * oversized PNG and JPEG files refused with a message, Pillow-compatible resize against the
- * preprocessing fixture. */
+ * preprocessing fixture; hole filling (pull-push). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,11 +426,88 @@ static void test_resize_fixture(void) {
     tdm_image_free(&b);
 }
 
+/* tdm_image_fill_holes: a uniform surrounding fills the hole exactly; pixels outside the hole never change;
+ * hole pixels stay within the range of the known colours and lean towards the nearer side; no known pixel:
+ * mid gray; awkward sizes (1 x 1, primes, one row). */
+static void test_fill_holes(void) {
+    static const int sizes[][2] = {{1, 1}, {7, 3}, {13, 1}, {1, 11}, {64, 64}, {37, 23}};
+    tdm_status st = {0};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        const int W = sizes[t][0], H = sizes[t][1];
+        tdm_image img = {0}, orig = {0};
+        CHECK(tdm_image_alloc(&img, W, H, &st) == TDM_OK);
+        CHECK(tdm_image_alloc(&orig, W, H, &st) == TDM_OK);
+        unsigned char *hole = calloc((size_t)W * H, 1); /* [H, W] */
+        CHECK(hole != NULL);
+        if (!img.pixels || !orig.pixels || !hole) return;
+        /* uniform surrounding, noise in the hole: the hole becomes the surrounding's colour */
+        int n_hole = 0;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const int i = y * W + x, in = x >= W / 3 && x <= (2 * W) / 3 && y >= H / 3 && y <= (2 * H) / 3;
+                hole[i] = (unsigned char)(in && W * H > 1);
+                n_hole += hole[i];
+                const uint8_t c[3] = {10, 200, 30};
+                for (int ch = 0; ch < 3; ch++)
+                    img.pixels[3 * i + ch] = hole[i] ? (uint8_t)((i * 37 + ch * 91) % 256) : c[ch];
+            }
+        CHECK(tdm_image_fill_holes(&img, hole, &st) == TDM_OK);
+        int exact = 1;
+        for (int i = 0; i < W * H; i++)
+            exact &= img.pixels[3 * i] == 10 && img.pixels[3 * i + 1] == 200 && img.pixels[3 * i + 2] == 30;
+        CHECK_MSG(exact, "%dx%d: a uniform surrounding fills the hole exactly (%d hole pixels)", W, H, n_hole);
+        /* red left, blue right, random values inside the hole: outside unchanged, inside within range */
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const int i = y * W + x;
+                const int left = x < W / 2;
+                img.pixels[3 * i] = hole[i] ? (uint8_t)(i * 13) : (uint8_t)(left ? 250 : 5 + (x * 7) % 20);
+                img.pixels[3 * i + 1] = hole[i] ? (uint8_t)(i * 5) : (uint8_t)(y % 50);
+                img.pixels[3 * i + 2] = hole[i] ? 0 : (uint8_t)(left ? 5 : 240);
+            }
+        memcpy(orig.pixels, img.pixels, (size_t)W * H * 3);
+        CHECK(tdm_image_fill_holes(&img, hole, &st) == TDM_OK);
+        int outside_same = 1, in_range = 1;
+        for (int i = 0; i < W * H; i++) {
+            if (!hole[i]) {
+                outside_same &= memcmp(img.pixels + 3 * i, orig.pixels + 3 * i, 3) == 0;
+            } else {
+                in_range &= img.pixels[3 * i] >= 5 && img.pixels[3 * i] <= 250 && img.pixels[3 * i + 1] <= 49 &&
+                            img.pixels[3 * i + 2] >= 5 && img.pixels[3 * i + 2] <= 240;
+            }
+        }
+        CHECK_MSG(outside_same, "%dx%d: pixels outside the hole unchanged", W, H);
+        CHECK_MSG(in_range, "%dx%d: filled pixels within the range of the known ones", W, H);
+        if (W == 64) { /* the hole's left column is redder than its right column */
+            long left_red = 0, right_red = 0;
+            for (int y = H / 3; y <= (2 * H) / 3; y++) {
+                left_red += img.pixels[3 * (y * W + W / 3)];
+                right_red += img.pixels[3 * (y * W + (2 * W) / 3)];
+            }
+            CHECK_MSG(left_red > right_red + 50L * (H / 3), "fill leans to the nearer side (%ld vs %ld)", left_red,
+                      right_red);
+        }
+        /* all hole: mid gray */
+        memset(hole, 1, (size_t)W * H);
+        CHECK(tdm_image_fill_holes(&img, hole, &st) == TDM_OK);
+        int gray = 1;
+        for (int i = 0; i < W * H * 3; i++) gray &= img.pixels[i] == 128;
+        CHECK_MSG(gray, "%dx%d: nothing to fill from gives mid gray", W, H);
+        free(hole);
+        tdm_image_free(&img);
+        tdm_image_free(&orig);
+    }
+    tdm_image none = {0};
+    unsigned char one = 1;
+    CHECK(tdm_image_fill_holes(&none, &one, &st) == TDM_ERR_INVALID_ARG);
+}
+
 int main(void) {
     test_png_roundtrip();
     test_png_conversions();
     test_png_bad();
     test_jpeg();
     test_resize_fixture();
+    test_fill_holes();
     return tdm_test_result();
 }

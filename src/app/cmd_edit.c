@@ -21,7 +21,7 @@
 /* Masked-editing options shared by edit and edit-eval (edit_mask.c defaults: 4 maps, strength 0.5,
  * threshold 0.5, dilation 1). */
 typedef struct mask_opts {
-    int maps, dilate, paste;
+    int maps, dilate, paste, fill;
     double strength, threshold;
 } mask_opts;
 
@@ -31,6 +31,7 @@ static void mask_opts_init(mask_opts *m) {
     m->strength = 0.5;
     m->threshold = 0.5;
     m->paste = 0;
+    m->fill = 0;
 }
 
 /* 1: argv[*pi] was a mask option (consumed), 0: not one, -1: a bad value (message printed). */
@@ -38,6 +39,7 @@ static int mask_opts_parse(const char *cmd, int argc, char **argv, int *pi, mask
     int i = *pi, err = 0, r = 0;
     const char *v;
     if (strcmp(argv[i], "--mask-paste") == 0) r = (m->paste = 1);
+    else if (strcmp(argv[i], "--mask-fill") == 0) r = (m->fill = 1);
     else if (OPT("--mask-maps")) r = !err && tdm_arg_int(cmd, "--mask-maps", v, 1, 64, &m->maps) ? 1 : -1;
     else if (OPT("--mask-strength"))
         r = !err && tdm_cli_arg_double(cmd, "--mask-strength", v, 0, 1, 1, 1, &m->strength) ? 1 : -1;
@@ -54,6 +56,7 @@ static void mask_opts_apply(const mask_opts *m, tdm_adaptive_params *p) {
     p->mask_strength = (float)m->strength;
     p->mask_threshold = (float)m->threshold;
     p->mask_paste = m->paste;
+    p->mask_fill = m->fill;
 }
 
 #define MASK_HELP                                                                                                 \
@@ -62,7 +65,21 @@ static void mask_opts_apply(const mask_opts *m, tdm_adaptive_params *p) {
     "  --mask-threshold T     DiffEdit binarisation of the map clamped at 3x its mean (default 0.5)\n"          \
     "  --mask-dilate N        latent pixels added around the region (0..16, default 1)\n"                     \
     "  --mask-paste           paste the source's pixels back outside the region after decoding (a given\n"     \
-    "                         region: its pixels; an estimate: its latent blocks), as inpainting tools do\n"
+    "                         region: its pixels; an estimate: its latent blocks), as inpainting tools do\n"     \
+    "  --mask-fill            the edit starts inside the region from the colours around it (pull-push fill),\n"  \
+    "                         not from what the region held (inpainting's \"fill\" masked content)\n"
+
+/* --drag X0,Y0,X1,Y1: four integers, pixels of the source image; 0 on a bad value (message printed). */
+static int parse_drag(const char *cmd, const char *v, tdm_edit_drag *d) {
+    int x[4], used = 0;
+    if (sscanf(v, "%d,%d,%d,%d%n", &x[0], &x[1], &x[2], &x[3], &used) != 4 || v[used] != '\0' || x[0] < 0 ||
+        x[1] < 0 || x[2] < 0 || x[3] < 0) {
+        fprintf(stderr, "tandem %s: --drag '%s': give X0,Y0,X1,Y1 (pixels of the source image, >= 0)\n", cmd, v);
+        return 0;
+    }
+    *d = (tdm_edit_drag){x[0], x[1], x[2], x[3]};
+    return 1;
+}
 
 static int on_progress(void *user, tdm_stage stage, int step, int total) {
     const int *tty = user;
@@ -96,6 +113,10 @@ static void edit_help(void) {
            "  --mask-image FILE      masked editing in a painted region instead: an image of the source's size,\n"
            "                         white (luma > 127) = edit; dilated by --mask-dilate; not with --source-prompt\n"
            MASK_HELP
+           "  --drag X0,Y0,X1,Y1     move the object under (X0, Y0) (a connected area of nearly its colour) so\n"
+           "                         that point lands on (X1, Y1), before the edit: cut out, its hole filled from\n"
+           "                         the colours around it, pasted; the edit region gains both places and the\n"
+           "                         models blend the composite in (repeatable, at most 16; source pixels)\n"
            "  --student-only         the student's edit alone (baseline; no threshold needed)\n"
            "  --teacher-only         the teacher's edit alone (baseline; at the student's size)\n"
            "  --similarity-model DIR a CLIP vision tower (transformers folder): report the cosine similarity of\n"
@@ -138,6 +159,8 @@ int tdm_cmd_edit(int argc, char **argv) {
     mask_opts_init(&mo);
     tdm_cli_controls controls; /* --controlnet ... (cmd_control.c) */
     memset(&controls, 0, sizeof controls);
+    tdm_edit_drag drags[TDM_EDIT_MAX_DRAGS];
+    int n_drags = 0;
     tdm_cli_loras slora; /* --student-lora ... (cli_preset.h) */
     memset(&slora, 0, sizeof slora);
     int lora_share = 1;
@@ -177,6 +200,13 @@ int tdm_cmd_edit(int argc, char **argv) {
             mask_path = v;
         } else if (OPT("--strength")) {
             if (err || !tdm_cli_arg_double(cmd, "--strength", v, 0, 1, 1, 0, &strength)) return 2;
+        } else if (OPT("--drag")) {
+            if (err) return 2;
+            if (n_drags == TDM_EDIT_MAX_DRAGS) {
+                fprintf(stderr, "tandem %s: at most %d --drag\n", cmd, TDM_EDIT_MAX_DRAGS);
+                return 2;
+            }
+            if (!parse_drag(cmd, v, &drags[n_drags++])) return 2;
         } else if (OPT("--similarity-model")) {
             if (err) return 2;
             sim_dir = v;
@@ -279,6 +309,8 @@ int tdm_cmd_edit(int argc, char **argv) {
     p.source_prompt = source_prompt;
     p.mask_image = mask_path ? &mask_img : NULL;
     mask_opts_apply(&mo, &p);
+    p.drags = drags;
+    p.n_drags = n_drags;
     p.controls = controls.c;
     p.n_controls = controls.n;
     int tty = !c.quiet && isatty(STDERR_FILENO);
@@ -367,6 +399,9 @@ static void edit_eval_help(void) {
            "  --controlnet PATH      layout-guided editing: every run conditioned by this ControlNet with the\n"
            "                         target scene's segmentation map (the layout the edit asks for)\n"
            "  --control-scale F, --control-start F, --control-end F   its scale and window (1, 0, 1)\n"
+           "  --drag                 with --mask-given: position edits move their objects first (drag-moves from\n"
+           "                         each object's source centre to its target centre; tandem edit --drag)\n"
+           "  --save-images          also write DIR/images/pairNNNNN_{source,student,teacher,refine}.png\n"
            "  --restart              discard an existing log instead of resuming it\n"
            "  the student / teacher / refinement / oracle options of tandem edit, --student-lora included\n"
            "  (--oracle default checker),\n"
@@ -394,7 +429,7 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     tdm_cli_teacher_opts t;
     tdm_cli_teacher_init(&t);
     const char *out = NULL, *calibration = NULL, *sim_dir = NULL;
-    int n = 0, restart = 0, n_k = 3;
+    int n = 0, restart = 0, save_images = 0, drag = 0, n_k = 3;
     double k[TDM_CLI_MAX_K] = {10, 30, 50}, strength = 0.75;
     uint64_t world_seed = 1001;
     int masked = 0, mask_given = 0;
@@ -420,6 +455,10 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--restart") == 0) {
             restart = 1;
+        } else if (strcmp(a, "--save-images") == 0) {
+            save_images = 1;
+        } else if (strcmp(a, "--drag") == 0) {
+            drag = 1;
         } else if (strcmp(a, "--mask") == 0) {
             masked = 1;
         } else if (strcmp(a, "--mask-given") == 0) {
@@ -508,6 +547,8 @@ int tdm_cmd_edit_eval(int argc, char **argv) {
     p.control_end = control_end;
     p.out_dir = out;
     p.restart = restart;
+    p.save_images = save_images;
+    p.drag = drag;
     eeval_progress pr = {c.quiet, !c.quiet && isatty(STDERR_FILENO)};
     p.on_pair = on_pair;
     p.user = &pr;

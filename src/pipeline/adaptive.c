@@ -372,6 +372,7 @@ tdm_code tdm_adaptive_run_student(const tdm_adaptive_setup *s, int want_latent, 
         rq.edit_mask = s->mask.active ? s->mask.mask : NULL;
         rq.paste_region = s->mask.active ? s->mask.paste : NULL;
         rq.paste_source = s->sgp.init_image;
+        rq.region_init = s->mask.active && s->mask.fill.pixels ? &s->mask.fill : NULL;
     }
     return tdm_gen_execute(s->sm, s->ex, &rq, out, st);
 }
@@ -409,6 +410,9 @@ tdm_code tdm_adaptive_run_teacher(const tdm_adaptive_setup *s, tdm_adaptive_deci
         rq.edit_mask = s->mask.mask;
         rq.paste_region = s->mask.paste;
         rq.paste_source = s->sgp.init_image;
+        /* the regeneration starts from the source as the student's edit did (region fill); the refinement
+         * from the student's edit */
+        if (how == TDM_DECISION_REGENERATE && s->mask.fill.pixels) rq.region_init = &s->mask.fill;
     }
     return tdm_gen_execute(s->tm, s->ex, &rq, out, st);
 }

@@ -86,6 +86,9 @@ typedef struct tdm_edit_mask_info {
     double seconds;
     unsigned char *paste;    /* [H, W] image pixels, 1 = edited, 0 = the source's pixel pasted back after decoding
                                 (tdm_adaptive_setup_mask_paste; malloc, freed with the mask); NULL: no paste-back */
+    tdm_image fill;          /* [H, W] RGB8: the source with the region filled from its surroundings, where the
+                                edits from the source start inside the region (tdm_adaptive_setup_mask_fill; freed
+                                with the mask); no pixels: the source itself */
 } tdm_edit_mask_info;
 
 typedef struct tdm_adaptive_setup {
@@ -121,6 +124,12 @@ tdm_code tdm_adaptive_setup_mask(tdm_adaptive_setup *s, const tdm_adaptive_param
  * latent pixels (0..16). */
 tdm_code tdm_adaptive_setup_mask_given(tdm_adaptive_setup *s, const unsigned char *region, int width, int height,
                                        int dilate, tdm_status *st);
+/* Region fill for the active mask (mask_fill): the edits that start from the source (the student's edit, the
+ * teacher's regeneration; not the refinement) start inside the region from the source with the region's pixels
+ * (the latent mask upsampled to its blocks) filled from the colours around it (tdm_image_fill_holes), so the
+ * edit is not drawn over what was there. keep [H, W] (may be NULL): pixels left as they are (objects placed by
+ * drag-moves). Needs s->sgp.init_image. */
+tdm_code tdm_adaptive_setup_mask_fill(tdm_adaptive_setup *s, const unsigned char *keep, tdm_status *st);
 /* Frees s->mask's buffer (no mask afterwards). */
 void tdm_adaptive_setup_clear_mask(tdm_adaptive_setup *s);
 

@@ -132,9 +132,46 @@ tdm_code tdm_edit_prepare_image(const tdm_model *model, const tdm_image *src, in
 
 /* ---- the edit input of an adaptive run ---- */
 
+/* A source-image coordinate in the fitted image (the crop, then the resize); -1 outside the crop. */
+static int fit_coord(int v, int crop_at, int crop_len, int out_len) {
+    if (v < crop_at || v >= crop_at + crop_len) return -1;
+    const int r = (int)(((double)(v - crop_at) + 0.5) * out_len / crop_len);
+    return r < out_len ? r : out_len - 1;
+}
+
+/* Drag-moves on the fitted source (edit_drag.c), the drags mapped through the fit; e->region gains their places. */
+static tdm_code apply_drags(const tdm_adaptive_params *p, tdm_edit_input *e, tdm_status *st) {
+    if (p->n_drags < 0 || p->n_drags > TDM_EDIT_MAX_DRAGS || !p->drags)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit: %d drags (1 to %d)", p->n_drags, TDM_EDIT_MAX_DRAGS);
+    if (p->source_prompt)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit: drag-moves bring their own region: not with a source prompt "
+                                                 "(an estimated region)");
+    tdm_edit_drag fitted[TDM_EDIT_MAX_DRAGS];
+    const tdm_edit_fit *f = &e->fit;
+    for (int d = 0; d < p->n_drags; d++) {
+        const tdm_edit_drag *g = &p->drags[d];
+        fitted[d] = (tdm_edit_drag){fit_coord(g->x0, f->crop_x, f->crop_w, f->width),
+                                    fit_coord(g->y0, f->crop_y, f->crop_h, f->height),
+                                    fit_coord(g->x1, f->crop_x, f->crop_w, f->width),
+                                    fit_coord(g->y1, f->crop_y, f->crop_h, f->height)};
+        if (fitted[d].x0 < 0 || fitted[d].y0 < 0 || fitted[d].x1 < 0 || fitted[d].y1 < 0)
+            return tdm_fail(st, TDM_ERR_INVALID_ARG,
+                            "edit: drag %d (%d,%d -> %d,%d) leaves the part of the %dx%d source the edit keeps "
+                            "(x %d..%d, y %d..%d)", d + 1, g->x0, g->y0, g->x1, g->y1, p->init_image->width,
+                            p->init_image->height, f->crop_x, f->crop_x + f->crop_w - 1, f->crop_y,
+                            f->crop_y + f->crop_h - 1);
+    }
+    const size_t n = (size_t)e->image.width * (size_t)e->image.height;
+    if (!e->region && !(e->region = calloc(n, 1))) return tdm_fail(st, TDM_ERR_NOMEM, "edit: out of memory");
+    if (!(e->placed = malloc(n))) return tdm_fail(st, TDM_ERR_NOMEM, "edit: out of memory");
+    return tdm_edit_drags_apply(&e->image, fitted, p->n_drags, e->region, e->placed, st);
+}
+
 tdm_code tdm_edit_input_make(const tdm_model *student, const tdm_adaptive_params *p, tdm_edit_input *e,
                              tdm_status *st) {
     memset(e, 0, sizeof *e);
+    if (!p->init_image && p->n_drags != 0)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit: drag-moves need a source image");
     if (!p->init_image) return TDM_OK;
     if (!isfinite(p->strength) || !(p->strength > 0.0f && p->strength <= 1.0f))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit: strength %g is out of range (0, 1]", (double)p->strength);
@@ -167,6 +204,13 @@ tdm_code tdm_edit_input_make(const tdm_model *student, const tdm_adaptive_params
             return rc;
         }
     }
+    if (p->n_drags != 0) {
+        tdm_code rc = apply_drags(p, e, st);
+        if (rc) {
+            tdm_edit_input_free(e);
+            return rc;
+        }
+    }
     e->source_width = p->init_image->width;
     e->source_height = p->init_image->height;
     e->params = *p;
@@ -182,11 +226,14 @@ tdm_code tdm_edit_setup_mask(struct tdm_adaptive_setup *su, const tdm_edit_input
         TDM_TRY(tdm_adaptive_setup_mask_given(su, e->region, e->image.width, e->image.height, e->params.mask_dilate, st));
     else if (e->params.source_prompt)
         TDM_TRY(tdm_adaptive_setup_mask(su, &e->params, e->params.source_prompt, st));
-    else if (e->params.mask_paste)
-        return tdm_fail(st, TDM_ERR_INVALID_ARG, "paste-back needs an edit region (a mask image or a source prompt)");
+    else if (e->params.mask_paste || e->params.mask_fill)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "%s needs an edit region (a mask image or a source prompt)",
+                        e->params.mask_paste ? "paste-back" : "region fill");
     else
         return TDM_OK;
-    if (e->params.mask_paste) return tdm_adaptive_setup_mask_paste(su, e->region, e->image.width, e->image.height, st);
+    if (e->params.mask_paste)
+        TDM_TRY(tdm_adaptive_setup_mask_paste(su, e->region, e->image.width, e->image.height, st));
+    if (e->params.mask_fill) TDM_TRY(tdm_adaptive_setup_mask_fill(su, e->placed, st));
     return TDM_OK;
 }
 
@@ -194,7 +241,9 @@ void tdm_edit_input_free(tdm_edit_input *e) {
     if (!e) return;
     tdm_image_free(&e->image);
     free(e->region);
+    free(e->placed);
     e->region = NULL;
+    e->placed = NULL;
     e->active = 0;
 }
 
@@ -226,6 +275,15 @@ void tdm_edit_metadata_add(cJSON *o, const tdm_edit_input *e, const char *mode, 
     }
     cJSON_AddNumberToObject(mk, "dilate", mask->dilate);
     if (mask->paste) cJSON_AddBoolToObject(mk, "paste", 1);
+    if (e->params.n_drags > 0) { /* [x0, y0, x1, y1] in the source's pixels */
+        cJSON *dr = cJSON_AddArrayToObject(mk, "drags");
+        for (int d = 0; d < e->params.n_drags; d++) {
+            const tdm_edit_drag *g = &e->params.drags[d];
+            const int v[4] = {g->x0, g->y0, g->x1, g->y1};
+            cJSON_AddItemToArray(dr, cJSON_CreateIntArray(v, 4));
+        }
+    }
+    if (mask->fill.pixels) cJSON_AddStringToObject(mk, "content", "fill");
     cJSON_AddNumberToObject(mk, "area", mask->area);
     cJSON_AddNumberToObject(mk, "unet_evals", mask->unet_evals);
     if (mask->h > 0 && mask->w > 0 && mask->w <= 256 && mask->h <= 256) { /* the region, one row a string */

@@ -39,7 +39,9 @@ typedef struct tdm_edit_input {
     tdm_image image;            /* the fitted source [height, width, 3] */
     int source_width, source_height;
     tdm_edit_fit fit;
-    unsigned char *region;      /* p->mask_image fitted and thresholded [height, width] (1 = edit), or NULL */
+    unsigned char *region;      /* p->mask_image fitted and thresholded [height, width] (1 = edit), with the
+                                   drag-moves' old and new places; or NULL */
+    unsigned char *placed;      /* drag-moves: the pixels the moved objects were pasted on [height, width], or NULL */
 } tdm_edit_input;
 
 /* e->active = 0 (nothing allocated) without p->init_image. The struct must not move after this call
@@ -51,6 +53,12 @@ void tdm_edit_input_free(tdm_edit_input *e);
  * estimated with the student's UNet (e->params.source_prompt) into su->mask; nothing without either. */
 struct tdm_adaptive_setup;
 tdm_code tdm_edit_setup_mask(struct tdm_adaptive_setup *su, const tdm_edit_input *e, tdm_status *st);
+
+/* Drag-moves (edit_drag.c) on img in place, drags in img's pixels: the composite the edit starts from;
+ * region [H, W] (0/1) gains the old and new places of the objects, placed [H, W] receives the pixels the pastes
+ * wrote (1). Errors name the drag (outside the image, a point on the background). */
+tdm_code tdm_edit_drags_apply(tdm_image *img, const tdm_edit_drag *drags, int n, unsigned char *region,
+                              unsigned char *placed, tdm_status *st);
 
 /* Adds "edit": {mode, method, source_width, source_height, width, height, strength, fit, crop[, mask]} to a
  * metadata object (mask: the masked-editing region's settings and figures, when mask is active). */

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "base/rng.h"
+#include "io/image.h"
 #include "pipeline/adaptive.h"
 #include "pipeline/generate.h"
 
@@ -39,7 +40,40 @@ void tdm_adaptive_setup_clear_mask(tdm_adaptive_setup *s) {
     if (!s) return;
     free(s->mask.mask);
     free(s->mask.paste);
+    tdm_image_free(&s->mask.fill);
     memset(&s->mask, 0, sizeof s->mask);
+}
+
+tdm_code tdm_adaptive_setup_mask_fill(tdm_adaptive_setup *s, const unsigned char *keep, tdm_status *st) {
+    tdm_edit_mask_info *mi = &s->mask;
+    const tdm_image *src = s->sgp.init_image;
+    if (!mi->active) return tdm_fail(st, TDM_ERR_INVALID_ARG, "region fill: no edit region");
+    if (!src || !src->pixels) return tdm_fail(st, TDM_ERR_INVALID_ARG, "region fill: no source image");
+    const int sc = tdm_vae_latent_scale(&s->sm->vae->cfg);
+    if (src->width != mi->w * sc || src->height != mi->h * sc)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "region fill: the %dx%d source does not match the %dx%d latent mask",
+                        src->width, src->height, mi->w, mi->h);
+    tdm_image_free(&mi->fill);
+    tdm_image fill = {0}; /* [H, W, 3] */
+    TDM_TRY(tdm_image_alloc(&fill, src->width, src->height, st));
+    memcpy(fill.pixels, src->pixels, (size_t)src->width * (size_t)src->height * 3);
+    unsigned char *hole = malloc((size_t)src->width * (size_t)src->height); /* [H, W] */
+    tdm_code rc = hole ? TDM_OK : tdm_fail(st, TDM_ERR_NOMEM, "region fill: out of memory");
+    if (!rc) {
+        for (int y = 0; y < src->height; y++)
+            for (int x = 0; x < src->width; x++) {
+                const int64_t i = (int64_t)y * src->width + x;
+                hole[i] = mi->mask[(int64_t)(y / sc) * mi->w + x / sc] > 0.5f && !(keep && keep[i]);
+            }
+        rc = tdm_image_fill_holes(&fill, hole, st);
+    }
+    free(hole);
+    if (rc) {
+        tdm_image_free(&fill);
+        return rc;
+    }
+    mi->fill = fill;
+    return TDM_OK;
 }
 
 tdm_code tdm_adaptive_setup_mask_paste(tdm_adaptive_setup *s, const unsigned char *region, int width, int height,

@@ -20,6 +20,7 @@
 #include "pipeline/adaptive.h"
 #include "pipeline/calibrate.h"
 #include "pipeline/eval_common.h"
+#include "pipeline/edit.h"
 #include "pipeline/eval_control.h"
 #include "world/checker.h"
 
@@ -57,6 +58,10 @@ static cJSON *settings_json(const tdm_edit_eval_params *p, const tdm_model *stud
         cJSON_AddStringToObject(mk, "region", "given: the pixels where the source and target renders differ");
         cJSON_AddNumberToObject(mk, "dilate", a->mask_dilate);
         if (a->mask_paste) cJSON_AddBoolToObject(mk, "paste", 1); /* absent otherwise: older logs stay valid */
+        if (a->mask_fill) cJSON_AddStringToObject(mk, "content", "fill");
+        if (p->drag) /* absent otherwise */
+            cJSON_AddStringToObject(mk, "drag", "position edits: each moved object dragged from its source centre to "
+                                                "its target centre");
     } else if (p->masked) { /* masked editing with the pair's source caption (edit_mask.c) */
         cJSON *mk = cJSON_AddObjectToObject(o, "mask");
         cJSON_AddStringToObject(mk, "source_prompt", "the pair's source caption");
@@ -65,6 +70,7 @@ static cJSON *settings_json(const tdm_edit_eval_params *p, const tdm_model *stud
         cJSON_AddNumberToObject(mk, "threshold", tdm_float_as_decimal(a->mask_threshold));
         cJSON_AddNumberToObject(mk, "dilate", a->mask_dilate);
         if (a->mask_paste) cJSON_AddBoolToObject(mk, "paste", 1);
+        if (a->mask_fill) cJSON_AddStringToObject(mk, "content", "fill");
     } else {
         cJSON_AddNullToObject(o, "mask");
     }
@@ -218,6 +224,25 @@ static tdm_code pair_region(const tdm_world_edit_pair *wp, const tdm_image *src,
     return TDM_OK;
 }
 
+/* The drag-moves of a pair (edit-eval --drag): every object whose centre moves (a position edit), dragged from
+ * its source centre to its target centre, in pixels of a W x H render. Returns the count. */
+static int pair_drags(const tdm_world_edit_pair *wp, int W, int H, tdm_edit_drag *drags) {
+    int n = 0;
+    for (int k = 0; k < wp->source.n_objects && k < wp->target.n_objects; k++) {
+        const tdm_world_object *a = &wp->source.obj[k], *b = &wp->target.obj[k];
+        if (a->cx == b->cx && a->cy == b->cy) continue;
+        const float px[4] = {a->cx * (float)W, a->cy * (float)H, b->cx * (float)W, b->cy * (float)H};
+        int v[4];
+        for (int j = 0; j < 4; j++) {
+            const int lim = (j % 2 ? H : W) - 1;
+            v[j] = (int)(px[j] < 0 ? 0 : px[j]);
+            if (v[j] > lim) v[j] = lim;
+        }
+        drags[n++] = (tdm_edit_drag){v[0], v[1], v[2], v[3]};
+    }
+    return n;
+}
+
 /* Scores run r's edit beyond the oracle (tdm_evalc_score_fn): checker on the target caption, preservation,
  * similarity to the source. */
 typedef struct pair_user {
@@ -227,10 +252,20 @@ typedef struct pair_user {
     tdm_eeval_pair *s;
 } pair_user;
 
+/* With save_images: out_dir/images/pairNNNNN_WHAT.png. */
+static tdm_code save_pair_image(const eeval_ctx *c, int i, const char *what, const tdm_image *img, tdm_status *st) {
+    if (!c->p->save_images) return TDM_OK;
+    char path[4096];
+    const int n = snprintf(path, sizeof path, "%s/images/pair%05d_%s.png", c->p->out_dir, i, what);
+    if (n < 0 || (size_t)n >= sizeof path) return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: output folder name too long");
+    return tdm_image_save_png(path, img, NULL, st);
+}
+
 static tdm_code score_run(void *user, int r, const tdm_gen_result *g, tdm_status *st) {
     const pair_user *u = user;
     const tdm_image *img = &g->image;
     tdm_eeval_pair *s = u->s;
+    TDM_TRY(save_pair_image(u->c, s->base.prompt_index, tdm_evalc_run_key[r], img, st));
     tdm_world_analysis an;
     TDM_TRY(tdm_world_analyze(img->pixels, img->width, img->height, &an, st));
     tdm_world_check_result res;
@@ -269,21 +304,38 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
     su->sgp.prompt = su->tgp.prompt = su->sp.prompt = su->tp.prompt = wp->caption;
     su->sgp.seed = su->tgp.seed = su->sp.seed = su->tp.seed = s->base.seed;
     su->sgp.init_image = su->tgp.init_image = &src; /* the teacher-only edit = the teacher's img2img of it */
+    tdm_code rc = save_pair_image(c, i, "source", &src, st);
+    tdm_image start = {0};       /* [H, W, 3] drag-moves: the composite the edits start from */
+    unsigned char *placed = NULL; /* [H, W] drag-moves: the pixels of the pasted objects */
     pair_user u = {c, wp, &src, s};
     const tdm_evalc_runs r = {su, p->oracle, wp->caption, c->clock, c->clock_user, score_run, &u};
     s->mask_area = NAN;
-    tdm_code rc = TDM_OK;
     double mask_seconds = 0;
-    if (p->masked && p->mask_given) { /* the region where the scenes differ, shared by the three runs */
+    if (!rc && p->masked && p->mask_given) { /* the region where the scenes differ, shared by the three runs */
         unsigned char *region = NULL; /* [H, W] */
         rc = pair_region(wp, &src, &region, st);
+        tdm_edit_drag drags[2];
+        const int n_drags = p->drag ? pair_drags(wp, src.width, src.height, drags) : 0;
+        if (!rc && n_drags > 0) { /* the moved objects pasted at their new places: the edits' start */
+            rc = tdm_image_alloc(&start, src.width, src.height, st);
+            if (!rc && !(placed = malloc((size_t)src.width * (size_t)src.height)))
+                rc = tdm_fail(st, TDM_ERR_NOMEM, "edit-eval: out of memory");
+            if (!rc) {
+                memcpy(start.pixels, src.pixels, (size_t)src.width * (size_t)src.height * 3);
+                rc = tdm_edit_drags_apply(&start, drags, n_drags, region, placed, st);
+            }
+            if (!rc) rc = save_pair_image(c, i, "start", &start, st);
+            if (!rc) su->sgp.init_image = su->tgp.init_image = &start;
+        }
         if (!rc) rc = tdm_adaptive_setup_mask_given(su, region, src.width, src.height, p->settings.mask_dilate, st);
         if (!rc && p->settings.mask_paste) rc = tdm_adaptive_setup_mask_paste(su, region, src.width, src.height, st);
+        if (!rc && p->settings.mask_fill) rc = tdm_adaptive_setup_mask_fill(su, placed, st);
         free(region);
-    } else if (p->masked) { /* the region from the student's UNet, shared by the three runs */
+    } else if (!rc && p->masked) { /* the region from the student's UNet, shared by the three runs */
         const double t0 = c->clock(c->clock_user);
         rc = tdm_adaptive_setup_mask(su, &p->settings, wp->source_caption, st);
         if (!rc && p->settings.mask_paste) rc = tdm_adaptive_setup_mask_paste(su, NULL, src.width, src.height, st);
+        if (!rc && p->settings.mask_fill) rc = tdm_adaptive_setup_mask_fill(su, NULL, st);
         mask_seconds = c->clock(c->clock_user) - t0;
     }
     if (!rc) rc = tdm_evalc_run_three(&r, &s->base, p->controlnet ? s->cn_calls : NULL, st);
@@ -299,6 +351,8 @@ static tdm_code run_pair(eeval_ctx *c, int i, tdm_world_edit_pair *wp, tdm_eeval
     su->sgp.init_image = su->tgp.init_image = NULL;
     c->control.image = NULL;
     tdm_image_free(&cond);
+    tdm_image_free(&start);
+    free(placed);
     tdm_image_free(&src);
     return rc;
 }
@@ -316,8 +370,11 @@ static tdm_code check_params(const tdm_edit_eval_params *p, tdm_status *st) {
     if (p->controlnet && !(isfinite(p->control_scale) && p->control_scale >= 0.0f && p->control_scale <= 100.0f))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: control scale %g is out of range [0, 100]",
                         (double)p->control_scale);
-    if (p->settings.mask_paste && !p->masked)
-        return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: paste-back needs masked editing (--mask or --mask-given)");
+    if (p->drag && !(p->masked && p->mask_given))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: drag-moves need the given region (--mask-given)");
+    if ((p->settings.mask_paste || p->settings.mask_fill) && !p->masked)
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: %s needs masked editing (--mask or --mask-given)",
+                        p->settings.mask_paste ? "paste-back" : "region fill");
     const float s = p->settings.strength;
     if (!isfinite(s) || !(s > 0.0f && s <= 1.0f))
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: strength %g is out of range (0, 1]", (double)s);
@@ -383,6 +440,14 @@ tdm_code tdm_edit_eval(tdm_engine *engine, const tdm_model *student, const tdm_m
     }
     rc = tdm_evalc_make_dir(p->out_dir, st);
     if (rc) goto done;
+    if (p->save_images) {
+        char dir[4096];
+        const int dn = snprintf(dir, sizeof dir, "%s/images", p->out_dir);
+        rc = dn < 0 || (size_t)dn >= sizeof dir
+                 ? tdm_fail(st, TDM_ERR_INVALID_ARG, "edit-eval: output folder name too long")
+                 : tdm_evalc_make_dir(dir, st);
+        if (rc) goto done;
+    }
     settings = settings_json(p, student, teacher, &c.su, oracle_name);
     header = settings ? cJSON_PrintUnformatted(settings) : NULL;
     const size_t pl = strlen(p->out_dir) + 32;

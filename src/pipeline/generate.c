@@ -283,6 +283,7 @@ static tdm_code prepare_latents(gen_ctx *g, float *x, tdm_status *st) {
     tdm_arena_mark mk = tdm_arena_get_mark(&g->arena);
     float *x0 = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n);    /* [1, Cl, h, w] */
     float *noise = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n); /* [1, Cl, h, w] */
+    float *start = NULL; /* [1, Cl, h, w] region fill: the start's latent where it differs from x0 */
     if (!x0 || !noise) return tdm_fail(st, TDM_ERR_NOMEM, "initial latents: out of memory");
     if (rq->start == TDM_GEN_START_LATENT) {
         memcpy(x0, rq->x0, sizeof(float) * (size_t)g->n);
@@ -291,12 +292,24 @@ static tdm_code prepare_latents(gen_ctx *g, float *x, tdm_status *st) {
         double t0 = now_seconds();
         TDM_TRY(tdm_gen_encode_image(g->m, g->ex, &g->arena, rq->init, pl->width, pl->height, pl->seed,
                                      rq->streams.posterior, x0, st));
+        if (rq->region_init && rq->edit_mask) { /* the region starts from region_init's latent */
+            float *x0f = noise; /* [1, Cl, h, w] scratch until the noise is drawn */
+            TDM_TRY(tdm_gen_encode_image(g->m, g->ex, &g->arena, rq->region_init, pl->width, pl->height, pl->seed,
+                                         rq->streams.posterior, x0f, st));
+            start = tdm_arena_alloc(&g->arena, sizeof(float) * (size_t)g->n); /* [1, Cl, h, w] */
+            if (!start) return tdm_fail(st, TDM_ERR_NOMEM, "initial latents: out of memory");
+            const int64_t hw = (int64_t)g->h * g->w;
+            for (int64_t k = 0; k < g->n; k++) {
+                const float m = rq->edit_mask[k % hw];
+                start[k] = m * x0f[k] + (1.0f - m) * x0[k];
+            }
+        }
         g->stats.seconds_encode += now_seconds() - t0;
         tdm_sd_model_release_pages(g->m, TDM_SD_VAE);
         TDM_TRY(report(g->p, TDM_STAGE_ENCODE_IMAGE, 1, 1, st));
     }
     tdm_randn(noise, (size_t)g->n, pl->seed, rq->streams.add_noise, 0);
-    tdm_sampler_add_noise(g->sampler, x0, noise, x, g->n);
+    tdm_sampler_add_noise(g->sampler, start ? start : x0, noise, x, g->n);
     if (rq->edit_mask) { /* kept for the blending: the arena is not reset */
         g->keep_x0 = x0;
         g->keep_noise = noise;
@@ -458,6 +471,11 @@ static tdm_code check_request(const gen_ctx *g, tdm_status *st) {
         break;
     default: return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: unknown start %d", (int)rq->start);
     }
+    if (rq->region_init && (!rq->edit_mask || rq->start != TDM_GEN_START_PIXELS || !rq->region_init->pixels ||
+                            rq->region_init->channels != 3 || rq->region_init->width != rq->init->width ||
+                            rq->region_init->height != rq->init->height))
+        return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: a region fill needs an image start, an edit mask and an "
+                                                 "RGB8 image of the start image's size");
     if (rq->edit_mask && rq->start == TDM_GEN_START_NOISE)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "generate: an edit mask needs a start image or latent (img2img)");
     if (rq->paste_region && (!rq->paste_source || !rq->paste_source->pixels || rq->paste_source->channels != 3 ||

@@ -126,7 +126,8 @@ tdm_code tdm_gen_run(const tdm_sd_model *m, const tdm_exec *ex, const tdm_genera
  * step i the sample outside the mask is replaced by the start's x0 noised to the level of step i + 1 with
  * the start's own noise (add_noise stream), and after the last step by x0 itself:
  *   x = m x + (1 - m) add_noise_at(i + 1, x0, z)        m [h, w] in [0, 1], broadcast over the channels
- * so the region outside the mask keeps the start latent exactly. */
+ * so the region outside the mask keeps the start latent exactly. With region_init (PIXELS) the region starts
+ * from another image's latent (the source with the region filled from its surroundings). */
 
 typedef enum tdm_gen_start {
     TDM_GEN_START_NOISE = 0,
@@ -161,6 +162,10 @@ typedef struct tdm_gen_request {
     tdm_gen_streams streams;
     int want_latent;       /* also return the final latent (what the VAE decodes) */
     const float *edit_mask; /* LATENT / PIXELS: [h, w] latent-resolution mask, 1 = edited, 0 = kept (NULL: none) */
+    /* Region fill (PIXELS with edit_mask): the masked region starts from this image's latent instead of init's,
+     * x0_start = m x0(region_init) + (1 - m) x0(init), both encoded with the same posterior noise; the blending
+     * keeps x0(init) outside (NULL: init everywhere; same size as init) */
+    const tdm_image *region_init;
     /* Paste-back (masked editing): after decoding, every pixel where paste_region is 0 is paste_source's
      * ([H, W] and an RGB8 image of the output's size; NULL: none). */
     const unsigned char *paste_region;
