@@ -385,9 +385,10 @@ typedef struct tdm_adaptive_params {
      * the source's own pixels ("original"). */
     int mask_fill;
     /* Drag-moves (edit_drag.c): before the edit, each dragged object is moved (cut out, its hole filled from
-     * the colours around it, pasted at the new place) and the edit region is the old and the new places
-     * (with mask_image: both regions); the edit then starts from that composite, as the stroke and collage
-     * inputs of SDEdit (Meng et al. 2022, Sec. 4). With mask_fill the pasted objects are not filled.
+     * the colours around it, pasted at the new place); the edit region gains the old places and the new
+     * places' seams (with mask_image: joined), never the moved objects' interiors, which are carried over; the
+     * edit starts from that composite, as the stroke and collage inputs of SDEdit (Meng et al. 2022, Sec. 4).
+     * With mask_fill the pasted pixels are not filled.
      * Not together with source_prompt. At most TDM_EDIT_MAX_DRAGS. */
     const tdm_edit_drag *drags;
     int n_drags;

@@ -765,8 +765,8 @@ static int pixel_is(const tdm_image *img, int x, int y, const uint8_t c[3]) {
     return !memcmp(img->pixels + 3 * ((size_t)y * img->width + x), c, 3);
 }
 
-/* tdm_edit_drags_apply: a red square moved right, its old place filled with the background, region = both
- * places, placed = the new one, the blue square untouched; a swap of two squares (both segmented before
+/* tdm_edit_drags_apply: a red square moved right, its old place filled with the background, region = the old
+ * place and the new one's edge (not the moved interior), placed = the new place, the blue square untouched; a swap of two squares (both segmented before
  * either moves); a point on the background, a drag leaving the image and too many drags are errors. */
 static void test_drags(void) {
     static const uint8_t gray[3] = {128, 128, 128}, red[3] = {220, 20, 30}, blue[3] = {20, 40, 230};
@@ -783,7 +783,9 @@ static void test_drags(void) {
     CHECK_MSG(tdm_edit_drags_apply(&img, &right, 1, region, placed, &st) == TDM_OK, "%s", st.msg);
     CHECK(pixel_is(&img, 38, 6, red) && pixel_is(&img, 47, 15, red) && pixel_is(&img, 12, 12, gray) &&
           pixel_is(&img, 8, 8, gray) && pixel_is(&img, 44, 34, blue));
-    CHECK(region[12 * 64 + 12] && region[10 * 64 + 42] && !region[34 * 64 + 44] && !region[40 * 64 + 5]);
+    /* the region: the old place, the new place's edge and rim, not the moved square's interior */
+    CHECK(region[12 * 64 + 12] && region[6 * 64 + 38] && region[5 * 64 + 37] && !region[10 * 64 + 42] &&
+          !region[34 * 64 + 44] && !region[40 * 64 + 5]);
     CHECK(placed[10 * 64 + 42] && !placed[12 * 64 + 12] && !placed[34 * 64 + 44]);
     /* swap the red and the blue square */
     const tdm_edit_drag swap[2] = {{42, 10, 44, 34}, {44, 34, 42, 10}};

@@ -115,8 +115,9 @@ static void edit_help(void) {
            MASK_HELP
            "  --drag X0,Y0,X1,Y1     move the object under (X0, Y0) (a connected area of nearly its colour) so\n"
            "                         that point lands on (X1, Y1), before the edit: cut out, its hole filled from\n"
-           "                         the colours around it, pasted; the edit region gains both places and the\n"
-           "                         models blend the composite in (repeatable, at most 16; source pixels)\n"
+           "                         the colours around it, pasted; the edit region gains the old place and the\n"
+           "                         new one's seam, the moved object is kept as it is (repeatable, at most 16;\n"
+           "                         pixels of the source image)\n"
            "  --student-only         the student's edit alone (baseline; no threshold needed)\n"
            "  --teacher-only         the teacher's edit alone (baseline; at the student's size)\n"
            "  --similarity-model DIR a CLIP vision tower (transformers folder): report the cosine similarity of\n"

@@ -10,7 +10,10 @@
  *   image    = the source with the hole filled from the colours around it (tdm_image_fill_holes), then every
  *              object's source pixels pasted shifted by (x1 - x0, y1 - y0), in drag order (clipped at the
  *              border)
- *   region  |= hole | placed                       placed: the pixels the pastes wrote
+ *   region   = (region | hole | placed) & ~inner    placed: the pixels the pastes wrote; inner: the pasted
+ *                                                  objects' interiors (object pixels with 4 object neighbours)
+ * so the moved objects themselves are carried over as they are (with paste-back, pixel for pixel) and the models
+ * fill their old places and blend the seams, as content-aware move tools do.
  * An object covering more than DRAG_MAX_SHARE of the image (a point on the background) is an error. */
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +31,8 @@ static int colour_near(const uint8_t *a, const uint8_t *b) {
     return 1;
 }
 
-/* obj [H, W] = the grown region of drag d; queue [H W] scratch. Returns the pixel count before growing. */
+/* obj [H, W] = the region of the drag at (x0, y0): 1 its pixels, 2 the grown rim, 0 elsewhere; queue [H W]
+ * scratch. Returns the pixel count before growing. */
 static int64_t segment(const tdm_image *img, int x0, int y0, unsigned char *obj, int32_t *queue) {
     const int W = img->width, H = img->height;
     const uint8_t *seed = img->pixels + 3 * ((int64_t)y0 * W + x0);
@@ -48,7 +52,7 @@ static int64_t segment(const tdm_image *img, int x0, int y0, unsigned char *obj,
             queue[tail++] = (int32_t)j;
         }
     }
-    /* grow by DRAG_GROW (square neighbourhood): mark with 2, then binarise */
+    /* grow by DRAG_GROW (square neighbourhood): the rim marked 2 */
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             if (obj[(int64_t)y * W + x] != 1) continue;
@@ -58,7 +62,6 @@ static int64_t segment(const tdm_image *img, int x0, int y0, unsigned char *obj,
                     if (yy >= 0 && yy < H && xx >= 0 && xx < W && !obj[(int64_t)yy * W + xx]) obj[(int64_t)yy * W + xx] = 2;
                 }
         }
-    for (int64_t i = 0; i < (int64_t)W * H; i++) obj[i] = obj[i] != 0;
     return tail;
 }
 
@@ -79,19 +82,21 @@ tdm_code tdm_edit_drags_apply(tdm_image *img, const tdm_edit_drag *drags, int n,
             return tdm_fail(st, TDM_ERR_INVALID_ARG, "drag %d: (%d, %d) -> (%d, %d) leaves the %dx%d image", d + 1,
                             g->x0, g->y0, g->x1, g->y1, W, H);
     }
-    unsigned char *objs = malloc((size_t)n * (size_t)np); /* [n, H, W] */
-    unsigned char *hole = calloc((size_t)np, 1);          /* [H, W] */
-    int32_t *queue = malloc(sizeof(int32_t) * (size_t)np);  /* [H W] */
+    /* the objects are segmented twice (for the hole, then for the paste) from the unchanged source: one mask
+     * buffer instead of one per drag */
+    unsigned char *obj = malloc((size_t)np);               /* [H, W] */
+    unsigned char *hole = calloc((size_t)np, 1);           /* [H, W] */
+    unsigned char *inner = calloc((size_t)np, 1);          /* [H, W] interiors of the pasted objects */
+    int32_t *queue = malloc(sizeof(int32_t) * (size_t)np); /* [H W] */
     tdm_image out = {0};                                   /* [H, W, 3] */
-    tdm_code rc = objs && hole && queue ? TDM_OK : tdm_fail(st, TDM_ERR_NOMEM, "drag: out of memory");
+    tdm_code rc = obj && hole && inner && queue ? TDM_OK : tdm_fail(st, TDM_ERR_NOMEM, "drag: out of memory");
     for (int d = 0; !rc && d < n; d++) {
-        unsigned char *obj = objs + (size_t)d * (size_t)np;
         const int64_t area = segment(img, drags[d].x0, drags[d].y0, obj, queue);
         if ((double)area > DRAG_MAX_SHARE * (double)np)
             rc = tdm_fail(st, TDM_ERR_INVALID_ARG,
                           "drag %d: the region of nearly the colour at (%d, %d) covers %.0f%% of the image (the "
                           "background, not an object?)", d + 1, drags[d].x0, drags[d].y0, 100.0 * (double)area / (double)np);
-        for (int64_t i = 0; !rc && i < np; i++) hole[i] |= obj[i];
+        for (int64_t i = 0; !rc && i < np; i++) hole[i] |= obj[i] != 0;
     }
     if (!rc) rc = tdm_image_alloc(&out, W, H, st);
     if (!rc) {
@@ -99,7 +104,7 @@ tdm_code tdm_edit_drags_apply(tdm_image *img, const tdm_edit_drag *drags, int n,
         rc = tdm_image_fill_holes(&out, hole, st);
     }
     for (int d = 0; !rc && d < n; d++) {
-        const unsigned char *obj = objs + (size_t)d * (size_t)np;
+        segment(img, drags[d].x0, drags[d].y0, obj, queue);
         const int dx = drags[d].x1 - drags[d].x0, dy = drags[d].y1 - drags[d].y0;
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -108,15 +113,21 @@ tdm_code tdm_edit_drags_apply(tdm_image *img, const tdm_edit_drag *drags, int n,
                 const int64_t j = (int64_t)yy * W + xx;
                 memcpy(out.pixels + 3 * j, img->pixels + 3 * ((int64_t)y * W + x), 3);
                 placed[j] = 1;
+                /* interior: an object pixel whose 4 neighbours are object pixels too (a later paste over it
+                 * takes it back) */
+                const int64_t i = (int64_t)y * W + x;
+                inner[j] = obj[i] == 1 && x > 0 && x + 1 < W && y > 0 && y + 1 < H && obj[i - 1] == 1 &&
+                           obj[i + 1] == 1 && obj[i - W] == 1 && obj[i + W] == 1;
             }
     }
     if (!rc) {
-        for (int64_t i = 0; i < np; i++) region[i] = region[i] || hole[i] || placed[i];
+        for (int64_t i = 0; i < np; i++) region[i] = (region[i] || hole[i] || placed[i]) && !inner[i];
         memcpy(img->pixels, out.pixels, (size_t)np * 3);
     }
     tdm_image_free(&out);
-    free(objs);
+    free(obj);
     free(hole);
+    free(inner);
     free(queue);
     return rc;
 }
