@@ -17,6 +17,8 @@
 #include "io/image.h"
 #include "pipeline/adaptive.h"
 #include "pipeline/edit.h"
+#include "pipeline/eval_common.h"
+#include "pipeline/eval_edit.h"
 #include "pipeline/generate.h"
 #include "tandem.h"
 #include "world/checker.h"
@@ -426,6 +428,53 @@ static char *slurp(const char *dir, const char *name) {
     tdm_status st = {0};
     if (tdm_read_file(path, (size_t)1 << 26, &buf, &len, &st)) return NULL;
     return buf;
+}
+
+/* The table's acceptance line on made-up pairs (4 pairs, k 50 at tau 0.5): the teacher-only edit succeeds on
+ * two; the student keeps pairs 0-1 (oracle >= tau, success) and routes 2-3 to a refinement that succeeds, so
+ * adaptive-refine reaches 100% success at 4 + 20 / 2 = 14 evaluations against the teacher's 74: PASS while the
+ * refinements preserve the source, FAIL (naming the success-only row) when they do not; fewer than 300 pairs
+ * is said. The preservation by kind table is there. */
+static void test_acceptance_line(void) {
+    tdm_eeval_pair pairs[4];
+    memset(pairs, 0, sizeof pairs);
+    const int S = TDM_EVAL_RUN_STUDENT, T = TDM_EVAL_RUN_TEACHER, R = TDM_EVAL_RUN_REFINE;
+    for (int i = 0; i < 4; i++) {
+        tdm_eeval_pair *p = &pairs[i];
+        p->base.prompt_index = i;
+        p->base.has_checker = 1;
+        p->kind = i % TDM_WORLD_N_EDIT_KINDS;
+        p->base.oracle[S] = i < 2 ? 0.9f : 0.1f;
+        p->base.oracle[T] = p->base.oracle[R] = 0.5f;
+        p->base.checker[S] = i < 2 ? 1.0f : 0.5f;
+        p->base.checker[T] = i % 2 ? 1.0f : 0.5f;
+        p->base.checker[R] = 1.0f;
+        p->base.evals[S] = 4;
+        p->base.evals[T] = 74;
+        p->base.evals[R] = 20;
+        for (int r = 0; r < TDM_EVAL_N_RUNS; r++) {
+            p->preserved[r] = 1;
+            p->kept[r] = p->checked[r] = 6;
+            p->similarity[r] = NAN;
+        }
+    }
+    const double k = 50, tau = 0.5;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/eeval-accept", tdm_test_tmpdir());
+    tdm_status st = {0};
+    CHECK(tdm_evalc_make_dir(dir, &st) == TDM_OK);
+    tdm_eeval_report_in in = {dir, 1001, pairs, 4, 1, &k, &tau, 1, "made-up scores", "settings", ""};
+    for (int pass = 1; pass >= 0; pass--) {
+        pairs[2].preserved[R] = pairs[3].preserved[R] = pass;
+        CHECK_MSG(tdm_eeval_write_report(&in, &st) == TDM_OK, "%s", st.msg);
+        char *table = slurp(dir, "table.md");
+        CHECK(table && strstr(table, "Preserved (every unchanged attribute kept) by edit kind") &&
+              strstr(table, "at least 300 pairs: NOT met, 4 here") && strstr(table, "teacher-only success (50.0%)"));
+        const char *want = pass ? "**PASS** with adaptive-refine k = 50: success 100.0%, preserved 100.0%, 14.0 UNet"
+                                : "**FAIL** - the success alone with adaptive-refine k = 50: success 100.0%, preserved 50.0%";
+        CHECK_MSG(table && strstr(table, want), "acceptance line: %s", want);
+        free(table);
+    }
 }
 
 /* Layout-guided edit evaluation (controlnet-sd15-tiny; skipped without it): the header names the ControlNet and
@@ -1030,6 +1079,7 @@ int main(int argc, char **argv) {
     test_pairs();
     test_measure();
     test_drags();
+    test_acceptance_line();
     if (!tdm_test_tiny_present()) {
         printf("tiny-model parts skipped: fixtures absent\n");
         return tdm_test_result();

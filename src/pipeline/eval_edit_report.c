@@ -81,7 +81,7 @@ typedef struct method_stats {
     double share, success, checker, preserved, both, similarity, oracle, evals, seconds;
     double attrs_kept; /* sum of kept / sum of checked unchanged attributes (NAN when none was checked) */
     int n_sim;
-    double kind_success[TDM_WORLD_N_EDIT_KINDS];
+    double kind_success[TDM_WORLD_N_EDIT_KINDS], kind_preserved[TDM_WORLD_N_EDIT_KINDS];
 } method_stats;
 
 static void stats_of(const tdm_eeval_report_in *in, const method_ref *mr, const int *kind_n, method_stats *s) {
@@ -110,7 +110,10 @@ static void stats_of(const tdm_eeval_report_in *in, const method_ref *mr, const 
         s->oracle += p->base.oracle[r.run];
         s->evals += r.evals_student + r.evals_teacher;
         s->seconds += r.seconds_student + r.seconds_oracle + r.seconds_teacher;
-        if (p->kind >= 0 && p->kind < TDM_WORLD_N_EDIT_KINDS) s->kind_success[p->kind] += ok;
+        if (p->kind >= 0 && p->kind < TDM_WORLD_N_EDIT_KINDS) {
+            s->kind_success[p->kind] += ok;
+            s->kind_preserved[p->kind] += p->preserved[r.run];
+        }
     }
     const double n = in->n > 0 ? in->n : 1;
     s->share = mr->m == TDM_EVAL_STUDENT ? 0.0 : mr->m == TDM_EVAL_TEACHER ? 1.0
@@ -118,8 +121,10 @@ static void stats_of(const tdm_eeval_report_in *in, const method_ref *mr, const 
     s->success /= n, s->checker /= n, s->preserved /= n, s->both /= n, s->oracle /= n, s->evals /= n, s->seconds /= n;
     s->similarity = s->n_sim ? s->similarity / s->n_sim : NAN;
     s->attrs_kept = checked > 0 ? (double)kept / (double)checked : NAN;
-    for (int k = 0; k < TDM_WORLD_N_EDIT_KINDS; k++)
+    for (int k = 0; k < TDM_WORLD_N_EDIT_KINDS; k++) {
         s->kind_success[k] = kind_n[k] ? s->kind_success[k] / kind_n[k] : NAN;
+        s->kind_preserved[k] = kind_n[k] ? s->kind_preserved[k] / kind_n[k] : NAN;
+    }
 }
 
 static void method_label(const tdm_eeval_report_in *in, const method_ref *mr, char *buf, size_t n, char *kbuf,
@@ -137,6 +142,38 @@ static void method_label(const tdm_eeval_report_in *in, const method_ref *mr, ch
 static void pct(char *buf, size_t n, double v) {
     if (isfinite(v)) snprintf(buf, n, "%.1f%%", 100.0 * v);
     else snprintf(buf, n, "-");
+}
+
+/* Acceptance (issue 6): the cheapest adaptive row with at least the teacher-only success rate at no more than half
+ * its UNet evaluations and at least ACCEPT_PRESERVED of the edits preserved; all[1] is the teacher-only row. */
+#define ACCEPT_MIN_PAIRS 300
+#define ACCEPT_BUDGET 0.5
+#define ACCEPT_PRESERVED 0.9
+static void write_acceptance(FILE *f, const tdm_eeval_report_in *in, const method_ref *ms, int nm,
+                             const method_stats *all) {
+    const method_stats *t = &all[1];
+    int best = -1, best_success = -1;
+    for (int m = 0; m < nm; m++) {
+        const method_stats *s = &all[m];
+        if (!tdm_eval_method_adaptive(ms[m].m) || !(s->success >= t->success) || !(s->evals <= ACCEPT_BUDGET * t->evals))
+            continue;
+        if (best_success < 0 || s->evals < all[best_success].evals) best_success = m;
+        if (s->preserved >= ACCEPT_PRESERVED && (best < 0 || s->evals < all[best].evals)) best = m;
+    }
+    fprintf(f, "\nAcceptance (issue 6, at least %d pairs: %s, %d here): adaptive editing reaches the teacher-only "
+               "success (%.1f%%) at no more than half its UNet evaluations (%.1f) with at least %.0f%% of the edits "
+               "preserved: ", ACCEPT_MIN_PAIRS, in->n >= ACCEPT_MIN_PAIRS ? "met" : "NOT met", in->n,
+            100.0 * t->success, t->evals, 100.0 * ACCEPT_PRESERVED);
+    const int shown = best >= 0 ? best : best_success;
+    if (shown < 0) {
+        fprintf(f, "**FAIL** (no adaptive row at the given k reaches the success at that cost)\n");
+        return;
+    }
+    const method_stats *s = &all[shown];
+    fprintf(f, "**%s** %s %s k = %g: success %.1f%%, preserved %.1f%%, %.1f UNet evals / pair (%.1f%%)%s\n",
+            best >= 0 ? "PASS" : "FAIL", best >= 0 ? "with" : "- the success alone with", tdm_eval_method_name(ms[shown].m),
+            in->k[ms[shown].j], 100.0 * s->success, 100.0 * s->preserved, s->evals,
+            t->evals > 0 ? 100.0 * s->evals / t->evals : 0.0, best >= 0 ? "" : ", below the preservation asked");
 }
 
 static tdm_code write_table(FILE *f, const tdm_eeval_report_in *in, const method_ref *ms, int nm, tdm_status *st) {
@@ -171,21 +208,26 @@ static tdm_code write_table(FILE *f, const tdm_eeval_report_in *in, const method
         fprintf(f, "| %s | %s | %s | %s | %s | %.4f | %s | %s | %s | %s | %.4g | %.1f | %.3f |\n", name, k, tau, share,
                 suc, s->checker, pres, kept, both, sim, s->oracle, s->evals, s->seconds);
     }
-    fprintf(f, "\nSuccess (checker score 1 on the target caption) by edit kind:\n\n| method | k |");
-    for (int kk = 0; kk < TDM_WORLD_N_EDIT_KINDS; kk++) fprintf(f, " %s (%d) |", tdm_world_edit_kind_name(kk), kind_n[kk]);
-    fprintf(f, "\n|---|---|");
-    for (int kk = 0; kk < TDM_WORLD_N_EDIT_KINDS; kk++) fprintf(f, "---|");
-    fprintf(f, "\n");
-    for (int m = 0; m < nm; m++) {
-        char name[48], k[32], tau[32], v[16];
-        method_label(in, &ms[m], name, sizeof name, k, sizeof k, tau, sizeof tau);
-        fprintf(f, "| %s | %s |", name, k);
-        for (int kk = 0; kk < TDM_WORLD_N_EDIT_KINDS; kk++) {
-            pct(v, sizeof v, all[m].kind_success[kk]);
-            fprintf(f, " %s |", v);
-        }
+    for (int which = 0; which < 2; which++) { /* success, then preservation, by edit kind */
+        fprintf(f, which ? "\nPreserved (every unchanged attribute kept) by edit kind:\n\n| method | k |"
+                         : "\nSuccess (checker score 1 on the target caption) by edit kind:\n\n| method | k |");
+        for (int kk = 0; kk < TDM_WORLD_N_EDIT_KINDS; kk++)
+            fprintf(f, " %s (%d) |", tdm_world_edit_kind_name(kk), kind_n[kk]);
+        fprintf(f, "\n|---|---|");
+        for (int kk = 0; kk < TDM_WORLD_N_EDIT_KINDS; kk++) fprintf(f, "---|");
         fprintf(f, "\n");
+        for (int m = 0; m < nm; m++) {
+            char name[48], k[32], tau[32], v[16];
+            method_label(in, &ms[m], name, sizeof name, k, sizeof k, tau, sizeof tau);
+            fprintf(f, "| %s | %s |", name, k);
+            for (int kk = 0; kk < TDM_WORLD_N_EDIT_KINDS; kk++) {
+                pct(v, sizeof v, which ? all[m].kind_preserved[kk] : all[m].kind_success[kk]);
+                fprintf(f, " %s |", v);
+            }
+            fprintf(f, "\n");
+        }
     }
+    write_acceptance(f, in, ms, nm, all);
     fprintf(f, "\nsuccess: checker score 1 on the target caption; preserved: every attribute the edit did not ask to "
                "change is found in the edit (checker analysis; the object count included); attributes kept: the unchanged "
                "attributes found, over all pairs (kept / checked); similarity: cosine of the "

@@ -77,6 +77,11 @@ if wants edit; then
         "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" --mask-given --mask-paste \
             --controlnet "$MODELS/controlnet" --control-scale "$CONTROL_SCALE" --similarity-model "$MODELS/clip" \
             --out "$OUT/edit_control_paste"
+        echo "== issue 6: the same with region fill and drag-moves for the position edits, $N_EDIT pairs"
+        # shellcheck disable=SC2086
+        "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" --mask-given --mask-paste \
+            --mask-fill --drag --controlnet "$MODELS/controlnet" --control-scale "$CONTROL_SCALE" \
+            --similarity-model "$MODELS/clip" --out "$OUT/edit_control_drag"
     fi
 fi
 
