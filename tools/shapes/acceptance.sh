@@ -82,6 +82,14 @@ if wants edit; then
         "$TANDEM" edit-eval --model "$MODELS" $STUDENT $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" --mask-given --mask-paste \
             --mask-fill --drag --controlnet "$MODELS/controlnet" --control-scale "$CONTROL_SCALE" \
             --similarity-model "$MODELS/clip" --out "$OUT/edit_control_drag"
+        if [ -f "$MODELS/lcm_lora/pytorch_lora_weights.safetensors" ]; then
+            echo "== issue 6: the same with the LCM-LoRA student (the -best rows: --keep-better), $N_EDIT pairs"
+            # shellcheck disable=SC2086
+            "$TANDEM" edit-eval --model "$MODELS" --student-lora "$MODELS/lcm_lora/pytorch_lora_weights.safetensors" \
+                --student-unet unet --sampler lcm --steps 4 --guidance 1 $TEACHER $REFINE $ORACLE $K --n "$N_EDIT" \
+                --mask-given --mask-paste --mask-fill --drag --controlnet "$MODELS/controlnet" \
+                --control-scale "$CONTROL_SCALE" --similarity-model "$MODELS/clip" --out "$OUT/edit_control_drag_lora"
+        fi
     fi
 fi
 
