@@ -428,7 +428,7 @@ static void test_resize_fixture(void) {
 
 /* tdm_image_fill_holes: a uniform surrounding fills the hole exactly; pixels outside the hole never change;
  * hole pixels stay within the range of the known colours and lean towards the nearer side; no known pixel:
- * mid gray; awkward sizes (1 x 1, primes, one row). */
+ * mid gray; islands inside the hole do not feed it; awkward sizes (1 x 1, primes, one row). */
 static void test_fill_holes(void) {
     static const int sizes[][2] = {{1, 1}, {7, 3}, {13, 1}, {1, 11}, {64, 64}, {37, 23}};
     tdm_status st = {0};
@@ -496,6 +496,35 @@ static void test_fill_holes(void) {
         free(hole);
         tdm_image_free(&img);
         tdm_image_free(&orig);
+    }
+    /* islands the hole encloses do not feed it: a blue frame, a hole ring, a red island in the middle -> the ring
+     * is blue; with the hole over the frame too (a new background), nothing lies around it -> mid gray */
+    {
+        const int W = 21, H = 17;
+        tdm_image img = {0};
+        unsigned char *hole = calloc((size_t)W * H, 1); /* [H, W] */
+        CHECK(tdm_image_alloc(&img, W, H, &st) == TDM_OK && hole);
+        if (!img.pixels || !hole) return;
+        for (int frame = 1; frame >= 0; frame--) {
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    const int i = y * W + x, edge = x < 2 || y < 2 || x >= W - 2 || y >= H - 2;
+                    const int island = x >= 8 && x <= 12 && y >= 6 && y <= 10;
+                    hole[i] = (unsigned char)(!island && (!edge || !frame));
+                    const uint8_t c[3] = {(uint8_t)(island ? 230 : 10), 20, (uint8_t)(island ? 10 : 240)};
+                    memcpy(img.pixels + 3 * i, c, 3);
+                }
+            CHECK(tdm_image_fill_holes(&img, hole, &st) == TDM_OK);
+            const uint8_t *ring = img.pixels + 3 * (4 * W + 4), *mid = img.pixels + 3 * (8 * W + 6);
+            if (frame)
+                CHECK_MSG(ring[0] == 10 && ring[2] == 240 && mid[0] == 10 && mid[2] == 240,
+                          "the ring is the frame's blue (%d %d %d)", ring[0], ring[1], ring[2]);
+            else
+                CHECK_MSG(ring[0] == 128 && ring[1] == 128 && ring[2] == 128 && img.pixels[3 * (8 * W + 10)] == 230,
+                          "no frame: mid gray around the island, the island kept (%d %d %d)", ring[0], ring[1], ring[2]);
+        }
+        free(hole);
+        tdm_image_free(&img);
     }
     tdm_image none = {0};
     unsigned char one = 1;

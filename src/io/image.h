@@ -67,7 +67,8 @@ tdm_code tdm_resize_f32(const float *src, int w, int h, float *dst, int out_w, i
 tdm_code tdm_image_center_crop(const tdm_image *src, int width, int height, tdm_image *dst, tdm_status *st);
 
 /* Fills the pixels of an RGB8 image where hole [H, W] is nonzero with the colours around them, smoothly
- * interpolated (pull-push, image_fill.c); the rest unchanged. No pixel outside: mid gray. */
+ * interpolated (pull-push, image_fill.c); the rest unchanged. Only the pixels connected to the image border
+ * outside the hole feed it (islands it encloses do not); none: mid gray. */
 tdm_code tdm_image_fill_holes(tdm_image *img, const unsigned char *hole, tdm_status *st);
 
 #endif

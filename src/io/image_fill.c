@@ -1,12 +1,15 @@
 /* Hole filling by pull-push (Gortler et al., "The Lumigraph", SIGGRAPH 1996, Sec. 3.3; the mip-map fill of
  * sparse samples): the colours around a hole, smoothly interpolated into it.
  *
- *   level 0:   c = pixel * k, k = 1 outside the hole, 0 inside                    (premultiplied by weight)
+ *   level 0:   c = pixel * k, k = 1 for the pixels that lie around the hole: outside it and 4-connected to the
+ *              image border through pixels outside it; 0 inside the hole and on islands the hole encloses (an
+ *              object inside a painted background is not what lies around the hole)  (premultiplied by weight)
  *   pull:      level l+1 (ceil(w/2) x ceil(h/2)) sums c and k over each 2x2 block of level l, until 1x1
  *   push:      from the top down, colour_l = c / k where k > 0, else colour_{l+1} sampled bilinearly at
  *              ((x + 0.5) / 2 - 0.5, (y + 0.5) / 2 - 0.5) (edge-clamped); the top without any weight is
  *              mid gray (nothing to fill from)
  *   result:    hole pixels = round(colour_0), others unchanged.
+ * A hole that reaches all around the image (a new background) has nothing around it: it is filled mid gray.
  * What inpainting front ends call "fill" as the masked content: the region starts from its surroundings'
  * colours, not from what was painted over. Deterministic, O(W H). */
 #include <math.h>
@@ -36,6 +39,34 @@ static void sample_up(const fill_level *up, int x, int y, float *rgb) {
     }
 }
 
+/* k [H, W] = 1 for the pixels outside the hole 4-connected to the image border through such pixels, else 0. */
+static tdm_code around_hole(int W, int H, const unsigned char *hole, float *k, tdm_status *st) {
+    const int64_t n = (int64_t)W * H;
+    int64_t *queue = malloc(sizeof(int64_t) * (size_t)n); /* [H W] */
+    if (!queue) return tdm_fail(st, TDM_ERR_NOMEM, "fill: out of memory");
+    int64_t head = 0, tail = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int x = (int)(i % W), y = (int)(i / W);
+        k[i] = 0.0f;
+        if (!hole[i] && (x == 0 || y == 0 || x == W - 1 || y == H - 1)) {
+            k[i] = 1.0f;
+            queue[tail++] = i;
+        }
+    }
+    while (head < tail) {
+        const int64_t i = queue[head++];
+        const int x = (int)(i % W), y = (int)(i / W);
+        const int64_t nb[4] = {x > 0 ? i - 1 : -1, x + 1 < W ? i + 1 : -1, y > 0 ? i - W : -1, y + 1 < H ? i + W : -1};
+        for (int j = 0; j < 4; j++)
+            if (nb[j] >= 0 && !hole[nb[j]] && k[nb[j]] == 0.0f) {
+                k[nb[j]] = 1.0f;
+                queue[tail++] = nb[j];
+            }
+    }
+    free(queue);
+    return TDM_OK;
+}
+
 tdm_code tdm_image_fill_holes(tdm_image *img, const unsigned char *hole, tdm_status *st) {
     if (!img || !img->pixels || img->channels != 3 || img->width < 1 || img->height < 1 || !hole)
         return tdm_fail(st, TDM_ERR_INVALID_ARG, "fill: an RGB image and a hole mask are needed");
@@ -54,10 +85,12 @@ tdm_code tdm_image_fill_holes(tdm_image *img, const unsigned char *hole, tdm_sta
         }
         if (w == 1 && h == 1) break;
     }
-    /* level 0 and the pull */
+    /* level 0: the weights (outside the hole and connected to the border), then the pull */
     const int64_t n0 = (int64_t)img->width * img->height;
+    rc = around_hole(img->width, img->height, hole, lv[0].k, st);
+    if (rc) goto done;
     for (int64_t i = 0; i < n0; i++) {
-        const float k = hole[i] ? 0.0f : 1.0f;
+        const float k = lv[0].k[i];
         lv[0].k[i] = k;
         for (int ch = 0; ch < 3; ch++) lv[0].c[3 * i + ch] = k * (float)img->pixels[3 * i + ch];
     }
