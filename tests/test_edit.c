@@ -709,22 +709,26 @@ static void test_cli(const tdm_image *src) {
     snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --source-prompt 'a circle'",
              base);
     CLI(1, "not both", args);
-    /* --mask-paste: recorded; without a region it is an error; edit-eval needs --mask / --mask-given for it */
-    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --mask-paste -o mp.png", base);
-    CLI(0, "", args);
-    expect_chunk("mp.png", "\"paste\":true", NULL);
-    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-paste", base);
-    CLI(1, "paste-back needs an edit region", args);
-    CLI(1, "paste-back needs masked editing", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-p --width 64 "
-                                             "--height 64 --steps 1 --teacher-steps 2 --oracle brightness --mask-paste -q");
-    /* --mask-fill: the same rules; edit-eval records it in the log header and writes images on request */
-    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png --mask-fill -o mf.png", base);
-    CLI(0, "", args);
-    expect_chunk("mf.png", "\"content\":\"fill\"", NULL);
-    snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-fill", base);
-    CLI(1, "region fill needs an edit region", args);
-    CLI(1, "region fill needs masked editing", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-f --width 64 "
-                                               "--height 64 --steps 1 --teacher-steps 2 --oracle brightness --mask-fill -q");
+    /* --mask-paste and --mask-fill: recorded; without a region an error; edit-eval needs --mask / --mask-given */
+    static const struct {
+        const char *flag, *metadata, *what;
+    } region_opts[] = {{"--mask-paste", "\"paste\":true", "paste-back"},
+                       {"--mask-fill", "\"content\":\"fill\"", "region fill"}};
+    for (int o = 0; o < 2; o++) {
+        char needle[64];
+        snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 --mask-image src.png %s -o mo.png", base,
+                 region_opts[o].flag);
+        CLI(0, "", args);
+        expect_chunk("mo.png", region_opts[o].metadata, NULL);
+        snprintf(args, sizeof args, "%s --oracle constant:0.2 --tau 0.5 %s", base, region_opts[o].flag);
+        snprintf(needle, sizeof needle, "%s needs an edit region", region_opts[o].what);
+        CLI(1, needle, args);
+        snprintf(args, sizeof args, "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-p --width 64 --height 64 "
+                 "--steps 1 --teacher-steps 2 --oracle brightness %s -q", region_opts[o].flag);
+        snprintf(needle, sizeof needle, "%s needs masked editing", region_opts[o].what);
+        CLI(1, needle, args);
+    }
+    /* edit-eval records the fill in the log header and writes images on request */
     CLI(0, "", "edit-eval --model tiny-lcm --teacher tiny-sd --n 1 --out ee-fill --width 64 --height 64 --steps 1 "
                "--teacher-steps 2 --oracle brightness --k 50 --mask-given --mask-fill --save-images -q");
     snprintf(path, sizeof path, "%s/ee-fill/pairs.jsonl", tdm_test_tmpdir());
