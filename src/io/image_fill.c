@@ -91,7 +91,6 @@ tdm_code tdm_image_fill_holes(tdm_image *img, const unsigned char *hole, tdm_sta
     if (rc) goto done;
     for (int64_t i = 0; i < n0; i++) {
         const float k = lv[0].k[i];
-        lv[0].k[i] = k;
         for (int ch = 0; ch < 3; ch++) lv[0].c[3 * i + ch] = k * (float)img->pixels[3 * i + ch];
     }
     for (int l = 0; l + 1 < n_lv; l++) {

@@ -44,6 +44,11 @@ void tdm_adaptive_setup_clear_mask(tdm_adaptive_setup *s) {
     memset(&s->mask, 0, sizeof s->mask);
 }
 
+/* 1 when image pixel (x, y) lies in a latent pixel of the mask (sc: the VAE's scale). */
+static int in_latent_mask(const tdm_edit_mask_info *mi, int sc, int x, int y) {
+    return mi->mask[(int64_t)(y / sc) * mi->w + x / sc] > 0.5f;
+}
+
 tdm_code tdm_adaptive_setup_mask_fill(tdm_adaptive_setup *s, const unsigned char *keep, tdm_status *st) {
     tdm_edit_mask_info *mi = &s->mask;
     const tdm_image *src = s->sgp.init_image;
@@ -63,7 +68,7 @@ tdm_code tdm_adaptive_setup_mask_fill(tdm_adaptive_setup *s, const unsigned char
         for (int y = 0; y < src->height; y++)
             for (int x = 0; x < src->width; x++) {
                 const int64_t i = (int64_t)y * src->width + x;
-                hole[i] = mi->mask[(int64_t)(y / sc) * mi->w + x / sc] > 0.5f && !(keep && keep[i]);
+                hole[i] = in_latent_mask(mi, sc, x, y) && !(keep && keep[i]);
             }
         rc = tdm_image_fill_holes(&fill, hole, st);
     }
@@ -92,7 +97,7 @@ tdm_code tdm_adaptive_setup_mask_paste(tdm_adaptive_setup *s, const unsigned cha
     for (int y = 0; y < height; y++)
         for (int x = 0; x < width; x++) {
             const int64_t i = (int64_t)y * width + x;
-            paste[i] = region ? region[i] != 0 : mi->mask[(int64_t)(y / sc) * mi->w + x / sc] > 0.5f;
+            paste[i] = region ? region[i] != 0 : in_latent_mask(mi, sc, x, y);
         }
     free(mi->paste);
     mi->paste = paste;
